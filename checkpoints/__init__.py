@@ -1,0 +1,1 @@
+"""Reading, inspecting, name-mapping and partially restoring checkpoints; known pretrained checkpoints."""

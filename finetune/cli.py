@@ -1,0 +1,70 @@
+"""The `finetune` command: parse, then call one function.
+
+`finetune [TRAIN FLAGS]` trains (the default action); `finetune COMMAND ...` runs a subcommand.
+Each subcommand is a module of `finetune.commands` with `HELP`, `add_arguments(parser)` and
+`run(args) -> int`; this file lists them by looking, so adding a command touches only its module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+from finetune import commands
+
+DEFAULT_COMMAND = "train"
+_DEBUG_ENV = "FINETUNE_DEBUG"
+
+
+def _command_names() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+
+
+def _load(name: str):
+    return importlib.import_module(f"finetune.commands.{name}")
+
+
+def build_parser(name: str) -> argparse.ArgumentParser:
+    module = _load(name)
+    others = [n for n in _command_names() if n != DEFAULT_COMMAND]
+    if name == DEFAULT_COMMAND:
+        parser = argparse.ArgumentParser(
+            prog="finetune",
+            description=module.HELP,
+            epilog="other commands: " + ", ".join(others) + " (`finetune COMMAND --help` for each)",
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+    else:
+        parser = argparse.ArgumentParser(
+            prog=f"finetune {name}", description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+    module.add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = DEFAULT_COMMAND
+    if argv and argv[0] in _command_names():
+        name = argv.pop(0)
+    args = build_parser(name).parse_args(argv)
+    try:
+        return int(_load(name).run(args) or 0)
+    except KeyboardInterrupt:
+        print("finetune: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:
+        # User-facing failures (bad flag values, missing files, checkpoints that do not fit) are
+        # raised as ValueError/OSError with a message that names the thing and the fix.
+        if os.environ.get(_DEBUG_ENV):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"finetune {name}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Make tf-slim 1.1.0 (2020) work on TensorFlow 2.21. Every such fix lives here.
+
+Import ``tf`` and ``slim`` from this module instead of importing ``tf_slim`` directly, so the
+fixes are in place before tf_slim touches the moved modules:
+
+1. ``tensorflow.python.layers.{normalization,convolutional,core,pooling}`` lazily load
+   ``tf_keras.legacy_tf_layers.*``; tf-keras 2.21 keeps those at ``tf_keras.src.legacy_tf_layers``.
+   We alias the modules in ``sys.modules`` (``slim.batch_norm`` fails without it).
+2. ``slim.learning`` / ``tf_slim.training`` clip gradients through ``ops.IndexedSlices``, which
+   moved to ``tensorflow.python.framework.indexed_slices``. We put the class back on ``ops``.
+"""
+
+import importlib
+import os
+import sys
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as _tf  # noqa: E402
+
+_LEGACY_LAYERS = "tf_keras.legacy_tf_layers"
+_LEGACY_LAYERS_NEW = "tf_keras.src.legacy_tf_layers"
+_LEGACY_SUBMODULES = ("base", "convolutional", "core", "normalization", "pooling", "variable_scope_shim")
+
+
+def _alias_legacy_tf_layers() -> None:
+    if _LEGACY_LAYERS in sys.modules:
+        return
+    try:
+        importlib.import_module(_LEGACY_LAYERS)
+        return  # an older tf-keras still has it where tensorflow looks
+    except ImportError:
+        pass
+    package = importlib.import_module(_LEGACY_LAYERS_NEW)
+    sys.modules[_LEGACY_LAYERS] = package
+    for name in _LEGACY_SUBMODULES:
+        module = importlib.import_module(f"{_LEGACY_LAYERS_NEW}.{name}")
+        sys.modules[f"{_LEGACY_LAYERS}.{name}"] = module
+
+
+def _restore_ops_indexed_slices() -> None:
+    from tensorflow.python.framework import indexed_slices, ops
+
+    if not hasattr(ops, "IndexedSlices"):
+        ops.IndexedSlices = indexed_slices.IndexedSlices
+
+
+def apply() -> None:
+    """Apply every fix; idempotent."""
+    _alias_legacy_tf_layers()
+    _restore_ops_indexed_slices()
+
+
+apply()
+
+import tf_slim as slim  # noqa: E402  (must come after the fixes)
+
+tf = _tf.compat.v1
+
+__all__ = ["apply", "slim", "tf"]

@@ -1,0 +1,1 @@
+"""Training recipes written as Python: values only, no logic beyond choosing them."""
