@@ -1,0 +1,241 @@
+"""MobileNet v1 (Howard et al. 2017, https://arxiv.org/abs/1704.04861) with TF-Slim's variable names.
+
+Built with 1001 classes, every variable's name and shape equals the published
+mobilenet_v1_{1.0,0.75,0.5,0.25}_224 checkpoints (2018_08_02); nets/published/mobilenet_v1*.txt.
+
+The body is a list of conv defs: one full 3x3 convolution, then 13 depthwise-separable blocks
+(3x3 depthwise + 1x1 pointwise, each with BatchNorm and ReLU6). Layer i is scoped `Conv2d_i` (full
+conv) or `Conv2d_i_depthwise` / `Conv2d_i_pointwise`; the classifier lives under `Logits`.
+The width variants scale every depth by `depth_multiplier`, never below `min_depth`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
+
+from nets import nets_factory
+from nets.compat import slim, tf
+
+
+class Conv(NamedTuple):
+    """A full convolution with BatchNorm and ReLU6."""
+
+    kernel: tuple[int, int]
+    stride: int
+    depth: int
+
+
+class DepthSepConv(NamedTuple):
+    """A depthwise convolution then a 1x1 pointwise one, each with BatchNorm and ReLU6."""
+
+    kernel: tuple[int, int]
+    stride: int
+    depth: int
+
+
+# The published body: output size at 224 px in the comments.
+CONV_DEFS: list[Conv | DepthSepConv] = [
+    Conv((3, 3), stride=2, depth=32),  # 112 x 112 x 32
+    DepthSepConv((3, 3), stride=1, depth=64),  # 112 x 112 x 64
+    DepthSepConv((3, 3), stride=2, depth=128),  # 56 x 56 x 128
+    DepthSepConv((3, 3), stride=1, depth=128),  # 56 x 56 x 128
+    DepthSepConv((3, 3), stride=2, depth=256),  # 28 x 28 x 256
+    DepthSepConv((3, 3), stride=1, depth=256),  # 28 x 28 x 256
+    DepthSepConv((3, 3), stride=2, depth=512),  # 14 x 14 x 512
+    DepthSepConv((3, 3), stride=1, depth=512),  # 14 x 14 x 512
+    DepthSepConv((3, 3), stride=1, depth=512),  # 14 x 14 x 512
+    DepthSepConv((3, 3), stride=1, depth=512),  # 14 x 14 x 512
+    DepthSepConv((3, 3), stride=1, depth=512),  # 14 x 14 x 512
+    DepthSepConv((3, 3), stride=1, depth=512),  # 14 x 14 x 512
+    DepthSepConv((3, 3), stride=2, depth=1024),  # 7 x 7 x 1024
+    DepthSepConv((3, 3), stride=1, depth=1024),  # 7 x 7 x 1024
+]
+
+FINAL_ENDPOINT = "Conv2d_13_pointwise"
+_POOL_KERNEL = (7, 7)
+
+
+def _check_rank(inputs: tf.Tensor) -> None:
+    if inputs.get_shape().ndims != 4:
+        raise ValueError(f"MobilenetV1 wants images of shape [batch, height, width, 3], got {inputs.get_shape()}")
+
+
+@contextlib.contextmanager
+def _architecture_scope(is_training: bool) -> Iterator[None]:
+    """Settings that define the published net (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
+    with slim.arg_scope(
+        [slim.conv2d, slim.separable_conv2d], activation_fn=tf.nn.relu6, normalizer_fn=slim.batch_norm, padding="SAME"
+    ):
+        with slim.arg_scope([slim.batch_norm], center=True, scale=True, is_training=is_training):
+            with slim.arg_scope([slim.dropout], is_training=is_training):
+                yield
+
+
+def mobilenet_v1_base(
+    inputs: tf.Tensor,
+    final_endpoint: str = FINAL_ENDPOINT,
+    min_depth: int = 8,
+    depth_multiplier: float = 1.0,
+    conv_defs: Sequence[Conv | DepthSepConv] | None = None,
+    scope: str | tf.VariableScope | None = None,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The convolutional body up to `final_endpoint` (e.g. 'Conv2d_0', 'Conv2d_5_depthwise').
+
+    Returns the final end point's tensor and every end point built so far, by name.
+    """
+    if depth_multiplier <= 0:
+        raise ValueError(f"depth_multiplier must be greater than zero, got {depth_multiplier}")
+
+    def depth(d: int) -> int:
+        return max(int(d * depth_multiplier), min_depth)
+
+    end_points: dict[str, tf.Tensor] = {}
+
+    def add(name: str, net: tf.Tensor) -> bool:
+        """Record an end point; True when it is the last one asked for."""
+        end_points[name] = net
+        return name == final_endpoint
+
+    with tf.variable_scope(scope, "MobilenetV1", [inputs]):
+        net = inputs
+        for i, conv_def in enumerate(conv_defs or CONV_DEFS):
+            if isinstance(conv_def, Conv):
+                net = slim.conv2d(net, depth(conv_def.depth), conv_def.kernel, stride=conv_def.stride, scope=f"Conv2d_{i}")
+                if add(f"Conv2d_{i}", net):
+                    return net, end_points
+                continue
+            # num_outputs=None: slim.separable_conv2d builds the depthwise part only.
+            net = slim.separable_conv2d(
+                net, None, conv_def.kernel, depth_multiplier=1, stride=conv_def.stride, scope=f"Conv2d_{i}_depthwise"
+            )
+            if add(f"Conv2d_{i}_depthwise", net):
+                return net, end_points
+            net = slim.conv2d(net, depth(conv_def.depth), [1, 1], scope=f"Conv2d_{i}_pointwise")
+            if add(f"Conv2d_{i}_pointwise", net):
+                return net, end_points
+    raise ValueError(f"Unknown final_endpoint {final_endpoint!r}; valid: {', '.join(end_points)}")
+
+
+def _reduced_kernel_size_for_small_input(net: tf.Tensor, kernel: tuple[int, int]) -> list[int]:
+    """The pooling kernel, shrunk to the feature map when the input is smaller than 224 px."""
+    height, width = net.get_shape().as_list()[1:3]
+    if height is None or width is None:
+        return list(kernel)
+    return [min(height, kernel[0]), min(width, kernel[1])]
+
+
+def mobilenet_v1(
+    inputs: tf.Tensor,
+    num_classes: int = 1001,
+    dropout_keep_prob: float = 0.999,
+    is_training: bool = True,
+    min_depth: int = 8,
+    depth_multiplier: float = 1.0,
+    conv_defs: Sequence[Conv | DepthSepConv] | None = None,
+    prediction_fn: Callable | None = slim.softmax,
+    spatial_squeeze: bool = True,
+    reuse: bool | None = None,
+    scope: str = "MobilenetV1",
+    global_pool: bool = False,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """MobileNet v1 classifier: returns (logits [B, num_classes], end_points).
+
+    num_classes=0 (or None) returns the pooled features [B, 1, 1, depth] before dropout instead.
+    is_training switches BatchNorm (batch statistics, moving-average updates) and dropout.
+    global_pool=True averages any input size down to 1x1; otherwise a 7x7 average pool (shrunk for
+    inputs under 224 px) is used, as in the published net. spatial_squeeze=False keeps logits 4-D.
+    """
+    _check_rank(inputs)
+    with tf.variable_scope(scope, "MobilenetV1", [inputs], reuse=reuse) as net_scope:
+        with _architecture_scope(is_training):
+            net, end_points = mobilenet_v1_base(
+                inputs, min_depth=min_depth, depth_multiplier=depth_multiplier, conv_defs=conv_defs, scope=net_scope
+            )
+            with tf.variable_scope("Logits"):
+                if global_pool:
+                    net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+                    end_points["global_pool"] = net
+                else:
+                    kernel = _reduced_kernel_size_for_small_input(net, _POOL_KERNEL)
+                    net = slim.avg_pool2d(net, kernel, padding="VALID", scope="AvgPool_1a")
+                    end_points["AvgPool_1a"] = net
+                if not num_classes:
+                    return net, end_points
+                net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout_1b")  # 1 x 1 x 1024
+                logits = slim.conv2d(
+                    net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="Conv2d_1c_1x1"
+                )
+                if spatial_squeeze:
+                    logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+            end_points["Logits"] = logits
+            if prediction_fn:
+                end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
+    return logits, end_points
+
+
+mobilenet_v1.default_image_size = 224
+
+
+def mobilenet_v1_arg_scope(
+    is_training: bool | None = True,
+    weight_decay: float = 0.00004,
+    stddev: float = 0.09,
+    regularize_depthwise: bool = False,
+    batch_norm_decay: float = 0.9997,
+    batch_norm_epsilon: float = 0.001,
+) -> dict:
+    """TF-Slim's training settings for MobileNet v1: initializer, L2 weight decay, BatchNorm decay/epsilon.
+
+    is_training=None leaves BatchNorm's mode to the network function (which always sets it).
+    """
+    batch_norm_params = {"center": True, "scale": True, "decay": batch_norm_decay, "epsilon": batch_norm_epsilon}
+    if is_training is not None:
+        batch_norm_params["is_training"] = is_training
+    regularizer = slim.l2_regularizer(weight_decay)
+    with slim.arg_scope(
+        [slim.conv2d, slim.separable_conv2d],
+        weights_initializer=tf.truncated_normal_initializer(stddev=stddev),
+        activation_fn=tf.nn.relu6,
+        normalizer_fn=slim.batch_norm,
+    ):
+        with slim.arg_scope([slim.batch_norm], **batch_norm_params):
+            with slim.arg_scope([slim.conv2d], weights_regularizer=regularizer):
+                with slim.arg_scope(
+                    [slim.separable_conv2d], weights_regularizer=regularizer if regularize_depthwise else None
+                ) as scope:
+                    return scope
+
+
+def _width(depth_multiplier: float) -> Callable:
+    """mobilenet_v1 at another width, keeping its name, docstring and default_image_size."""
+    return functools.update_wrapper(functools.partial(mobilenet_v1, depth_multiplier=depth_multiplier), mobilenet_v1)
+
+
+mobilenet_v1_075 = _width(0.75)
+mobilenet_v1_050 = _width(0.50)
+mobilenet_v1_025 = _width(0.25)
+
+
+
+def _register(name: str, network_fn: Callable) -> None:
+    nets_factory.register(
+        nets_factory.NetSpec(
+            name=name,
+            network_fn=network_fn,
+            arg_scope_fn=mobilenet_v1_arg_scope,
+            image_size=224,
+            num_classes=1001,
+            preprocessing="inception",  # TF-Slim trained and evaluates mobilenets on [-1, 1] inputs
+            scope="MobilenetV1",
+            classifier_scopes=("MobilenetV1/Logits",),
+        )
+    )
+
+
+_register("mobilenet_v1", mobilenet_v1)
+_register("mobilenet_v1_075", mobilenet_v1_075)
+_register("mobilenet_v1_050", mobilenet_v1_050)
+_register("mobilenet_v1_025", mobilenet_v1_025)
