@@ -1,0 +1,399 @@
+"""Datasets: describe and check a dataset directory, then read it with a tf.data pipeline.
+
+Two layouts are read (``describe_dataset`` tells them apart and checks them before any training):
+
+- an image folder: ``DIR/<class>/*.jpg|png|bmp|gif``, or ``DIR/train/<class>/...`` with an optional
+  ``DIR/validation/<class>/...``. Without a validation folder a seeded, per-class split keeps
+  ``validation_fraction`` of each class's images for validation. Class names are sorted; a class's
+  label is its index, as TF-Slim's converters and Keras number them.
+- TFRecords in TF-Slim's format (``image/encoded``, ``image/format``, ``image/class/label``) with
+  ``labels.txt`` of ``label:name`` lines. File names tell the splits apart as TF-Slim names them
+  (``flowers_train_00000-of-00005.tfrecord``, ``..._validation_...``); if no file name says
+  ``train`` or ``validation`` every file is training data. ``describe_dataset`` reads every record's
+  label once (counting examples too), so a label outside the class range stops the run before the
+  first step, naming the file.
+
+``build_dataset`` yields batches of (images float32 [B, H, W, 3], labels int64 [B]). An image that
+does not decode (corrupt, truncated, a text file named .jpg, a format TensorFlow cannot read) is
+skipped and counted, never a crash. The count lives in a local int64 variable of the graph,
+``skipped_images(split)``; the train loop fetches it to log "N images skipped (corrupt)". Because the
+pipeline updates that variable, iterate the dataset with ``make_iterator(dataset)`` (an initializable
+iterator; one-shot iterators cannot hold variables), whose initializer runs with the default
+Scaffold's local init op (MonitoredTrainingSession, slim's train loop) or ``tf.tables_initializer()``.
+
+``convert_to_tfrecords`` (``finetune convert``) writes an image folder as such TFRecords.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nets.compat import tf
+import tensorflow as tf2  # noqa: E402  (TF2 tf.data and image ops, after nets.compat)
+
+from finetune import preprocessing as preprocessing_lib
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+SPLITS = ("train", "validation")
+LABELS_FILE = "labels.txt"
+DEFAULT_SHARDS = 5
+TFRECORD_SHUFFLE_BUFFER = 1024
+_TFRECORD_NAME = re.compile(r"\.tfrecords?(-|$)|-\d+-of-\d+$")
+_SPLIT_WORDS = {"train": "train", "validation": "validation", "val": "validation"}
+_SKIPPED_COLLECTION = "finetune_skipped_images"
+_FEATURES = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "image/format": tf.io.FixedLenFeature([], tf.string, default_value="jpeg"),
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A checked dataset: what `build_dataset` reads.
+
+    sources[split]: image paths ('folder') or TFRecord shard paths ('tfrecord');
+    labels[split]: the label of each image path ('folder' only).
+    """
+
+    root: str
+    format: str  # 'folder' | 'tfrecord'
+    class_names: list[str]
+    num_examples: dict[str, int]
+    sources: dict[str, list[str]] = field(repr=False)
+    labels: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# describe_dataset
+
+
+def describe_dataset(path: str, validation_fraction: float = 0.1, seed: int = 0) -> DatasetInfo:
+    """Check the dataset at `path` and describe it; one-line ValueError/FileNotFoundError if unusable."""
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(
+            f"Dataset directory {path} does not exist: give --dataset an image folder (one sub-folder per class) "
+            "or a folder of TFRecords with labels.txt."
+        )
+    if not root.is_dir():
+        raise ValueError(f"Dataset {path} is not a directory: give a folder of class sub-folders or of TFRecords.")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {validation_fraction}.")
+    if _tfrecord_files(root):
+        return _describe_tfrecords(root)
+    return _describe_folder(root, validation_fraction, seed)
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images_in(folder: Path) -> list[str]:
+    return sorted(
+        str(p)
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _class_images(folder: Path, class_names: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """{class: sorted image paths} of a folder of class sub-folders; checks every class has images."""
+    found = {d.name: _images_in(d) for d in _subdirs(folder)}
+    if not found:
+        raise ValueError(
+            f"{folder} has no class sub-folders: put each class's images in {folder}/<class name>/ "
+            f"({', '.join(IMAGE_EXTENSIONS)})."
+        )
+    empty = [name for name, images in found.items() if not images]
+    if empty and class_names is None:
+        raise ValueError(
+            f"Class folder {folder / empty[0]} has no images ({', '.join(IMAGE_EXTENSIONS)}): add images or remove it."
+        )
+    if class_names is not None:
+        unknown = sorted(set(found) - set(class_names))
+        if unknown:
+            raise ValueError(f"{folder / unknown[0]} is not a class of the training split: rename or remove it.")
+    return found
+
+
+def _seeded_split(images: dict[str, list[str]], fraction: float, seed: int) -> tuple[dict, dict]:
+    """Per class, a seeded random `fraction` of images for validation (at least one image left to train)."""
+    rng = np.random.default_rng(seed)
+    train, validation = {}, {}
+    for name in sorted(images):
+        paths = images[name]
+        order = rng.permutation(len(paths))
+        n_val = min(int(round(len(paths) * fraction)), len(paths) - 1)
+        validation[name] = sorted(paths[i] for i in order[:n_val])
+        train[name] = sorted(paths[i] for i in order[n_val:])
+    return train, validation
+
+
+def _describe_folder(root: Path, validation_fraction: float, seed: int) -> DatasetInfo:
+    if (root / "train").is_dir():
+        train = _class_images(root / "train")
+        class_names = sorted(train)
+        if (root / "validation").is_dir():
+            validation = _class_images(root / "validation", class_names)
+        else:
+            train, validation = _seeded_split(train, validation_fraction, seed)
+    else:
+        train, validation = _seeded_split(_class_images(root), validation_fraction, seed)
+        class_names = sorted(train)
+    sources, labels = {}, {}
+    for split, images in (("train", train), ("validation", validation)):
+        sources[split] = [p for name in class_names for p in images.get(name, [])]
+        labels[split] = [i for i, name in enumerate(class_names) for _ in images.get(name, [])]
+    return DatasetInfo(
+        root=str(root),
+        format="folder",
+        class_names=class_names,
+        num_examples={split: len(sources[split]) for split in SPLITS},
+        sources=sources,
+        labels=labels,
+    )
+
+
+def _tfrecord_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_file() and _TFRECORD_NAME.search(p.name))
+
+
+def _split_of(file_name: str) -> str | None:
+    for word in re.split(r"[^a-z]+", file_name.lower()):
+        if word in _SPLIT_WORDS:
+            return _SPLIT_WORDS[word]
+    return None
+
+
+def read_labels_file(path: Path) -> list[str]:
+    """Class names in label order from a TF-Slim labels.txt (`label:name` lines, labels 0..N-1)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: TFRecord datasets need a labels.txt of `label:name` lines.")
+    names: dict[int, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        label, sep, name = line.partition(":")
+        if not sep or not label.strip().isdigit() or not name.strip():
+            raise ValueError(f"{path} line {number} is {line!r}, not `label:name`: fix labels.txt.")
+        if int(label) in names:
+            raise ValueError(f"{path} line {number}: label {int(label)} appears twice: fix labels.txt.")
+        names[int(label)] = name.strip()
+    if sorted(names) != list(range(len(names))) or not names:
+        raise ValueError(f"{path} must number its classes 0..N-1 without gaps, found labels {sorted(names)}.")
+    return [names[i] for i in range(len(names))]
+
+
+def _count_records(shard: Path, num_classes: int) -> int:
+    """Count a shard's records, checking each has an image and a label in [0, num_classes)."""
+    count = 0
+    try:
+        for count, record in enumerate(tf.io.tf_record_iterator(str(shard)), 1):
+            feature = tf.train.Example.FromString(record).features.feature
+            labels = feature["image/class/label"].int64_list.value
+            if not labels or not feature["image/encoded"].bytes_list.value:
+                raise ValueError(
+                    f"{shard}: record {count - 1} lacks image/encoded or image/class/label: write it with "
+                    "`finetune convert`."
+                )
+            if not 0 <= labels[0] < num_classes:
+                raise ValueError(
+                    f"{shard}: record {count - 1} has label {labels[0]}, outside [0, {num_classes}) of "
+                    f"{LABELS_FILE}: fix the record or {LABELS_FILE}."
+                )
+    except tf.errors.DataLossError as error:
+        raise ValueError(f"{shard} is truncated or not a TFRecord file ({error.message.splitlines()[0]}).") from None
+    return count
+
+
+def _describe_tfrecords(root: Path) -> DatasetInfo:
+    class_names = read_labels_file(root / LABELS_FILE)
+    files = _tfrecord_files(root)
+    by_split = {split: [f for f in files if _split_of(f.name) == split] for split in SPLITS}
+    if not any(by_split.values()):
+        by_split["train"] = files
+    counts = {split: sum(_count_records(f, len(class_names)) for f in shards) for split, shards in by_split.items()}
+    if counts["train"] == 0:
+        raise ValueError(f"{root} has no training records: its TFRecord files are empty.")
+    return DatasetInfo(
+        root=str(root),
+        format="tfrecord",
+        class_names=class_names,
+        num_examples=counts,
+        sources={split: [str(f) for f in shards] for split, shards in by_split.items()},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The tf.data pipeline
+
+
+def skipped_images(split: str, graph: tf.Graph | None = None) -> tf.Variable:
+    """The local int64 variable counting images of `split` skipped as undecodable in `graph`.
+
+    Created on first use (in the default graph unless given); every `build_dataset` of that split
+    in the graph adds to it as the pipeline runs. Not saved in checkpoints; initialized by
+    `tf.local_variables_initializer()`.
+    """
+    graph = graph or tf.get_default_graph()
+    key = f"{_SKIPPED_COLLECTION}_{split}"
+    existing = graph.get_collection(key)
+    if existing:
+        return existing[0]
+    with graph.as_default(), tf.name_scope(None), tf.device("/cpu:0"):
+        return tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            use_resource=True,
+            name=f"skipped_images_{split}",
+            collections=[tf.GraphKeys.LOCAL_VARIABLES, key],
+        )
+
+
+def make_iterator(dataset: tf2.data.Dataset) -> tf.data.Iterator:
+    """An initializable iterator whose initializer runs with the default local init op.
+
+    The initializer joins the TABLE_INITIALIZERS collection, which MonitoredTrainingSession's and
+    slim's default local init ops run; with a plain session run `iterator.initializer` yourself.
+    """
+    iterator = tf.data.make_initializable_iterator(dataset)
+    tf.add_to_collection(tf.GraphKeys.TABLE_INITIALIZERS, iterator.initializer)
+    return iterator
+
+
+def _folder_records(info: DatasetInfo, split: str, is_training: bool, seed: int) -> tf2.data.Dataset:
+    """(path, label) pairs, shuffled anew each epoch when training."""
+    records = tf2.data.Dataset.from_tensor_slices(
+        (tf.constant(info.sources[split]), tf.constant(info.labels[split], dtype=tf.int64))
+    )
+    if is_training:
+        records = records.shuffle(len(info.sources[split]), seed=seed, reshuffle_each_iteration=True)
+    return records
+
+
+def _tfrecord_records(info: DatasetInfo, split: str, is_training: bool, seed: int) -> tf2.data.Dataset:
+    """Serialized examples; shards read interleaved, shuffled through a buffer when training."""
+    shards = info.sources[split]
+    files = tf2.data.Dataset.from_tensor_slices(tf.constant(shards))
+    if is_training:
+        files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    return files.interleave(
+        tf2.data.TFRecordDataset,
+        cycle_length=min(len(shards), 8),
+        num_parallel_calls=tf2.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def _decode(encoded: tf.Tensor) -> tf.Tensor:
+    """uint8 [h, w, 3] from JPEG/PNG/BMP/GIF bytes (grayscale, RGBA and CMYK become RGB)."""
+    image = tf2.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _loader(info: DatasetInfo):
+    """fn(record) -> (uint8 image, int64 label) for the dataset's format; raises on corrupt data."""
+    if info.format == "folder":
+        return lambda path, label: (_decode(tf.io.read_file(path)), label)
+
+    def parse(serialized: tf.Tensor):
+        features = tf.io.parse_single_example(serialized, _FEATURES)
+        return _decode(features["image/encoded"]), features["image/class/label"]
+
+    return parse
+
+
+def _skip_and_count(records: tf2.data.Dataset, load, counter: tf.Variable, finite: bool) -> tf2.data.Dataset:
+    """Decode records, dropping undecodable ones and adding how many to `counter`.
+
+    Records are numbered before decoding; the decoded ones keep their numbers in order, so a gap in
+    the numbers is a skipped record. A finite stream ends with a marker record (not decoded) so a
+    run of corrupt records at the very end is counted too.
+    """
+    numbered = records.map(lambda *record: (True, record))
+    if finite:
+        blank = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), numbered.element_spec[1])
+        numbered = numbered.concatenate(tf2.data.Dataset.from_tensors((False, blank)))
+    numbered = numbered.enumerate()
+
+    def decode(index, numbered_record):
+        real, record = numbered_record
+        image, label = tf.cond(
+            real, lambda: load(*record), lambda: (tf.zeros([1, 1, 3], tf.uint8), tf.constant(-1, tf.int64))
+        )
+        return index, real, image, label
+
+    decoded = numbered.map(decode, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=True)
+    decoded = decoded.ignore_errors()
+
+    def count(expected, element):
+        index, real, image, label = element
+        skipped = tf.maximum(index - expected, 0)
+        with tf.control_dependencies([counter.assign_add(skipped)]):
+            return tf.maximum(expected, index + 1), (tf.identity(real), image, label)
+
+    def drop_marker(real, image, label):
+        return real
+
+    def image_and_label(real, image, label):
+        return image, label
+
+    counted = decoded.scan(tf.constant(0, tf.int64), count)
+    return counted.filter(drop_marker).map(image_and_label)
+
+
+def build_dataset(
+    info: DatasetInfo,
+    split: str,
+    *,
+    batch_size: int,
+    image_size: int,
+    preprocessing: str,
+    is_training: bool,
+    num_epochs: int | None = None,
+    seed: int = 0,
+    drop_remainder: bool = False,
+    color_distortion: bool = True,
+) -> tf2.data.Dataset:
+    """Batches of (images float32 [B, image_size, image_size, 3], labels int64 [B]) of one split.
+
+    Training shuffles (seeded) and augments with the `preprocessing` style's training mode;
+    evaluation reads in order with its evaluation mode. `num_epochs=None` repeats forever.
+    Undecodable images are skipped and counted in `skipped_images(split)` (see the module docstring:
+    iterate with `make_iterator`).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}.")
+    if info.num_examples.get(split, 0) == 0:
+        raise ValueError(f"Dataset {info.root} has no {split} images: add them (or a validation fraction > 0).")
+    if preprocessing not in preprocessing_lib.STYLES:
+        raise ValueError(
+            f"Unknown preprocessing style {preprocessing!r}: choose one of {', '.join(preprocessing_lib.STYLES)}."
+        )
+    read = _folder_records if info.format == "folder" else _tfrecord_records
+    records = read(info, split, is_training, seed)
+    if is_training and info.format == "tfrecord":
+        records = records.shuffle(TFRECORD_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    records = records.repeat(num_epochs)
+    images = _skip_and_count(records, _loader(info), skipped_images(split), finite=num_epochs is not None)
+
+    def prepare(image, label):
+        image = preprocessing_lib.preprocess_image(
+            image, image_size, image_size, is_training, preprocessing, color_distortion=color_distortion
+        )
+        return image, label
+
+    images = images.map(prepare, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=not is_training)
+    return images.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf2.data.AUTOTUNE)

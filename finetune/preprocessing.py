@@ -1,0 +1,160 @@
+"""The nets' own image preprocessing, in TF-Slim's two styles, written with TensorFlow's image ops.
+
+`preprocess_image(image, height, width, is_training, style)` turns one decoded image (uint8 [h, w, 3],
+or float [h, w, 3] in [0, 1]) into the float32 [height, width, 3] tensor the net expects:
+
+- ``inception`` (Inception, Inception-ResNet, MobileNet, NASNet, ... in TF-Slim): training takes a
+  random crop covering 5-100% of the image with aspect ratio 3/4-4/3 (at least 10% of the whole
+  image, up to 100 attempts), resizes it bilinearly, flips left-right at random and, optionally,
+  distorts brightness (max delta 32/255) and saturation ([0.5, 1.5]); evaluation keeps the central
+  87.5% and resizes. Both scale to [-1, 1].
+- ``vgg`` (VGG, ResNet v1): training resizes the smallest side to a random length in [256, 512],
+  takes a random height x width crop and flips at random; evaluation resizes the smallest side to
+  256 and takes the central crop. Both subtract the ImageNet RGB means (123.68, 116.78, 103.94)
+  from [0, 255] pixel values. The 256/512 range is TF-Slim's for 224-px crops; for other crop sizes
+  it scales with the crop (e.g. [73, 146] for 64 px), so a small crop still sees most of the image.
+
+The export puts the evaluation version inside the exported graph, so this module has no state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nets.compat import tf
+import tensorflow as tf2  # noqa: E402  (TF2 image ops, after nets.compat)
+
+# TF-Slim's inception_preprocessing facts.
+CENTRAL_FRACTION = 0.875
+CROP_MIN_OBJECT_COVERED = 0.1
+CROP_ASPECT_RATIO_RANGE = (0.75, 1.33)
+CROP_AREA_RANGE = (0.05, 1.0)
+CROP_MAX_ATTEMPTS = 100
+BRIGHTNESS_MAX_DELTA = 32.0 / 255.0
+SATURATION_RANGE = (0.5, 1.5)
+
+# TF-Slim's vgg_preprocessing facts.
+VGG_RGB_MEANS = (123.68, 116.78, 103.94)
+VGG_RESIZE_SIDE_MIN = 256
+VGG_RESIZE_SIDE_MAX = 512
+VGG_REFERENCE_CROP = 224
+
+
+def _to_unit_float(image: tf.Tensor) -> tf.Tensor:
+    """uint8 -> float32 in [0, 1]; float images are taken to be in [0, 1] already."""
+    image = tf.convert_to_tensor(image)
+    if image.dtype.is_integer:
+        return tf.image.convert_image_dtype(image, tf.float32)
+    return tf.cast(image, tf.float32)
+
+
+def _random_crop_box(image: tf.Tensor, seed: int | None) -> tf.Tensor:
+    """A random crop of the image as Inception trains: TF-Slim's distorted bounding box."""
+    whole_image = tf.constant([[[0.0, 0.0, 1.0, 1.0]]])
+    # The stateless op, seeded from a stateful draw, follows the graph seed (the stateful op's v2 does not).
+    op_seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32, seed=seed)
+    begin, size, _ = tf2.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=whole_image,
+        seed=op_seed,
+        min_object_covered=CROP_MIN_OBJECT_COVERED,
+        aspect_ratio_range=CROP_ASPECT_RATIO_RANGE,
+        area_range=CROP_AREA_RANGE,
+        max_attempts=CROP_MAX_ATTEMPTS,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return tf.slice(image, begin, size)
+
+
+def _distort_color(image: tf.Tensor, seed: int | None) -> tf.Tensor:
+    """TF-Slim's fast-mode colour distortion: brightness, then saturation, clipped to [0, 1]."""
+    image = tf.image.random_brightness(image, max_delta=BRIGHTNESS_MAX_DELTA, seed=seed)
+    image = tf.image.random_saturation(image, *SATURATION_RANGE, seed=seed)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def _resize(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    return tf2.image.resize(image, [height, width], method="bilinear")
+
+
+def inception_preprocessing(
+    image: tf.Tensor, height: int, width: int, is_training: bool, *, color_distortion: bool = True, seed: int | None = None
+) -> tf.Tensor:
+    """See the module docstring; returns float32 [height, width, 3] in [-1, 1]."""
+    image = _to_unit_float(image)
+    if is_training:
+        image = _resize(_random_crop_box(image, seed), height, width)
+        image = tf.image.random_flip_left_right(image, seed=seed)
+        if color_distortion:
+            image = _distort_color(image, seed)
+    else:
+        image = _resize(tf.image.central_crop(image, CENTRAL_FRACTION), height, width)
+    return (image - 0.5) * 2.0
+
+
+def _resize_smallest_side(image: tf.Tensor, smallest_side: tf.Tensor) -> tf.Tensor:
+    """Resize keeping the aspect ratio so that the smaller side is `smallest_side` pixels."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.cast(smallest_side, tf.float32) / tf.reduce_min(shape)
+    new_shape = tf.cast(tf.math.round(shape * scale), tf.int32)
+    return tf2.image.resize(image, new_shape, method="bilinear")
+
+
+def _vgg_resize_range(height: int, width: int) -> tuple[int, int]:
+    """TF-Slim's [256, 512] for 224-px crops, scaled to this crop size."""
+    ratio = max(height, width) / VGG_REFERENCE_CROP
+    return round(VGG_RESIZE_SIDE_MIN * ratio), round(VGG_RESIZE_SIDE_MAX * ratio)
+
+
+def _central_crop(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    shape = tf.shape(image)
+    top = (shape[0] - height) // 2
+    left = (shape[1] - width) // 2
+    return tf.slice(image, [top, left, 0], [height, width, -1])
+
+
+def vgg_preprocessing(
+    image: tf.Tensor, height: int, width: int, is_training: bool, *, color_distortion: bool = True, seed: int | None = None
+) -> tf.Tensor:
+    """See the module docstring; returns float32 [height, width, 3], mean-subtracted [0, 255] values.
+
+    `color_distortion` is accepted for a uniform signature; TF-Slim's VGG preprocessing has none.
+    """
+    del color_distortion
+    image = _to_unit_float(image) * 255.0
+    side_min, side_max = _vgg_resize_range(height, width)
+    if is_training:
+        side = tf.random.uniform([], side_min, side_max + 1, dtype=tf.int32, seed=seed)
+        image = tf.image.random_crop(_resize_smallest_side(image, side), [height, width, 3], seed=seed)
+        image = tf.image.random_flip_left_right(image, seed=seed)
+    else:
+        image = _central_crop(_resize_smallest_side(image, side_min), height, width)
+    return image - tf.constant(VGG_RGB_MEANS, dtype=tf.float32)
+
+
+STYLES: dict[str, Callable[..., tf.Tensor]] = {
+    "inception": inception_preprocessing,
+    "vgg": vgg_preprocessing,
+}
+
+
+def preprocess_image(
+    image: tf.Tensor,
+    height: int,
+    width: int,
+    is_training: bool,
+    style: str,
+    *,
+    color_distortion: bool = True,
+    seed: int | None = None,
+) -> tf.Tensor:
+    """Preprocess one image [h, w, 3] (uint8, or float in [0, 1]) as the net's style does.
+
+    Returns float32 [height, width, 3]. `color_distortion` applies to the inception style's training
+    mode only. `seed` makes the random ops repeatable (op-level seed; combine with the graph seed).
+    """
+    if style not in STYLES:
+        raise ValueError(f"Unknown preprocessing style {style!r}: choose one of {', '.join(STYLES)}.")
+    image = STYLES[style](image, height, width, is_training, color_distortion=color_distortion, seed=seed)
+    image.set_shape([height, width, 3])
+    return image
