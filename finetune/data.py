@@ -43,6 +43,7 @@ SPLITS = ("train", "validation")
 LABELS_FILE = "labels.txt"
 DEFAULT_SHARDS = 5
 TFRECORD_SHUFFLE_BUFFER = 1024
+_SCAN_BATCH = 256
 _TFRECORD_NAME = re.compile(r"\.tfrecords?(-|$)|-\d+-of-\d+$")
 _SPLIT_WORDS = {"train": "train", "validation": "validation", "val": "validation"}
 _SKIPPED_COLLECTION = "finetune_skipped_images"
@@ -82,7 +83,7 @@ def describe_dataset(path: str, validation_fraction: float = 0.1, seed: int = 0)
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(
-            f"Dataset directory {path} does not exist: give --dataset an image folder (one sub-folder per class) "
+            f"Dataset directory {path} does not exist: give an image folder (one sub-folder per class) "
             "or a folder of TFRecords with labels.txt."
         )
     if not root.is_dir():
@@ -194,26 +195,40 @@ def read_labels_file(path: Path) -> list[str]:
     return [names[i] for i in range(len(names))]
 
 
-def _count_records(shard: Path, num_classes: int) -> int:
-    """Count a shard's records, checking each has an image and a label in [0, num_classes)."""
+def _scan_records(shard: Path, num_classes: int) -> int:
+    """Count a shard's records, checking each has an image and a label in [0, num_classes).
+
+    Reads the shard once in a private graph, parsing only the label and the image's length.
+    """
+    with tf.Graph().as_default() as graph:
+        records = tf2.data.TFRecordDataset(str(shard)).batch(_SCAN_BATCH)
+        batch = tf.data.make_one_shot_iterator(records).get_next()
+        features = tf.io.parse_example(batch, {k: _FEATURES[k] for k in ("image/encoded", "image/class/label")})
+        scan = (features["image/class/label"], tf.strings.length(features["image/encoded"]))
     count = 0
-    try:
-        for count, record in enumerate(tf.io.tf_record_iterator(str(shard)), 1):
-            feature = tf.train.Example.FromString(record).features.feature
-            labels = feature["image/class/label"].int64_list.value
-            if not labels or not feature["image/encoded"].bytes_list.value:
+    with tf.Session(graph=graph) as session:
+        while True:
+            try:
+                labels, lengths = session.run(scan)
+            except tf.errors.OutOfRangeError:
+                return count
+            except tf.errors.DataLossError:
+                raise ValueError(f"{shard} is truncated or not a TFRecord file: rewrite it (`finetune convert`).") from None
+            except tf.errors.InvalidArgumentError as error:
+                raise ValueError(f"{shard} holds records TF-Slim's format does not read: {error.message.splitlines()[0]}") from None
+            missing = np.flatnonzero((lengths == 0) | (labels == -1))
+            if missing.size:
                 raise ValueError(
-                    f"{shard}: record {count - 1} lacks image/encoded or image/class/label: write it with "
-                    "`finetune convert`."
+                    f"{shard}: record {count + missing[0]} lacks image/encoded or image/class/label: "
+                    "write it with `finetune convert`."
                 )
-            if not 0 <= labels[0] < num_classes:
+            outside = np.flatnonzero((labels < 0) | (labels >= num_classes))
+            if outside.size:
                 raise ValueError(
-                    f"{shard}: record {count - 1} has label {labels[0]}, outside [0, {num_classes}) of "
-                    f"{LABELS_FILE}: fix the record or {LABELS_FILE}."
+                    f"{shard}: record {count + outside[0]} has label {labels[outside[0]]}, outside [0, {num_classes}) "
+                    f"of {LABELS_FILE}: fix the record or {LABELS_FILE}."
                 )
-    except tf.errors.DataLossError as error:
-        raise ValueError(f"{shard} is truncated or not a TFRecord file ({error.message.splitlines()[0]}).") from None
-    return count
+            count += len(labels)
 
 
 def _describe_tfrecords(root: Path) -> DatasetInfo:
@@ -222,7 +237,7 @@ def _describe_tfrecords(root: Path) -> DatasetInfo:
     by_split = {split: [f for f in files if _split_of(f.name) == split] for split in SPLITS}
     if not any(by_split.values()):
         by_split["train"] = files
-    counts = {split: sum(_count_records(f, len(class_names)) for f in shards) for split, shards in by_split.items()}
+    counts = {split: sum(_scan_records(f, len(class_names)) for f in shards) for split, shards in by_split.items()}
     if counts["train"] == 0:
         raise ValueError(f"{root} has no training records: its TFRecord files are empty.")
     return DatasetInfo(
@@ -397,3 +412,122 @@ def build_dataset(
 
     images = images.map(prepare, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=not is_training)
     return images.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf2.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------------------------
+# convert_to_tfrecords
+
+_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF8", "gif"), (b"BM", "bmp"))
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What `convert_to_tfrecords` wrote: examples per split, the files, the images it skipped."""
+
+    output: str
+    class_names: list[str]
+    num_examples: dict[str, int]
+    files: list[str]
+    skipped: list[str]
+
+
+def _image_format(encoded: bytes) -> str:
+    return next((name for magic, name in _MAGIC if encoded.startswith(magic)), "unknown")
+
+
+def _example(encoded: bytes, label: int, height: int, width: int) -> tf.train.Example:
+    def bytes_feature(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def int_feature(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image/encoded": bytes_feature(encoded),
+                "image/format": bytes_feature(_image_format(encoded).encode()),
+                "image/class/label": int_feature(label),
+                "image/height": int_feature(height),
+                "image/width": int_feature(width),
+            }
+        )
+    )
+
+
+class _ImageChecker:
+    """Decodes image bytes with the pipeline's own decoder, in a private graph; None if it fails."""
+
+    def __init__(self):
+        self._graph = tf.Graph()
+        with self._graph.as_default():
+            self._encoded = tf.placeholder(tf.string, [])
+            self._shape = tf.shape(_decode(self._encoded))
+        self._session = tf.Session(graph=self._graph)
+
+    def shape(self, encoded: bytes) -> tuple[int, int] | None:
+        try:
+            height, width, _ = self._session.run(self._shape, {self._encoded: encoded})
+        except tf.errors.InvalidArgumentError:
+            return None
+        return int(height), int(width)
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _shard_names(name: str, split: str, count: int) -> list[str]:
+    return [f"{name}_{split}_{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
+
+
+def convert_to_tfrecords(
+    images: str,
+    output: str,
+    *,
+    shards: int = DEFAULT_SHARDS,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+) -> ConvertResult:
+    """Write the image folder `images` as TF-Slim TFRecords in `output`, with labels.txt.
+
+    Splits as `describe_dataset` does (train/ and validation/ folders, else a seeded split); each
+    split's examples are shuffled (seeded) and written into up to `shards` files named
+    `<folder name>_<split>_<i>-of-<n>.tfrecord`. Every image is decoded first with the pipeline's
+    decoder; those that fail are skipped and listed. Refuses an output folder that already holds
+    TFRecords or labels.txt.
+    """
+    if shards < 1:
+        raise ValueError(f"--shards must be at least 1, got {shards}.")
+    info = describe_dataset(images, validation_fraction, seed)
+    if info.format != "folder":
+        raise ValueError(f"{images} already holds TFRecords: give an image folder (one sub-folder per class).")
+    out = Path(output)
+    if out.is_dir() and (_tfrecord_files(out) or (out / LABELS_FILE).exists()):
+        raise FileExistsError(f"{output} already holds a TFRecord dataset: give an empty or new output folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    name = Path(images).resolve().name
+    rng = np.random.default_rng(seed)
+    checker = _ImageChecker()
+    written, files, skipped = {}, [], []
+    try:
+        for split in SPLITS:
+            examples = list(zip(info.sources[split], info.labels[split]))
+            order = rng.permutation(len(examples))
+            chunks = np.array_split(order, min(shards, len(examples))) if examples else []
+            written[split] = 0
+            for shard_name, chunk in zip(_shard_names(name, split, len(chunks)), chunks):
+                with tf.io.TFRecordWriter(str(out / shard_name)) as writer:
+                    for index in chunk:
+                        path, label = examples[index]
+                        encoded = Path(path).read_bytes()
+                        shape = checker.shape(encoded)
+                        if shape is None:
+                            skipped.append(path)
+                            continue
+                        writer.write(_example(encoded, label, *shape).SerializeToString())
+                        written[split] += 1
+                files.append(str(out / shard_name))
+    finally:
+        checker.close()
+    (out / LABELS_FILE).write_text("".join(f"{i}:{c}\n" for i, c in enumerate(info.class_names)))
+    return ConvertResult(str(out), info.class_names, written, files, skipped)
