@@ -1,0 +1,163 @@
+"""Fetch a registered checkpoint into the cache: resumable download, verified archive, atomic extraction.
+
+Layout under `$FINETUNE_HOME` (default ~/.cache/finetune):
+  downloads/ARCHIVE.part      an unfinished download (resumed with an HTTP Range request)
+  checkpoints/NAME/           the checkpoint's files and SOURCE.json (url, size, sha256),
+                              renamed into place only once complete and readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+from checkpoints import registry
+from checkpoints.reader import read_variables
+
+HOME_ENV = "FINETUNE_HOME"
+_CHUNK = 1 << 20
+_TIMEOUT_SECONDS = 60
+_SOURCE_FILE = "SOURCE.json"
+
+
+def home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or "~/.cache/finetune").expanduser()
+
+
+def _checkpoint_dir(name: str) -> Path:
+    return home() / "checkpoints" / name
+
+
+def cached(name: str) -> str | None:
+    """The cached checkpoint prefix of a registry name, or None."""
+    directory = _checkpoint_dir(name)
+    if not (directory / _SOURCE_FILE).is_file():
+        return None
+    return str(directory / registry.get(name).checkpoint)
+
+
+def fetch(name: str, *, base_url: str | None = None, progress: bool = True, retries: int = 3) -> str:
+    """The checkpoint prefix of a registry name: cached, or downloaded, verified and extracted now."""
+    entry = registry.get(name)
+    prefix = cached(name)
+    if prefix:
+        return prefix
+    url = entry.url(base_url)
+    archive = home() / "downloads" / entry.archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    download(url, archive, progress=progress, retries=retries)
+    try:
+        _extract(archive, entry, url)
+    except ValueError:
+        archive.unlink(missing_ok=True)
+        raise
+    archive.unlink()
+    return cached(name)
+
+
+def download(url: str, target: Path, *, progress: bool = True, retries: int = 3) -> None:
+    """Download url to target through target.part, resuming the part file with a Range request."""
+    part = target.with_name(target.name + ".part")
+    failure: Exception | None = None
+    for _ in range(retries + 1):
+        try:
+            if _download_once(url, part, progress):
+                part.replace(target)
+                return
+            failure = ConnectionError("connection closed before the end")
+        except (http.client.IncompleteRead, ConnectionError, TimeoutError) as error:
+            failure = error
+    raise OSError(f"download of {url} failed after {retries + 1} attempts ({failure}); run again to resume {part}")
+
+
+def _download_once(url: str, part: Path, progress: bool) -> bool:
+    """One request appending to part; True when part holds the whole file."""
+    from tqdm import tqdm
+
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=_TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # the part file is not a prefix of this file: start over
+            part.unlink()
+            return False
+        raise OSError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
+    except urllib.error.URLError as error:
+        raise OSError(f"cannot reach {url}: {error.reason} (set ${registry.URL_ENV} to use a mirror)") from error
+    with response:
+        if offset and response.status != 206:  # the server ignored the Range header
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length else None
+        with (
+            open(part, "ab" if offset else "wb") as out,
+            tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name[:-5],
+                 disable=not progress, file=sys.stderr) as bar,
+        ):
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                bar.update(len(chunk))
+    return total is None or part.stat().st_size == total
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checkpoint_members(tar: tarfile.TarFile, checkpoint: str) -> list[tarfile.TarInfo]:
+    """The archive's files of the checkpoint (the V1 file, or PREFIX.index / .data-* / .meta)."""
+    return [
+        m
+        for m in tar.getmembers()
+        if m.isfile() and (os.path.basename(m.name) == checkpoint or os.path.basename(m.name).startswith(checkpoint + "."))
+    ]
+
+
+def _extract(archive: Path, entry: registry.Pretrained, url: str) -> None:
+    """Verify the archive and move its checkpoint files into the cache in one rename; ValueError if corrupt."""
+    digest = _sha256(archive)
+    corrupt = f"archive {archive.name} from {url} is corrupt"
+    fix = f"deleted it; run `finetune download {entry.name}` again"
+    if entry.sha256 and digest != entry.sha256:
+        raise ValueError(f"{corrupt}: sha256 {digest} is not the published {entry.sha256}; {fix}")
+    destination = _checkpoint_dir(entry.name)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=destination.parent))
+    try:
+        try:
+            with tarfile.open(archive) as tar:
+                members = _checkpoint_members(tar, entry.checkpoint)
+                if not members:
+                    raise ValueError(f"{corrupt}: it holds no {entry.checkpoint}; {fix}")
+                for member in members:
+                    with tar.extractfile(member) as src, open(staging / os.path.basename(member.name), "wb") as dst:
+                        shutil.copyfileobj(src, dst, _CHUNK)
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+            raise ValueError(f"{corrupt} ({error}); {fix}") from error
+        try:
+            read_variables(str(staging / entry.checkpoint))  # a checkpoint TensorFlow can read
+        except ValueError as error:
+            raise ValueError(f"{corrupt}: {error}; {fix}") from error
+        source = {"name": entry.name, "url": url, "archive_bytes": archive.stat().st_size, "sha256": digest}
+        (staging / _SOURCE_FILE).write_text(json.dumps(source, indent=1) + "\n")
+        if destination.exists():
+            shutil.rmtree(destination)
+        staging.rename(destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

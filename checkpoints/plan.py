@@ -1,0 +1,459 @@
+"""Restore plans: which graph variable gets which checkpoint tensor, what is left fresh and why.
+
+`build_plan` never raises on a misfit (inspection shows every problem); `plan_restore` is
+`build_plan` + `RestorePlan.check()`, the strict restore training uses: any shape mismatch or
+missing variable that no rule explains is an error naming every such variable, and so is a plan
+that restores nothing or far less than the net. `RestorePlan.restore_op()` is one RestoreV2 op for
+every tensor plus the assignments (sliced for the background-class offset), grouped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from checkpoints import mapping
+from checkpoints.reader import TensorInfo, read_variables, resolve_checkpoint
+from nets.compat import tf
+
+RESTORED, EXCLUDED, NEW, MISMATCH, MISSING = "restored", "excluded", "new", "mismatch", "missing"
+ERRORS = (MISMATCH, MISSING)
+BACKGROUND_OPTIONS = (None, "auto", "drop", "add")
+DROP_BACKGROUND, ADD_BACKGROUND = "drop background row", "add background row"
+MIN_RESTORED_FRACTION = 0.5  # of the variables not excluded (training state aside)
+TRAINING_STATE = "training state; not in checkpoint"
+_TABLE_ROWS = 25
+
+
+@dataclass
+class Entry:
+    """The fate of one graph variable."""
+
+    variable: str
+    shape: tuple[int, ...]
+    status: str  # RESTORED | EXCLUDED | NEW (fresh, allowed) | MISMATCH | MISSING (errors)
+    checkpoint_key: str | None = None  # the tensor read (the EMA shadow when that is used)
+    checkpoint_shape: tuple[int, ...] | None = None
+    transform: str | None = None  # DROP_BACKGROUND | ADD_BACKGROUND
+    reason: str = ""
+    size: int = 0
+
+    @property
+    def renamed(self) -> bool:
+        return self.checkpoint_key is not None and self.checkpoint_key != self.variable
+
+
+@dataclass(frozen=True)
+class _GraphVariable:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str | None
+    is_model: bool  # trainable or a model variable; others (global step, slots) are training state
+
+
+def _graph_variables(variables) -> tuple[list[_GraphVariable], dict]:
+    """Normalise tf.Variables or a {name: shape} mapping; also return name -> tf.Variable."""
+    if isinstance(variables, Mapping):
+        return [_GraphVariable(n, tuple(s), None, True) for n, s in variables.items()], {}
+    variables = list(variables)
+    if not variables:
+        raise ValueError("no variables to restore: build the network before planning its restore")
+    graph = variables[0].graph
+    model = {id(v) for v in graph.get_collection(tf.GraphKeys.MODEL_VARIABLES)}
+    model |= {id(v) for v in graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)}
+    infos = [
+        _GraphVariable(v.op.name, tuple(v.shape.as_list()), v.dtype.base_dtype.name, id(v) in model)
+        for v in variables
+    ]
+    return infos, {v.op.name: v for v in variables}
+
+
+def _size(shape: Sequence[int]) -> int:
+    return TensorInfo(tuple(shape), "float32").size
+
+
+def _background_transform(option: str | None, graph_shape, checkpoint_shape) -> str | None:
+    """The background-class transform that makes the checkpoint's shape fit, if asked for."""
+    if option is None or tuple(graph_shape[:-1]) != tuple(checkpoint_shape[:-1]) or not graph_shape:
+        return None
+    pair = (checkpoint_shape[-1], graph_shape[-1])
+    if pair == (1001, 1000) and option in ("auto", "drop"):
+        return DROP_BACKGROUND
+    if pair == (1000, 1001) and option in ("auto", "add"):
+        return ADD_BACKGROUND
+    return None
+
+
+@dataclass
+class RestorePlan:
+    """What maps to what, what is skipped and why; prints, saves as JSON and applies in one op."""
+
+    checkpoint: str
+    entries: list[Entry]
+    unused: list[str]
+    rules: list[str]
+    options: dict = field(default_factory=dict)
+    _variables: dict = field(default_factory=dict, repr=False)
+    _op: object = field(default=None, repr=False)
+
+    def _with(self, *statuses: str) -> list[Entry]:
+        return [e for e in self.entries if e.status in statuses]
+
+    @property
+    def restored(self) -> list[Entry]:
+        return self._with(RESTORED)
+
+    @property
+    def renamed(self) -> list[Entry]:
+        return [e for e in self.restored if e.renamed]
+
+    @property
+    def skipped(self) -> list[Entry]:
+        """In the checkpoint's reach but excluded by a scope rule."""
+        return self._with(EXCLUDED)
+
+    @property
+    def fresh(self) -> list[Entry]:
+        """Every variable that keeps its initialiser (excluded, new, or in error)."""
+        return [e for e in self.entries if e.status != RESTORED]
+
+    @property
+    def errors(self) -> list[Entry]:
+        return self._with(*ERRORS)
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def check(self) -> RestorePlan:
+        """Raise ValueError naming every variable no rule explains; return self when the plan fits."""
+        mismatched = self._with(MISMATCH)
+        if mismatched:
+            listed = "; ".join(f"{e.variable} {list(e.shape)} vs {list(e.checkpoint_shape)}" for e in mismatched)
+            raise ValueError(
+                f"{len(mismatched)} variables do not fit checkpoint {self.checkpoint} (graph vs checkpoint shape): "
+                f"{listed}. Exclude their scopes (--checkpoint_exclude_scopes) or use --background-class for 1001/1000."
+            )
+        missing = self._with(MISSING)
+        if missing:
+            listed = ", ".join(e.variable for e in missing)
+            hint = f" Unused checkpoint names look like: {', '.join(self.unused[:3])}." if self.unused else ""
+            raise ValueError(
+                f"{len(missing)} variables are missing from checkpoint {self.checkpoint}: {listed}. Map names with "
+                f"rename rules (OLD:NEW) or allow them to start fresh (allow_missing).{hint}"
+            )
+        wanted = [e for e in self.entries if e.status != EXCLUDED and e.reason != TRAINING_STATE]
+        restored = self.restored
+        if not restored or len(restored) < MIN_RESTORED_FRACTION * len(wanted):
+            raise ValueError(
+                f"restore from {self.checkpoint} would restore only {len(restored)} of {len(wanted)} variables: "
+                "this would train from random weights. Check the checkpoint and the net, or the rename rules."
+            )
+        return self
+
+    # -- reports ----------------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        restored, total = self.restored, self.entries
+        params = sum(e.size for e in restored)
+        all_params = sum(e.size for e in total)
+        parts = [
+            f"{len(restored)} of {len(total)} variables restored ({params / 1e6:.2f}M of {all_params / 1e6:.2f}M "
+            "parameters)"
+        ]
+        if self.options.get("use_moving_average"):
+            parts.append(f"{sum(e.checkpoint_key.endswith(mapping.EMA_SUFFIX) for e in restored)} from EMA shadows")
+        if self.renamed:
+            parts.append(f"{len(self.renamed)} renamed by {', '.join(self.rules)}")
+        parts.append(f"{len(self.fresh)} freshly initialised")
+        parts.append(f"{len(self.unused)} unused in the checkpoint")
+        if self.errors:
+            parts.append(f"{len(self.errors)} ERRORS")
+        return f"restore from {self.checkpoint}: " + "; ".join(parts)
+
+    def table(self, limit: int | None = _TABLE_ROWS) -> str:
+        """The summary line and a table of every variable not restored as is, then the unused scopes."""
+        from tabulate import tabulate
+
+        rows = [
+            (e.variable, _shape(e.shape), e.status, e.reason or e.transform or "")
+            for e in self.entries
+            if e.status != RESTORED or e.transform
+        ]
+        rows += [(scope + "/*", f"{n} tensors", "unused", "in the checkpoint only") for scope, n in self._unused_scopes()]
+        lines = [self.summary()]
+        if rows:
+            shown = rows if limit is None else rows[:limit]
+            lines.append(tabulate(shown, headers=["variable", "shape", "status", "reason"]))
+            if len(shown) < len(rows):
+                lines.append(f"... and {len(rows) - len(shown)} more rows (the JSON report lists all)")
+        return "\n".join(lines)
+
+    def _unused_scopes(self) -> list[tuple[str, int]]:
+        return sorted(Counter("/".join(k.split("/")[:2]) for k in self.unused).items())
+
+    def to_dict(self) -> dict:
+        def brief(entry: Entry) -> dict:
+            return {k: v for k, v in asdict(entry).items() if v not in (None, "")}
+
+        return {
+            "checkpoint": self.checkpoint,
+            "summary": self.summary(),
+            "options": self.options,
+            "rules": self.rules,
+            "restored": [brief(e) for e in self.restored],
+            "renamed": [{"variable": e.variable, "checkpoint_key": e.checkpoint_key} for e in self.renamed],
+            "skipped": [brief(e) for e in self.skipped],
+            "fresh": [brief(e) for e in self.fresh],
+            "errors": [brief(e) for e in self.errors],
+            "unused": self.unused,
+        }
+
+    def save_json(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=1)
+            f.write("\n")
+
+    # -- applying -------------------------------------------------------------------------------
+
+    def restore_op(self):
+        """One op that reads every planned tensor (one RestoreV2) and assigns it; built once.
+
+        Build it before the graph is finalised; run it after the variables' initialisers (the
+        background row added by ADD_BACKGROUND keeps its initial value).
+        """
+        if self._op is None:
+            self._op = self._build_restore_op()
+        return self._op
+
+    def apply(self, session) -> None:
+        session.run(self.restore_op())
+
+    def init_fn(self):
+        """A `Scaffold(init_fn=...)` callable (scaffold, session); builds the op now."""
+        op = self.restore_op()
+        return lambda scaffold, session: session.run(op)
+
+    def _build_restore_op(self):
+        import tensorflow as tf2  # after nets.compat
+
+        if not self._variables:
+            raise ValueError("this plan was built from variable shapes, not variables: it cannot be applied")
+        self.check()
+        restored = self.restored
+        dtypes = read_variables(self.checkpoint)
+        keys = sorted({e.checkpoint_key for e in restored})
+        graph = next(iter(self._variables.values())).graph
+        with graph.as_default(), tf.name_scope("restore_plan"):
+            tensors = tf2.raw_ops.RestoreV2(
+                prefix=self.checkpoint,
+                tensor_names=keys,
+                shape_and_slices=[""] * len(keys),
+                dtypes=[tf.as_dtype(dtypes[k].dtype) for k in keys],
+            )
+            by_key = dict(zip(keys, tensors))
+            assigns = [self._assign(self._variables[e.variable], e, by_key[e.checkpoint_key]) for e in restored]
+            return tf.group(*assigns, name="restore")
+
+    @staticmethod
+    def _assign(variable, entry: Entry, value):
+        if value.dtype != variable.dtype.base_dtype:
+            value = tf.cast(value, variable.dtype.base_dtype)
+        if entry.transform == DROP_BACKGROUND:
+            return tf.assign(variable, value[..., 1:])
+        if entry.transform == ADD_BACKGROUND:
+            return variable[..., 1:].assign(value)
+        return tf.assign(variable, value)
+
+
+def _shape(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def build_plan(
+    variables,
+    checkpoint: str,
+    *,
+    net=None,
+    exclude_scopes: Sequence[str] | None = None,
+    include_scopes: Sequence[str] | None = None,
+    rename: Sequence = (),
+    use_moving_average: bool = False,
+    background_class: str | None = None,
+    allow_missing: Sequence[str] = (),
+    detect_prefix: bool = True,
+) -> RestorePlan:
+    """A RestorePlan for `variables` (tf.Variables or {name: shape}) from `checkpoint`; never raises on misfits.
+
+    See plan_restore for the arguments.
+    """
+    if background_class not in BACKGROUND_OPTIONS:
+        raise ValueError(f"background_class must be one of {BACKGROUND_OPTIONS}, got {background_class!r}")
+    prefix = resolve_checkpoint(checkpoint)
+    stored = read_variables(prefix)
+    graph_vars, by_name = _graph_variables(variables)
+    if use_moving_average and not any(k.endswith(mapping.EMA_SUFFIX) for k in stored):
+        raise ValueError(f"checkpoint {prefix} holds no ExponentialMovingAverage shadows: drop the moving-average option")
+
+    rules = [mapping.parse_rule(r) for r in rename]
+    raw_keys = [k for k in stored if not k.endswith(mapping.EMA_SUFFIX)]
+    if detect_prefix:
+        renamed = {mapping.rename(k, rules) for k in raw_keys}
+        detected = mapping.detect_prefix([v.name for v in graph_vars], renamed)
+        rules += [detected] if detected else []
+    key_of = mapping.graph_to_checkpoint(stored, rules)
+
+    planner = _Planner(stored, key_of, net, include_scopes, allow_missing, use_moving_average, background_class)
+    excluded = list(exclude_scopes) if exclude_scopes is not None else planner.default_excludes(graph_vars)
+    entries = [planner.entry(v, excluded) for v in graph_vars]
+    used = {e.checkpoint_key for e in entries if e.status == RESTORED}
+    options = {
+        "net": getattr(net, "name", None),
+        "exclude_scopes": excluded,
+        "include_scopes": list(include_scopes) if include_scopes is not None else None,
+        "use_moving_average": use_moving_average,
+        "background_class": background_class,
+        "allow_missing": list(allow_missing),
+    }
+    unused = [k for k in stored if k not in used]
+    return RestorePlan(prefix, entries, unused, [r.text for r in rules], options, by_name)
+
+
+class _Planner:
+    """Decides one variable's entry; holds what every decision needs."""
+
+    def __init__(self, stored, key_of, net, include_scopes, allow_missing, use_moving_average, background_class):
+        self.stored, self.key_of, self.net = stored, key_of, net
+        self.include_scopes, self.allow_missing = include_scopes, allow_missing
+        self.use_moving_average, self.background_class = use_moving_average, background_class
+
+    def checkpoint_key(self, name: str) -> str | None:
+        """The checkpoint name for a graph variable; a graph EMA shadow falls back to its raw weight."""
+        if name in self.key_of:
+            return self.key_of[name]
+        if name.endswith(mapping.EMA_SUFFIX):
+            return self.key_of.get(name[: -len(mapping.EMA_SUFFIX)])
+        return None
+
+    def classifier_scopes(self) -> tuple[str, ...]:
+        return tuple(self.net.classifier_scopes) if self.net is not None else ()
+
+    def default_excludes(self, graph_vars: list[_GraphVariable]) -> list[str]:
+        """The net's classifier scopes when its class count differs from the checkpoint's."""
+        for var in graph_vars:
+            key = self.checkpoint_key(var.name)
+            if key is None or not mapping.in_scopes(var.name, self.classifier_scopes()):
+                continue
+            stored_shape = self.stored[key].shape
+            if stored_shape != var.shape and not _background_transform(self.background_class, var.shape, stored_shape):
+                return list(self.classifier_scopes())
+        return []
+
+    def entry(self, var: _GraphVariable, excluded: Sequence[str]) -> Entry:
+        entry = Entry(var.name, var.shape, RESTORED, size=_size(var.shape))
+        key = self.checkpoint_key(var.name)
+        scope = mapping.in_scopes(var.name, excluded)
+        if self.include_scopes is not None and not mapping.in_scopes(var.name, self.include_scopes):
+            return self._fresh(entry, EXCLUDED, "outside include scopes")
+        if scope:
+            return self._fresh(entry, EXCLUDED, f"excluded by scope {scope}" + self._class_note(var, key))
+        if key is None:
+            return self._missing(entry, var)
+        if self.use_moving_average and key + mapping.EMA_SUFFIX in self.stored:
+            key += mapping.EMA_SUFFIX
+        entry.checkpoint_key, entry.checkpoint_shape = key, self.stored[key].shape
+        if entry.checkpoint_shape != var.shape:
+            entry.transform = _background_transform(self.background_class, var.shape, entry.checkpoint_shape)
+            if entry.transform is None:
+                entry.status = MISMATCH
+        return entry
+
+    def _class_note(self, var: _GraphVariable, key: str | None) -> str:
+        if key is None or not mapping.in_scopes(var.name, self.classifier_scopes()):
+            return ""
+        return f" (new classifier: {var.shape[-1]} classes, checkpoint has {self.stored[key].shape[-1]})"
+
+    def _missing(self, entry: Entry, var: _GraphVariable) -> Entry:
+        allowed = mapping.in_scopes(var.name, self.allow_missing)
+        if allowed:
+            return self._fresh(entry, NEW, f"not in checkpoint; allowed by {allowed}")
+        if mapping.in_scopes(var.name, self.classifier_scopes()):
+            return self._fresh(entry, NEW, "new classifier; not in checkpoint")
+        if not var.is_model:
+            return self._fresh(entry, NEW, TRAINING_STATE)
+        return self._fresh(entry, MISSING, "not in checkpoint")
+
+    @staticmethod
+    def _fresh(entry: Entry, status: str, reason: str) -> Entry:
+        entry.status, entry.reason = status, reason
+        return entry
+
+
+def plan_restore(
+    variables,
+    checkpoint: str,
+    *,
+    net=None,
+    exclude_scopes: Sequence[str] | None = None,
+    include_scopes: Sequence[str] | None = None,
+    rename: Sequence = (),
+    use_moving_average: bool = False,
+    background_class: str | None = None,
+    allow_missing: Sequence[str] = (),
+    detect_prefix: bool = True,
+) -> RestorePlan:
+    """The strict restore plan of `variables` from `checkpoint` (see resolve_checkpoint for its forms).
+
+    variables: the graph's tf.Variables to warm-start (usually the model variables), or {name: shape}
+      for a plan that is only inspected. Non-model, non-trainable variables missing from the checkpoint
+      (global step, optimizer slots) are training state and start fresh.
+    net: the NetSpec; its classifier scopes are excluded by default when the class count differs from
+      the checkpoint's, and a classifier missing from the checkpoint starts fresh.
+    exclude_scopes: scopes never restored (None: the default above; () for none).
+    include_scopes: when given, only variables under these scopes are restored.
+    rename: rules mapping checkpoint names to graph names, `OLD:NEW` or `re:PATTERN=REPLACEMENT`
+      (see checkpoints.mapping); a constant scope prefix difference is detected when detect_prefix.
+    use_moving_average: restore the ExponentialMovingAverage shadow values in place of the raw weights.
+    background_class: 'drop' (1001-class checkpoint -> 1000-class graph), 'add' (1000 -> 1001, the
+      background row keeps its initial value), 'auto' (either, as the shapes say) or None.
+    allow_missing: scopes whose variables may be missing from the checkpoint (they start fresh).
+    Raises ValueError naming every variable that does not fit, and when the plan restores nothing or
+    less than half of the variables not excluded.
+    """
+    return build_plan(
+        variables,
+        checkpoint,
+        net=net,
+        exclude_scopes=exclude_scopes,
+        include_scopes=include_scopes,
+        rename=rename,
+        use_moving_average=use_moving_average,
+        background_class=background_class,
+        allow_missing=allow_missing,
+        detect_prefix=detect_prefix,
+    ).check()
+
+
+def check_resume(train_dir: str, variables) -> str | None:
+    """The train dir's latest checkpoint if it fits the graph (same names and shapes), None if none.
+
+    Raises ValueError when the checkpoint belongs to another net or class count, before anything runs.
+    """
+    latest = tf.train.latest_checkpoint(train_dir) if tf.io.gfile.isdir(train_dir) else None
+    if latest is None:
+        return None
+    stored = read_variables(latest)
+    graph_vars, _ = _graph_variables(variables)
+    missing = [v.name for v in graph_vars if v.name not in stored]
+    mismatched = [v for v in graph_vars if v.name in stored and stored[v.name].shape != v.shape]
+    fix = f"Use a new train dir, or delete {train_dir} to start over."
+    if mismatched:
+        listed = "; ".join(f"{v.name} is {_shape(stored[v.name].shape)} there, {_shape(v.shape)} here" for v in mismatched)
+        raise ValueError(f"{latest} belongs to a different net or class count: {listed}. {fix}")
+    if missing:
+        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ValueError(
+            f"{latest} belongs to a different net or training setup: {len(missing)} of {len(graph_vars)} variables "
+            f"are not in it ({listed}). {fix}"
+        )
+    return latest

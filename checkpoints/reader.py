@@ -1,0 +1,122 @@
+"""Find a checkpoint from what the user typed, and read its variable names, shapes and dtypes.
+
+Everything here goes through TensorFlow's own readers (`tf.train.load_checkpoint`,
+`tf.train.latest_checkpoint`), so V2 bundles (`.index` + `.data-*`) and V1 single-file `.ckpt`
+checkpoints read alike.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nets.compat import tf
+
+# The files of one checkpoint, besides the V1 single file: strip these to get the prefix.
+_CHECKPOINT_SUFFIX = re.compile(r"\.(index|meta|data-\d{5}-of-\d{5})$")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a checkpoint."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def size(self) -> int:
+        size = 1
+        for dim in self.shape:
+            size *= dim
+        return size
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * tf.as_dtype(self.dtype).size
+
+
+def _is_checkpoint_prefix(prefix: str) -> bool:
+    """A V2 prefix (PREFIX.index exists) or a V1 single-file checkpoint."""
+    if os.path.isfile(prefix + ".index"):
+        return True
+    return os.path.isfile(prefix) and not _CHECKPOINT_SUFFIX.search(prefix) and _readable(prefix)
+
+
+def _readable(path: str) -> bool:
+    try:
+        tf.train.load_checkpoint(path)
+    except Exception:  # noqa: BLE001 (TF raises several types for "not a checkpoint")
+        return False
+    return True
+
+
+def _latest_in_directory(directory: str) -> str | None:
+    """The directory's latest checkpoint (its `checkpoint` state file), else its only checkpoint."""
+    latest = tf.train.latest_checkpoint(directory)
+    if latest:
+        return latest
+    prefixes = sorted({_CHECKPOINT_SUFFIX.sub("", str(p)) for p in Path(directory).glob("*.index")})
+    prefixes += sorted(str(p) for p in Path(directory).glob("*.ckpt") if _is_checkpoint_prefix(str(p)))
+    if len(prefixes) > 1:
+        listed = ", ".join(os.path.basename(p) for p in prefixes)
+        raise ValueError(f"{directory} holds several checkpoints and no `checkpoint` file: {listed}. Name one.")
+    return prefixes[0] if prefixes else None
+
+
+def resolve_checkpoint(path_or_name: str) -> str:
+    """The checkpoint prefix meant by a prefix, a directory (its latest checkpoint), a file of the
+    checkpoint (`.index`, `.data-*`, `.meta`, V1 `.ckpt`) or a registry name (downloaded and cached).
+    """
+    path = os.path.expanduser(str(path_or_name))
+    if os.path.isdir(path):
+        latest = _latest_in_directory(path)
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint in directory {path}: expected a `checkpoint` file or *.index files")
+        return latest
+    prefix = _CHECKPOINT_SUFFIX.sub("", path)
+    if _is_checkpoint_prefix(prefix):
+        return prefix
+    if os.path.isfile(path):
+        raise ValueError(f"{path} is not a TensorFlow checkpoint (neither a V2 prefix/.index/.data file nor V1 .ckpt)")
+    from checkpoints import registry
+
+    if path_or_name in registry.REGISTRY:
+        from checkpoints import download
+
+        return download.fetch(path_or_name)
+    raise FileNotFoundError(
+        f"no checkpoint at {path}: not a prefix, a file of a checkpoint or a directory, nor a known checkpoint "
+        "name (`finetune download --list`)"
+    )
+
+
+def read_variables(prefix: str) -> dict[str, TensorInfo]:
+    """Name -> TensorInfo of every tensor in the checkpoint at `prefix` (see resolve_checkpoint)."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except Exception as error:  # noqa: BLE001
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"cannot read checkpoint {prefix}: {first}") from error
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    return {name: TensorInfo(tuple(shapes[name]), dtypes[name].name) for name in sorted(shapes)}
+
+
+def read_tensor(prefix: str, name: str):
+    """The value (numpy array) of one tensor of the checkpoint."""
+    return tf.train.load_checkpoint(prefix).get_tensor(name)
+
+
+def describe_checkpoint(path_or_name: str) -> str:
+    """A table of the checkpoint's tensors (name, shape, dtype) with their count, parameters and bytes."""
+    from tabulate import tabulate
+
+    prefix = resolve_checkpoint(path_or_name)
+    tensors = read_variables(prefix)
+    rows = [(name, "[" + ",".join(map(str, t.shape)) + "]", t.dtype, t.size) for name, t in tensors.items()]
+    parameters = sum(t.size for t in tensors.values())
+    megabytes = sum(t.nbytes for t in tensors.values()) / 2**20
+    table = tabulate(rows, headers=["variable", "shape", "dtype", "parameters"], intfmt=",")
+    return f"{table}\n{prefix}: {len(tensors)} tensors, {parameters:,} parameters, {megabytes:.1f} MiB"

@@ -1,0 +1,265 @@
+"""Restore plans against real checkpoints written here: values, exclusions, mappings, EMA, background class, errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import checkpoints
+from checkpoints import plan as plan_module
+from nets.compat import slim, tf
+from nets.nets_factory import NetSpec
+
+CLASSIFIER = "TinyNet/Logits"
+
+
+def tiny_net(images, num_classes=1001, is_training=False, scope="TinyNet", depth=8, extra=False):
+    """conv-BN, conv-BN, pooled 1x1-conv classifier: the shape of a slim net, 10 variables."""
+    with tf.variable_scope(scope):
+        with slim.arg_scope([slim.conv2d], normalizer_fn=slim.batch_norm):
+            net = slim.conv2d(images, 4, [3, 3], scope="Conv1")
+            net = slim.conv2d(net, depth, [3, 3], stride=2, scope="Conv2")
+            if extra:
+                net = slim.conv2d(net, depth, [1, 1], scope="Extra")
+        net = tf.reduce_mean(net, [1, 2], keepdims=True)
+        logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="Logits")
+    return tf.squeeze(logits, [1, 2]), {}
+
+
+TINY = NetSpec(name="tiny", network_fn=tiny_net, arg_scope_fn=lambda weight_decay=0.0: {}, image_size=8,
+               num_classes=1001, preprocessing="inception", scope="TinyNet", classifier_scopes=(CLASSIFIER,))
+
+
+def build(num_classes=1001, outer_scope=None, **kwargs):
+    """Build the tiny net in the default graph; return its model variables."""
+    images = tf.zeros([1, 8, 8, 3])
+    if outer_scope:
+        with tf.variable_scope(outer_scope):
+            tiny_net(images, num_classes, **kwargs)
+    else:
+        tiny_net(images, num_classes, **kwargs)
+    return slim.get_model_variables()
+
+
+def write_checkpoint(path, num_classes=1001, ema=False, v1=False, seed=0, **kwargs) -> dict:
+    """Save a tiny net with random values (and EMA shadows of other values); return name -> saved value."""
+    rng = np.random.default_rng(seed)
+    with tf.Graph().as_default():
+        variables = build(num_classes, **kwargs)
+        if ema:
+            tf.train.ExponentialMovingAverage(0.9).apply(variables)
+        everything = tf.global_variables()
+        values = {v.op.name: rng.normal(size=v.shape.as_list()).astype(np.float32) for v in everything}
+        version = tf.train.SaverDef.V1 if v1 else tf.train.SaverDef.V2
+        with tf.Session() as sess:
+            for v in everything:
+                v.load(values[v.op.name], sess)
+            tf.train.Saver(everything, write_version=version).save(sess, path, write_meta_graph=False)
+    return values
+
+
+def restore(plan, variables):
+    """Initialise, read the initial values, apply the plan; return (initial, restored) name -> value."""
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        before = dict(zip([v.op.name for v in variables], sess.run(variables)))
+        plan.apply(sess)
+        after = dict(zip([v.op.name for v in variables], sess.run(variables)))
+    return before, after
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    path = str(tmp_path / "model.ckpt")
+    return path, write_checkpoint(path)
+
+
+def test_restores_the_file_values_in_one_op_and_excluded_classifier_keeps_its_initialiser(graph, ckpt):
+    path, saved = ckpt
+    variables = build(num_classes=5)
+    plan = checkpoints.plan_restore(variables, path, net=TINY)
+    before, after = restore(plan, variables)
+
+    assert [op.type for op in graph.get_operations()].count("RestoreV2") == 1
+    classifier = {f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"}
+    assert {e.variable for e in plan.skipped} == classifier
+    assert "new classifier: 5 classes, checkpoint has 1001" in plan.skipped[0].reason
+    for name, value in after.items():
+        if name in classifier:
+            np.testing.assert_array_equal(value, before[name])
+        else:
+            np.testing.assert_array_equal(value, saved[name])
+    assert len(plan.restored) == len(variables) - 2
+    assert plan.unused == sorted(classifier)
+
+
+def test_same_class_count_restores_everything(graph, ckpt):
+    path, saved = ckpt
+    variables = build()
+    plan = checkpoints.plan_restore(variables, path, net=TINY)
+    _, after = restore(plan, variables)
+    assert not plan.fresh and not plan.unused
+    for name, value in after.items():
+        np.testing.assert_array_equal(value, saved[name])
+
+
+@pytest.mark.parametrize(
+    "outer_scope, rename, expected_rule",
+    [
+        ("tower_0", (), ":tower_0 (auto-detected)"),
+        ("model", ("TinyNet:model/TinyNet",), "TinyNet:model/TinyNet"),
+        ("net", ("re:^TinyNet/(.*)$=net/TinyNet/\\1",), "re:^TinyNet/(.*)$=net/TinyNet/\\1"),
+    ],
+)
+def test_name_mappings_restore_under_another_scope(graph, ckpt, outer_scope, rename, expected_rule):
+    path, saved = ckpt
+    variables = build(outer_scope=outer_scope)
+    plan = checkpoints.plan_restore(variables, path, net=None, rename=rename, detect_prefix=not rename)
+    _, after = restore(plan, variables)
+    assert plan.rules == [expected_rule]
+    assert len(plan.renamed) == len(variables) and not plan.unused
+    for name, value in after.items():
+        np.testing.assert_array_equal(value, saved[name[len(outer_scope) + 1:]])
+
+
+def test_without_a_rule_another_scope_is_missing_and_named(graph, ckpt):
+    path, _ = ckpt
+    build(outer_scope="tower_0")
+    with pytest.raises(ValueError, match=r"10 variables are missing .*tower_0/TinyNet/Conv1/weights") as error:
+        checkpoints.plan_restore(slim.get_model_variables(), path, detect_prefix=False)
+    assert "Unused checkpoint names look like: TinyNet/Conv1/" in str(error.value)
+
+
+def test_moving_average_shadows_restore_when_asked(graph, tmp_path):
+    path = str(tmp_path / "ema.ckpt")
+    saved = write_checkpoint(path, ema=True)
+    variables = build()
+    raw_plan = checkpoints.plan_restore(variables, path)
+    ema_plan = checkpoints.plan_restore(variables, path, use_moving_average=True)
+    _, raw = restore(raw_plan, variables)
+    _, shadowed = restore(ema_plan, variables)
+    for name in raw:
+        np.testing.assert_array_equal(raw[name], saved[name])
+        np.testing.assert_array_equal(shadowed[name], saved[name + "/ExponentialMovingAverage"])
+    assert len(raw_plan.unused) == len(variables)  # the shadows
+    assert "10 from EMA shadows" in ema_plan.summary()
+
+
+def test_moving_average_asked_of_a_checkpoint_without_shadows(graph, ckpt):
+    with pytest.raises(ValueError, match="no ExponentialMovingAverage shadows"):
+        checkpoints.plan_restore(build(), ckpt[0], use_moving_average=True)
+
+
+def test_background_row_dropped_1001_to_1000(graph, ckpt):
+    path, saved = ckpt
+    variables = build(num_classes=1000)
+    plan = checkpoints.plan_restore(variables, path, net=TINY, background_class="drop")
+    _, after = restore(plan, variables)
+    weights, biases = f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"
+    np.testing.assert_array_equal(after[weights], saved[weights][..., 1:])
+    np.testing.assert_array_equal(after[biases], saved[biases][1:])
+    assert not plan.fresh
+    assert {e.transform for e in plan.restored if e.variable.startswith(CLASSIFIER)} == {"drop background row"}
+
+
+def test_background_row_added_1000_to_1001(graph, tmp_path):
+    path = str(tmp_path / "k1000.ckpt")
+    saved = write_checkpoint(path, num_classes=1000)
+    variables = build(num_classes=1001)
+    plan = checkpoints.plan_restore(variables, path, net=TINY, background_class="auto")
+    before, after = restore(plan, variables)
+    for name in (f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"):
+        np.testing.assert_array_equal(after[name][..., 1:], saved[name])
+        np.testing.assert_array_equal(after[name][..., 0], before[name][..., 0])
+
+
+def test_shape_mismatch_names_every_offending_variable(graph, ckpt):
+    variables = build(num_classes=1000, depth=16)
+    with pytest.raises(ValueError) as error:
+        checkpoints.plan_restore(variables, ckpt[0])  # no net: nothing explains either difference
+    first_line = str(error.value).splitlines()[0]
+    for name in ("Conv2/weights", "Conv2/BatchNorm/beta", "Conv2/BatchNorm/moving_mean",
+                 "Conv2/BatchNorm/moving_variance", "Logits/weights", "Logits/biases"):
+        assert f"TinyNet/{name}" in first_line
+    assert "Conv1" not in first_line and first_line.startswith("6 variables do not fit")
+
+
+def test_missing_variable_is_an_error_unless_allowed(graph, ckpt):
+    variables = build(extra=True)
+    with pytest.raises(ValueError, match="4 variables are missing from checkpoint .*: TinyNet/Extra/weights, TinyNet/Extra/BatchNorm/beta"):
+        checkpoints.plan_restore(variables, ckpt[0], net=TINY)
+    plan = checkpoints.plan_restore(variables, ckpt[0], net=TINY, allow_missing=["TinyNet/Extra"])
+    assert {e.variable for e in plan.fresh} == {f"TinyNet/Extra/{n}" for n in
+                                               ("weights", "BatchNorm/beta", "BatchNorm/moving_mean",
+                                                "BatchNorm/moving_variance")}
+
+
+def test_a_plan_restoring_nothing_or_far_less_is_an_error(graph, ckpt):
+    variables = build()
+    with pytest.raises(ValueError, match="would restore only 0 of 10 variables"):
+        checkpoints.plan_restore(variables, ckpt[0], allow_missing=["TinyNet"], rename=["TinyNet:Other"],
+                                 detect_prefix=False)
+    with pytest.raises(ValueError, match="would restore only 2 of 10"):
+        checkpoints.plan_restore(variables, ckpt[0], rename=["re:^TinyNet/Conv=Elsewhere/Conv"],
+                                 allow_missing=["TinyNet/Conv1", "TinyNet/Conv2"], detect_prefix=False)
+    with pytest.raises(ValueError, match="would restore only 0 of 0"):
+        checkpoints.plan_restore(variables, ckpt[0], exclude_scopes=["TinyNet"])
+
+
+def test_training_state_absent_from_a_pretrained_checkpoint_starts_fresh(graph, ckpt):
+    build()
+    tf.train.get_or_create_global_step()
+    plan = checkpoints.plan_restore(tf.global_variables(), ckpt[0])
+    assert [(e.variable, e.reason) for e in plan.fresh] == [("global_step", plan_module.TRAINING_STATE)]
+
+
+def test_v1_checkpoint_file_and_every_way_to_name_a_checkpoint(graph, tmp_path):
+    v1 = str(tmp_path / "v1" / "model.ckpt")
+    os.makedirs(os.path.dirname(v1))
+    saved = write_checkpoint(v1, v1=True)
+    assert os.path.isfile(v1) and checkpoints.resolve_checkpoint(v1) == v1
+    variables = build()
+    _, after = restore(checkpoints.plan_restore(variables, v1), variables)
+    for name, value in after.items():
+        np.testing.assert_array_equal(value, saved[name])
+
+    v2 = str(tmp_path / "v2" / "model.ckpt-7")
+    write_checkpoint(v2)
+    for form in (v2, v2 + ".index", v2 + ".data-00000-of-00001", os.path.dirname(v2)):
+        assert checkpoints.resolve_checkpoint(form) == v2
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*nothing.*finetune download --list"):
+        checkpoints.resolve_checkpoint(str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint in directory"):
+        checkpoints.resolve_checkpoint(str(tmp_path))
+
+
+def test_report_table_and_json(graph, ckpt, tmp_path):
+    variables = build(num_classes=5)
+    plan = checkpoints.plan_restore(variables, ckpt[0], net=TINY)
+    table = plan.table()
+    assert table.splitlines()[0].startswith(f"restore from {ckpt[0]}: 8 of 10 variables restored")
+    assert f"{CLASSIFIER}/weights" in table and "excluded" in table and "TinyNet/Logits/*" in table
+    plan.save_json(str(tmp_path / "restore_report.json"))
+    report = json.loads((tmp_path / "restore_report.json").read_text())
+    assert len(report["restored"]) == 8 and report["unused"] == [f"{CLASSIFIER}/biases", f"{CLASSIFIER}/weights"]
+    assert [e["variable"] for e in report["skipped"]] == [f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"]
+    assert report["options"]["exclude_scopes"] == [CLASSIFIER]
+
+
+def test_check_resume_accepts_its_own_run_and_refuses_another(graph, tmp_path):
+    train_dir = tmp_path / "train"
+    assert checkpoints.check_resume(str(train_dir), build()) is None
+    tf.train.get_or_create_global_step()
+    variables = tf.global_variables()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        saved = tf.train.Saver().save(sess, str(train_dir / "model.ckpt"), global_step=3)
+    assert checkpoints.check_resume(str(train_dir), variables) == saved
+
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match=r"class count: TinyNet/Logits/weights is \[1,1,8,1001\] there, \[1,1,8,5\] here; TinyNet/Logits/biases"):
+            checkpoints.check_resume(str(train_dir), build(num_classes=5))
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError, match="10 of 10 variables are not in it"):
+            checkpoints.check_resume(str(train_dir), build(outer_scope="other"))
