@@ -1,0 +1,406 @@
+"""Evaluate a checkpoint on a dataset split: top-1/top-k accuracy, per-class accuracy, loss, confusion.
+
+`TrainedModel` says which checkpoint to load and how to rebuild its graph (net, class count, image
+size, preprocessing, class names): read from a train dir's `run_config.json` (`from_train_dir`) or
+given by hand (`from_checkpoint`). Export and predict build on it too.
+
+`evaluate(model, dataset, split=...)` runs the net in inference mode over one pass of the split and
+returns the metrics as a dict; with `output_dir` it also writes `metrics.json` and
+`confusion_matrix.png` there. Per batch the graph yields the predicted class, whether the label is in
+the top k, and the cross-entropy; everything else follows from the confusion matrix, so memory does
+not grow with the split.
+
+`watch(model, dataset, ...)` evaluates each new checkpoint of a running training as it appears
+(`tf.train.checkpoints_iterator`, as TF-Slim's evaluation loop) and writes the metrics to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nets.compat import tf
+from nets import nets_factory
+
+RUN_CONFIG = "run_config.json"
+LABELS_FILE = "labels.txt"
+METRICS_FILE = "metrics.json"
+CONFUSION_PNG = "confusion_matrix.png"
+TOP_K = 5
+_STEP_SUFFIX = re.compile(r"-(\d+)$")
+_MAX_ANNOTATED_CLASSES = 30
+_MAX_NAMED_CLASSES = 60
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A checkpoint and what rebuilds its inference graph."""
+
+    checkpoint: str  # a prefix, as checkpoints.resolve_checkpoint returns
+    net: str
+    num_classes: int
+    image_size: int
+    preprocessing: str  # 'inception' | 'vgg'
+    class_names: tuple[str, ...]
+    use_moving_average: bool = False
+
+    @classmethod
+    def from_train_dir(
+        cls, train_dir: str, checkpoint: str | None = None, *, image_size: int | None = None
+    ) -> TrainedModel:
+        """The latest checkpoint of `train_dir` (or `checkpoint`) with the run's net, classes and image size."""
+        config = read_run_config(train_dir)
+        missing = [key for key in ("net", "num_classes") if key not in config]
+        if missing:
+            raise ValueError(f"{Path(train_dir) / RUN_CONFIG} lacks {', '.join(missing)}: is it a finetune train dir?")
+        spec = nets_factory.get_spec(config["net"])
+        return cls(
+            checkpoint=_resolve(checkpoint or train_dir),
+            net=spec.name,
+            num_classes=int(config["num_classes"]),
+            image_size=image_size or int(config.get("image_size") or spec.image_size),
+            preprocessing=config.get("preprocessing") or spec.preprocessing,
+            class_names=_class_names(train_dir, config, int(config["num_classes"])),
+            use_moving_average=config.get("moving_average_decay") is not None,
+        )
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str,
+        net: str,
+        num_classes: int | None = None,
+        *,
+        image_size: int | None = None,
+        class_names: Sequence[str] | None = None,
+        use_moving_average: bool = False,
+    ) -> TrainedModel:
+        """A checkpoint of `net` outside a train dir; the class count defaults to len(class_names), else the net's."""
+        spec = nets_factory.get_spec(net)
+        if num_classes is None:
+            num_classes = len(class_names) if class_names else spec.num_classes
+        names = tuple(class_names) if class_names else tuple(str(i) for i in range(num_classes))
+        if len(names) != num_classes:
+            raise ValueError(f"{len(names)} class names for {num_classes} classes: give one name per class.")
+        return cls(
+            checkpoint=_resolve(checkpoint),
+            net=spec.name,
+            num_classes=num_classes,
+            image_size=image_size or spec.image_size,
+            preprocessing=spec.preprocessing,
+            class_names=names,
+            use_moving_average=use_moving_average,
+        )
+
+    @property
+    def global_step(self) -> int | None:
+        """The checkpoint's global step: its `global_step` tensor, else the `-N` of its name."""
+        reader = tf.train.load_checkpoint(self.checkpoint)
+        if reader.has_tensor("global_step"):
+            return int(reader.get_tensor("global_step"))
+        match = _STEP_SUFFIX.search(self.checkpoint)
+        return int(match.group(1)) if match else None
+
+    def logits(self, images: tf.Tensor) -> tf.Tensor:
+        """The net's logits [B, num_classes] for preprocessed `images`, in inference mode, in the default graph."""
+        network_fn = nets_factory.get_network_fn(self.net, self.num_classes, is_training=False)
+        logits, _ = network_fn(images)
+        return logits
+
+    def restore_op(self, variables: Sequence[tf.Variable]) -> tf.Operation:
+        """One op restoring every one of `variables` from the checkpoint; ValueError if any does not fit."""
+        from checkpoints import plan_restore
+
+        plan = plan_restore(
+            variables, self.checkpoint, exclude_scopes=(), use_moving_average=self.use_moving_average
+        )
+        return plan.restore_op()
+
+
+def read_run_config(train_dir: str) -> dict:
+    path = Path(train_dir) / RUN_CONFIG
+    if not Path(train_dir).is_dir():
+        raise FileNotFoundError(f"train dir {train_dir} does not exist: give the --train-dir of a training run.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {train_dir} is not a finetune train dir (use --ckpt and --net).")
+    return json.loads(path.read_text())
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names, one per line, in label order."""
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _class_names(train_dir: str, config: dict, num_classes: int) -> tuple[str, ...]:
+    names = config.get("labels")
+    labels_path = Path(train_dir) / LABELS_FILE
+    if not names and labels_path.is_file():
+        names = read_labels(labels_path)
+    if not names:
+        return tuple(str(i) for i in range(num_classes))
+    if len(names) != num_classes:
+        raise ValueError(f"{train_dir}: {len(names)} class names for {num_classes} classes in {RUN_CONFIG}.")
+    return tuple(names)
+
+
+def _resolve(checkpoint: str) -> str:
+    from checkpoints import resolve_checkpoint
+
+    return resolve_checkpoint(checkpoint)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def metrics_from_counts(
+    confusion: np.ndarray, top_k_correct: int, loss_sum: float, class_names: Sequence[str], top_k: int
+) -> dict:
+    """The metrics dict from a confusion matrix (rows: true class, columns: predicted) and running sums."""
+    total = int(confusion.sum())
+    per_class_count = confusion.sum(axis=1)
+    correct = np.diag(confusion)
+    per_class = {
+        name: {"accuracy": float(correct[i] / per_class_count[i]) if per_class_count[i] else None,
+               "count": int(per_class_count[i])}
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "num_examples": total,
+        "top1": float(correct.sum() / total),
+        f"top{top_k}": float(top_k_correct / total),
+        "top_k": top_k,
+        "loss": float(loss_sum / total),
+        "per_class": per_class,
+        "class_names": list(class_names),
+        "confusion_matrix": confusion.astype(int).tolist(),
+    }
+
+
+def _eval_tensors(model: TrainedModel, images: tf.Tensor, labels: tf.Tensor, top_k: int) -> dict[str, tf.Tensor]:
+    """Per-batch outputs: labels, predicted class, label-in-top-k, cross-entropy."""
+    logits = tf.cast(model.logits(images), tf.float32)
+    return {
+        "labels": labels,
+        "predictions": tf.argmax(logits, axis=1),
+        "in_top_k": tf.math.in_top_k(predictions=logits, targets=labels, k=top_k),
+        "losses": tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits),
+    }
+
+
+def _check_classes(model: TrainedModel, info) -> None:
+    if model.num_classes != info.num_classes:
+        raise ValueError(
+            f"checkpoint {model.checkpoint} has {model.num_classes} classes, dataset {info.root} has "
+            f"{info.num_classes}: evaluate on the dataset the model was trained on."
+        )
+
+
+def evaluate(
+    model: TrainedModel,
+    dataset,
+    *,
+    split: str = "validation",
+    batch_size: int = 32,
+    output_dir: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Metrics of `model` on one pass over `split` of `dataset` (a DatasetInfo or a dataset path).
+
+    Returns {"checkpoint", "global_step", "net", "split", "num_examples", "top1", "top5" (or top{k} for
+    fewer than 5 classes), "top_k", "loss", "per_class", "class_names", "confusion_matrix",
+    "skipped_images"}. With `output_dir`, also writes metrics.json and confusion_matrix.png there.
+    """
+    from finetune import data
+
+    info = data.describe_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
+    _check_classes(model, info)
+    top_k = min(TOP_K, model.num_classes)
+    with tf.Graph().as_default():
+        batches = data.build_dataset(
+            info, split, batch_size=batch_size, image_size=model.image_size, preprocessing=model.preprocessing,
+            is_training=False, num_epochs=1,
+        )
+        iterator = data.make_iterator(batches)
+        images, labels = iterator.get_next()
+        fetches = _eval_tensors(model, images, labels, top_k)
+        restore = model.restore_op(tf.global_variables())
+        skipped = data.skipped_images(split)
+        with tf.Session() as session:
+            session.run([tf.global_variables_initializer(), tf.local_variables_initializer(), iterator.initializer])
+            session.run(restore)
+            counts = _accumulate(session, fetches, model.num_classes, _progress(progress, info, split, batch_size))
+            skipped_count = int(session.run(skipped))
+    metrics = {
+        "checkpoint": model.checkpoint,
+        "global_step": model.global_step,
+        "net": model.net,
+        "split": split,
+        **metrics_from_counts(*counts, model.class_names, top_k),
+        "skipped_images": skipped_count,
+    }
+    if output_dir:
+        write_report(metrics, output_dir)
+    return metrics
+
+
+def _progress(enabled: bool, info, split: str, batch_size: int):
+    from tqdm import tqdm
+
+    total = math.ceil(info.num_examples[split] / batch_size)
+    return tqdm(total=total, desc=f"eval {split}", unit="batch", disable=not enabled, leave=False)
+
+
+def _accumulate(session: tf.Session, fetches: dict[str, tf.Tensor], num_classes: int, bar) -> tuple[np.ndarray, int, float]:
+    """Run the split once: (confusion matrix, top-k hits, summed loss)."""
+    confusion = np.zeros([num_classes, num_classes], np.int64)
+    top_k_correct, loss_sum = 0, 0.0
+    with bar:
+        while True:
+            try:
+                batch = session.run(fetches)
+            except tf.errors.OutOfRangeError:
+                break
+            np.add.at(confusion, (batch["labels"], batch["predictions"]), 1)
+            top_k_correct += int(batch["in_top_k"].sum())
+            loss_sum += float(batch["losses"].sum())
+            bar.update()
+    if not confusion.sum():
+        raise ValueError("no image of the split could be read: check the dataset (every image was skipped).")
+    return confusion, top_k_correct, loss_sum
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def write_report(metrics: dict, output_dir: str) -> tuple[Path, Path]:
+    """Write metrics.json and confusion_matrix.png into output_dir; return their paths."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / METRICS_FILE
+    json_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    png_path = out / CONFUSION_PNG
+    png_path.write_bytes(confusion_png(np.array(metrics["confusion_matrix"]), metrics["class_names"],
+                                       title=_title(metrics)))
+    return json_path, png_path
+
+
+def _title(metrics: dict) -> str:
+    step = f" step {metrics['global_step']}" if metrics.get("global_step") is not None else ""
+    k = metrics["top_k"]
+    return (f"{metrics['net']}{step}, {metrics['split']} ({metrics['num_examples']} images): "
+            f"top-1 {metrics['top1']:.1%}, top-{k} {metrics[f'top{k}']:.1%}")
+
+
+def confusion_png(confusion: np.ndarray, class_names: Sequence[str], title: str = "") -> bytes:
+    """A confusion matrix as PNG bytes: rows true class, columns predicted, colour = share of the row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    n = len(class_names)
+    rows = confusion.sum(axis=1, keepdims=True)
+    shares = np.divide(confusion, rows, out=np.zeros(confusion.shape, float), where=rows > 0)
+    side = min(max(5.0, 0.45 * n + 2.5), 40.0)
+    figure, axes = plt.subplots(figsize=(side + 1.5, side))
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true class")
+    if n <= _MAX_NAMED_CLASSES:
+        axes.set_xticks(range(n), labels=class_names, rotation=45, ha="right", rotation_mode="anchor")
+        axes.set_yticks(range(n), labels=class_names)
+    if n <= _MAX_ANNOTATED_CLASSES:
+        for (i, j), count in np.ndenumerate(confusion):
+            if count:
+                colour = "white" if shares[i, j] > 0.5 else "black"
+                axes.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=9)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def format_metrics(metrics: dict) -> str:
+    """A short readable summary: the headline numbers and a per-class table."""
+    from tabulate import tabulate
+
+    head = _title(metrics) + f", loss {metrics['loss']:.4f}"
+    if metrics.get("skipped_images"):
+        head += f", {metrics['skipped_images']} images skipped (corrupt)"
+    rows = [
+        (name, entry["count"], "-" if entry["accuracy"] is None else f"{entry['accuracy']:.1%}")
+        for name, entry in metrics["per_class"].items()
+    ]
+    return head + "\n" + tabulate(rows, headers=["class", "images", "accuracy"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching a running training
+
+
+def watch(
+    train_dir: str,
+    dataset,
+    *,
+    output_dir: str,
+    split: str = "validation",
+    batch_size: int = 32,
+    image_size: int | None = None,
+    timeout: float | None = None,
+    min_interval_secs: float = 0,
+) -> Iterator[dict]:
+    """Evaluate every new checkpoint of a running training in train_dir as it appears; yield each metrics dict.
+
+    Writes metrics.json and confusion_matrix.png (of the latest) and TensorBoard scalars plus the
+    confusion image at each checkpoint's global step into output_dir. Stops after `timeout` seconds
+    without a new checkpoint (None: waits for ever).
+    """
+    from finetune import data
+
+    info = data.describe_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
+    with tf.Graph().as_default():
+        writer = tf.summary.FileWriter(output_dir)
+    try:
+        for checkpoint in tf.train.checkpoints_iterator(train_dir, min_interval_secs=min_interval_secs,
+                                                        timeout=timeout):
+            model = TrainedModel.from_train_dir(train_dir, checkpoint=checkpoint, image_size=image_size)
+            metrics = evaluate(model, info, split=split, batch_size=batch_size, output_dir=output_dir,
+                               progress=False)
+            writer.add_summary(metrics_summary(metrics), metrics["global_step"] or 0)
+            writer.flush()
+            yield metrics
+    finally:
+        writer.close()
+
+
+def metrics_summary(metrics: dict) -> tf.Summary:
+    """The headline metrics as TensorBoard scalars under eval_<split>/, plus the confusion-matrix image."""
+    split = metrics["split"]
+    k = metrics["top_k"]
+    scalars = {"top1": metrics["top1"], f"top{k}": metrics[f"top{k}"], "loss": metrics["loss"]}
+    values = [tf.Summary.Value(tag=f"eval_{split}/{name}", simple_value=value) for name, value in scalars.items()]
+    png = confusion_png(np.array(metrics["confusion_matrix"]), metrics["class_names"], title=_title(metrics))
+    height, width = _png_size(png)
+    image = tf.Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+    values.append(tf.Summary.Value(tag=f"eval_{split}/confusion_matrix", image=image))
+    return tf.Summary(value=values)
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return image.height, image.width

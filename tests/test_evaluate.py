@@ -1,0 +1,157 @@
+"""Evaluation: metrics equal a hand computation from the same logits; reports are written and readable."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nets.compat import tf
+from nets import nets_factory
+
+from finetune import data, evaluate, synthetic
+from finetune.preprocessing import preprocess_image
+
+NET = "mobilenet_v1_025"
+IMAGE_SIZE = 32
+CLASSES = ["circle", "ring", "square", "frame", "triangle", "plus"]
+
+
+def make_train_dir(train_dir: Path, dataset: Path, *, net: str = NET, image_size: int = IMAGE_SIZE,
+                   class_names=CLASSES, step: int = 7, seed: int = 0) -> Path:
+    """A train dir as training writes it: a random-weight checkpoint model.ckpt-STEP, run_config.json, labels.txt.
+
+    BatchNorm statistics are random too, so folding them into the convolutions is exercised.
+    """
+    spec = nets_factory.get_spec(net)
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        images = tf.zeros([1, image_size, image_size, 3])
+        nets_factory.get_network_fn(net, len(class_names))(images)
+        global_step = tf.train.get_or_create_global_step()
+        rng = np.random.default_rng(seed)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for variable in tf.global_variables():
+                name = variable.op.name
+                if name.endswith(("moving_variance", "gamma")):
+                    variable.load(rng.uniform(0.5, 1.5, variable.shape).astype(np.float32), session)
+                elif name.endswith(("moving_mean", "beta")):
+                    variable.load(rng.uniform(-0.2, 0.2, variable.shape).astype(np.float32), session)
+            global_step.load(step, session)
+            tf.train.Saver().save(session, str(train_dir / "model.ckpt"), global_step=step)
+    config = {"net": net, "num_classes": len(class_names), "image_size": image_size,
+              "preprocessing": spec.preprocessing, "labels": list(class_names), "dataset": str(dataset)}
+    (train_dir / "run_config.json").write_text(json.dumps(config))
+    (train_dir / "labels.txt").write_text("".join(f"{name}\n" for name in class_names))
+    return train_dir
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """(train_dir, dataset_dir) with 6 classes x 2 validation images."""
+    root = tmp_path_factory.mktemp("eval")
+    dataset = synthetic.write_shapes_dataset(root / "shapes", CLASSES, train_per_class=1, validation_per_class=2,
+                                             image_size=40, seed=1)
+    train_dir = root / "train"
+    train_dir.mkdir()
+    return make_train_dir(train_dir, dataset), dataset
+
+
+def _logits_by_hand(model: evaluate.TrainedModel, info: data.DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of every image of the split, one at a time, with its own decode + preprocessing + Saver restore."""
+    with tf.Graph().as_default():
+        path = tf.placeholder(tf.string, [])
+        image = tf.io.decode_png(tf.io.read_file(path), channels=3)
+        images = preprocess_image(image, model.image_size, model.image_size, False, model.preprocessing)[None]
+        logits = nets_factory.get_network_fn(model.net, model.num_classes)(images)[0]
+        with tf.Session() as session:
+            tf.train.Saver(tf.global_variables()).restore(session, model.checkpoint)
+            rows = [session.run(logits, {path: p})[0] for p in info.sources[split]]
+    return np.array(rows), np.array(info.labels[split])
+
+
+def test_metrics_equal_hand_computation(run, tmp_path):
+    train_dir, dataset = run
+    model = evaluate.TrainedModel.from_train_dir(str(train_dir))
+    info = data.describe_dataset(str(dataset))
+    metrics = evaluate.evaluate(model, info, split="validation", batch_size=5, output_dir=str(tmp_path),
+                                progress=False)
+
+    logits, labels = _logits_by_hand(model, info, "validation")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    predicted = logits.argmax(axis=1)
+    k = 5
+    ranks = (logits > logits[np.arange(len(labels)), labels][:, None]).sum(axis=1)
+    confusion = np.zeros([6, 6], int)
+    for true, guess in zip(labels, predicted):
+        confusion[true, guess] += 1
+
+    assert metrics["num_examples"] == 12
+    assert metrics["top_k"] == k
+    assert metrics["top1"] == pytest.approx(np.mean(predicted == labels))
+    assert metrics["top5"] == pytest.approx(np.mean(ranks < k))
+    assert metrics["loss"] == pytest.approx(-log_probs[np.arange(len(labels)), labels].mean(), rel=1e-5)
+    assert metrics["confusion_matrix"] == confusion.tolist()
+    for c, name in enumerate(CLASSES):
+        assert metrics["per_class"][name]["accuracy"] == pytest.approx(np.mean(predicted[labels == c] == c))
+        assert metrics["per_class"][name]["count"] == 2
+    assert metrics["global_step"] == 7
+    assert json.loads((tmp_path / "metrics.json").read_text())["confusion_matrix"] == confusion.tolist()
+    assert (tmp_path / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_from_counts_top_k_and_empty_class():
+    confusion = np.array([[3, 1, 0], [0, 0, 0], [2, 0, 2]])
+    metrics = evaluate.metrics_from_counts(confusion, top_k_correct=7, loss_sum=4.0, class_names=["a", "b", "c"],
+                                           top_k=2)
+    assert metrics["top1"] == pytest.approx(5 / 8)
+    assert metrics["top2"] == pytest.approx(7 / 8)
+    assert metrics["loss"] == pytest.approx(0.5)
+    assert metrics["per_class"]["a"]["accuracy"] == pytest.approx(0.75)
+    assert metrics["per_class"]["b"] == {"accuracy": None, "count": 0}
+    assert metrics["per_class"]["c"]["accuracy"] == pytest.approx(0.5)
+
+
+def test_class_count_mismatch_is_a_clear_error(run, tmp_path):
+    train_dir, _ = run
+    other = synthetic.write_shapes_dataset(tmp_path / "two", ["circle", "ring"], train_per_class=1,
+                                           validation_per_class=1, image_size=32, seed=0)
+    model = evaluate.TrainedModel.from_train_dir(str(train_dir))
+    with pytest.raises(ValueError, match="has 6 classes, dataset .* has 2"):
+        evaluate.evaluate(model, str(other), progress=False)
+
+
+def test_missing_train_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        evaluate.TrainedModel.from_train_dir(str(tmp_path / "nope"))
+
+
+def test_watch_writes_tensorboard_metrics(run, tmp_path):
+    train_dir, dataset = run
+    results = list(evaluate.watch(str(train_dir), str(dataset), output_dir=str(tmp_path), batch_size=6, timeout=0))
+    assert [m["global_step"] for m in results] == [7]
+    tags = {}
+    for event_file in tmp_path.glob("events.out.tfevents.*"):
+        for event in tf.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                tags[value.tag] = (event.step, value.simple_value)
+    assert tags["eval_validation/top1"] == (7, pytest.approx(results[0]["top1"]))
+    assert "eval_validation/confusion_matrix" in tags
+
+
+def test_cli_eval_train_dir(run, tmp_path):
+    train_dir, _ = run
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [sys.executable, "-m", "finetune.cli", "eval", "--train-dir", str(train_dir), "--batch-size", "6",
+         "--output-dir", str(out), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed == json.loads((out / "metrics.json").read_text())
+    assert printed["num_examples"] == 12
