@@ -148,7 +148,7 @@ def _extract(archive: Path, entry: registry.Pretrained, url: str) -> None:
                     with tar.extractfile(member) as src, open(staging / os.path.basename(member.name), "wb") as dst:
                         shutil.copyfileobj(src, dst, _CHUNK)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-            raise ValueError(f"{corrupt} ({error}); {fix}") from error
+            raise ValueError(f"{corrupt} ({' '.join(str(error).split())}); {fix}") from error
         try:
             read_variables(str(staging / entry.checkpoint))  # a checkpoint TensorFlow can read
         except ValueError as error:

@@ -94,4 +94,5 @@ def table() -> str:
         (e.name, e.num_classes, e.image_size, e.top1, e.top5, e.archive, cached(e.name) or "")
         for e in REGISTRY.values()
     ]
-    return tabulate(rows, headers=["name", "classes", "image size", "top-1", "top-5", "archive", "cached at"])
+    return tabulate(rows, headers=["name", "classes", "image size", "top-1", "top-5", "archive", "cached at"],
+                    floatfmt=".1f")

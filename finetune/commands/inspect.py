@@ -1,0 +1,50 @@
+"""`finetune inspect CKPT [--net NAME]`: a checkpoint's variables, or how it fits a net of the zoo."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = ("List a checkpoint's variables (name, shape, dtype) with count, parameters and bytes; with --net, "
+        "compare it with the net: restored, renamed, shape mismatches, missing, unused.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CKPT",
+                        help="checkpoint prefix, directory (its latest), file (.index, .data-*, .meta, V1 .ckpt) "
+                             "or known checkpoint name")
+    parser.add_argument("--net", help="compare with this zoo net (`finetune nets`)")
+    parser.add_argument("--num-classes", type=int, help="the net's class count (default: its checkpoint's)")
+    parser.add_argument("--exclude-scopes", type=lambda s: [x for x in s.split(",") if x],
+                        help="comma-separated scopes not restored (default: the classifier when classes differ)")
+    parser.add_argument("--ckpt-rename", action="append", default=[], metavar="OLD:NEW",
+                        help="checkpoint scope OLD is the graph's NEW, or re:PATTERN=REPLACEMENT (repeatable)")
+    parser.add_argument("--ckpt-moving-average", action="store_true", help="use the EMA shadow values")
+    parser.add_argument("--background-class", choices=["auto", "drop", "add"],
+                        help="fit a 1001-class classifier to 1000 classes or back")
+
+
+def _net_variables(name: str, num_classes: int | None):
+    """Build the net in a fresh graph; return its spec and variables (the graph stays alive with them)."""
+    from nets import nets_factory
+    from nets.compat import tf
+
+    spec = nets_factory.get_spec(name)
+    with tf.Graph().as_default():
+        network_fn = nets_factory.get_network_fn(name, num_classes or spec.num_classes)
+        size = network_fn.default_image_size
+        network_fn(tf.placeholder(tf.float32, [1, size, size, 3]))
+        return spec, tf.global_variables()
+
+
+def run(args: argparse.Namespace) -> int:
+    import checkpoints
+
+    if args.net is None:
+        print(checkpoints.describe_checkpoint(args.checkpoint))
+        return 0
+    spec, variables = _net_variables(args.net, args.num_classes)
+    plan = checkpoints.build_plan(variables, args.checkpoint, net=spec, exclude_scopes=args.exclude_scopes,
+                                  rename=args.ckpt_rename, use_moving_average=args.ckpt_moving_average,
+                                  background_class=args.background_class)
+    print(plan.table(limit=None))
+    return 1 if plan.errors else 0
