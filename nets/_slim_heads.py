@@ -1,0 +1,101 @@
+"""Classifier heads with TF-Slim's research-version conventions, on top of tf_slim.nets' bodies.
+
+tf_slim 1.1.0 builds its heads inside its network functions without conventions of TF-Slim's
+later research versions that users rely on: `num_classes=0` for pre-logits features, `global_pool`,
+pooling that fits small images, squeezed ResNet logits. These heads add them with the same scope
+names, so the variables stay those of the published checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nets.compat import slim, tf
+
+
+@dataclass(frozen=True)
+class HeadNames:
+    """Scope names of one Inception version's head (under its `Logits` scope)."""
+
+    pool: str  # formatted with the kernel size, e.g. "AvgPool_1a_{}x{}"
+    dropout: str
+    logits: str
+    pool_size: int  # the fixed pooling kernel at the default image size
+
+
+def reduced_kernel_size(net: tf.Tensor, size: int) -> list[int]:
+    """`size` x `size`, reduced to the feature map's height and width where those are smaller (TF-Slim's rule)."""
+    _, height, width, _ = net.get_shape().as_list()
+    return [min(height or size, size), min(width or size, size)]
+
+
+def classifier_head(
+    net: tf.Tensor,
+    end_points: dict,
+    names: HeadNames,
+    *,
+    num_classes: int,
+    dropout_keep_prob: float,
+    spatial_squeeze: bool,
+    global_pool: bool,
+    prediction_fn: Callable,
+) -> tf.Tensor:
+    """Pool, dropout, 1x1 conv to logits under the current scope's `Logits`; fills end_points.
+
+    Returns the logits, or with num_classes=0 the pooled pre-logits features [B, 1, 1, C].
+    """
+    with tf.variable_scope("Logits"):
+        if global_pool:
+            net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+            end_points["global_pool"] = net
+        else:
+            kernel_size = reduced_kernel_size(net, names.pool_size)
+            net = slim.avg_pool2d(net, kernel_size, padding="VALID", scope=names.pool.format(*kernel_size))
+        if not num_classes:
+            return net
+        net = slim.dropout(net, keep_prob=dropout_keep_prob, scope=names.dropout)
+        end_points["PreLogits"] = net
+        logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope=names.logits)
+        if spatial_squeeze:
+            logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+    end_points["Logits"] = logits
+    end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
+    return logits
+
+
+def resnet_with_head(slim_resnet: Callable) -> Callable:
+    """tf_slim's `resnet_vX_N` with a squeezable `logits` head; num_classes=0/None returns the pooled features.
+
+    End points as TF-Slim's research version: '<scope>/logits' (the returned logits), 'predictions',
+    'global_pool'.
+    """
+    default_scope = slim_resnet.__name__
+
+    def resnet(
+        inputs: tf.Tensor,
+        num_classes: int | None = None,
+        is_training: bool = True,
+        global_pool: bool = True,
+        output_stride: int | None = None,
+        spatial_squeeze: bool = True,
+        reuse: bool | None = None,
+        scope: str = default_scope,
+    ) -> tuple[tf.Tensor, dict]:
+        with tf.variable_scope(scope, default_scope, [inputs], reuse=reuse) as sc:
+            net, end_points = slim_resnet(inputs, None, is_training, global_pool, output_stride, reuse=reuse, scope=sc)
+            if global_pool:
+                end_points["global_pool"] = net
+            if not num_classes:
+                return net, end_points
+            logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="logits")
+            if spatial_squeeze:
+                logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+            end_points[f"{sc.name}/logits"] = logits
+            end_points["predictions"] = slim.softmax(logits, scope="predictions")
+        return logits, end_points
+
+    resnet.__name__ = resnet.__qualname__ = default_scope
+    resnet.__doc__ = f"{default_scope} of tf_slim.nets with TF-Slim's research-version head (see resnet_with_head)."
+    resnet.default_image_size = 224
+    return resnet
