@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from nets.compat import tf
-import tensorflow as tf2  # noqa: E402  (TF2 tf.data and image ops, after nets.compat)
+
+# isort: split
+import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
 from finetune import preprocessing as preprocessing_lib
 
@@ -134,7 +136,7 @@ def _seeded_split(images: dict[str, list[str]], fraction: float, seed: int) -> t
     for name in sorted(images):
         paths = images[name]
         order = rng.permutation(len(paths))
-        n_val = min(int(round(len(paths) * fraction)), len(paths) - 1)
+        n_val = min(round(len(paths) * fraction), len(paths) - 1)
         validation[name] = sorted(paths[i] for i in order[:n_val])
         train[name] = sorted(paths[i] for i in order[n_val:])
     return train, validation
@@ -213,9 +215,13 @@ def _scan_records(shard: Path, num_classes: int) -> int:
             except tf.errors.OutOfRangeError:
                 return count
             except tf.errors.DataLossError:
-                raise ValueError(f"{shard} is truncated or not a TFRecord file: rewrite it (`finetune convert`).") from None
+                raise ValueError(
+                    f"{shard} is truncated or not a TFRecord file: rewrite it (`finetune convert`)."
+                ) from None
             except tf.errors.InvalidArgumentError as error:
-                raise ValueError(f"{shard} holds records TF-Slim's format does not read: {error.message.splitlines()[0]}") from None
+                raise ValueError(
+                    f"{shard} holds records TF-Slim's format does not read: {error.message.splitlines()[0]}"
+                ) from None
             missing = np.flatnonzero((lengths == 0) | (labels == -1))
             if missing.size:
                 raise ValueError(

@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nets.compat import tf
-import tensorflow as tf2  # noqa: E402  (TF2 image ops, after nets.compat)
+
+# isort: split
+import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
 # TF-Slim's inception_preprocessing facts.
 CENTRAL_FRACTION = 0.875
@@ -78,7 +80,13 @@ def _resize(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
 
 
 def inception_preprocessing(
-    image: tf.Tensor, height: int, width: int, is_training: bool, *, color_distortion: bool = True, seed: int | None = None
+    image: tf.Tensor,
+    height: int,
+    width: int,
+    is_training: bool,
+    *,
+    color_distortion: bool = True,
+    seed: int | None = None,
 ) -> tf.Tensor:
     """See the module docstring; returns float32 [height, width, 3] in [-1, 1]."""
     image = _to_unit_float(image)
@@ -114,7 +122,13 @@ def _central_crop(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
 
 
 def vgg_preprocessing(
-    image: tf.Tensor, height: int, width: int, is_training: bool, *, color_distortion: bool = True, seed: int | None = None
+    image: tf.Tensor,
+    height: int,
+    width: int,
+    is_training: bool,
+    *,
+    color_distortion: bool = True,
+    seed: int | None = None,
 ) -> tf.Tensor:
     """See the module docstring; returns float32 [height, width, 3], mean-subtracted [0, 255] values.
 

@@ -37,8 +37,14 @@ def _read(info, split, *, is_training=False, style="inception", size=16, epochs=
     """Run `build_dataset` to the end in a new graph: (images, labels, skipped count)."""
     with tf.Graph().as_default():
         dataset = data.build_dataset(
-            info, split, batch_size=batch_size, image_size=size, preprocessing=style,
-            is_training=is_training, num_epochs=epochs, seed=seed,
+            info,
+            split,
+            batch_size=batch_size,
+            image_size=size,
+            preprocessing=style,
+            is_training=is_training,
+            num_epochs=epochs,
+            seed=seed,
         )
         images, labels = data.make_iterator(dataset).get_next()
         skipped = data.skipped_images(split)
@@ -118,10 +124,14 @@ def test_missing_dataset_dir_is_a_one_line_error(tmp_path):
     [
         (lambda root: root.mkdir(), "no class sub-folders"),
         (lambda root: (root / "cats").mkdir(parents=True), "cats has no images"),
-        (lambda root: ((root / "notes").mkdir(parents=True), (root / "notes" / "a.txt").write_text("x")),
-         "notes has no images"),
-        (lambda root: (_save(root / "train" / "a" / "0.png"), _save(root / "validation" / "b" / "0.png")),
-         "b is not a class of the training split"),
+        (
+            lambda root: ((root / "notes").mkdir(parents=True), (root / "notes" / "a.txt").write_text("x")),
+            "notes has no images",
+        ),
+        (
+            lambda root: (_save(root / "train" / "a" / "0.png"), _save(root / "validation" / "b" / "0.png")),
+            "b is not a class of the training split",
+        ),
     ],
 )
 def test_bad_folders_are_one_line_errors(tmp_path, make, match):
@@ -189,7 +199,7 @@ def test_training_shuffles_by_seed_and_repeats_epochs(tmp_path):
     for i in range(12):
         _save(root / f"c{i:02d}" / "0.png")
     info = data.describe_dataset(str(root), validation_fraction=0.0)
-    kwargs = dict(is_training=True, epochs=2, style="vgg")
+    kwargs = {"is_training": True, "epochs": 2, "style": "vgg"}
     _, first, _ = _read(info, "train", seed=1, **kwargs)
     _, again, _ = _read(info, "train", seed=1, **kwargs)
     _, other, _ = _read(info, "train", seed=2, **kwargs)
@@ -245,7 +255,7 @@ def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
 
 def test_build_dataset_rejects_empty_split_and_unknown_style(tmp_path, graph):
     info = data.describe_dataset(str(_colour_folder(tmp_path / "d", per_class=2)), validation_fraction=0.0)
-    kwargs = dict(batch_size=2, image_size=8, is_training=False)
+    kwargs = {"batch_size": 2, "image_size": 8, "is_training": False}
     with pytest.raises(ValueError, match="no validation images"):
         data.build_dataset(info, "validation", preprocessing="inception", **kwargs)
     with pytest.raises(ValueError, match="Unknown preprocessing style"):
@@ -283,9 +293,7 @@ def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
     sources = Counter((p.read_bytes(), split.class_names.index(p.parent.name)) for p in root.glob("*/*.png"))
     with tf.Graph().as_default():
         files = tf.data.Dataset.list_files(str(tmp_path / "out" / "*.tfrecord"), shuffle=False)
-        parsed = files.interleave(tf.data.TFRecordDataset).map(
-            lambda r: tf.io.parse_single_example(r, data._FEATURES)
-        )
+        parsed = files.interleave(tf.data.TFRecordDataset).map(lambda r: tf.io.parse_single_example(r, data._FEATURES))
         element = tf.data.make_one_shot_iterator(parsed).get_next()
         seen = []
         with tf.Session() as session:
@@ -299,11 +307,16 @@ def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
     assert Counter(seen) == sources and len(seen) == 15
 
     info = data.describe_dataset(str(tmp_path / "out"))
-    assert (info.format, info.class_names, info.num_examples) == ("tfrecord", ["blue", "green", "red"], result.num_examples)
+    assert (info.format, info.class_names, info.num_examples) == (
+        "tfrecord",
+        ["blue", "green", "red"],
+        result.num_examples,
+    )
     for name in ("train", "validation"):
         images, labels, skipped = _read(info, name)
-        assert sorted(labels) == sorted(label for p, label in zip(split.sources[name], split.labels[name])
-                                        if not p.endswith("broken.jpg"))
+        assert sorted(labels) == sorted(
+            label for p, label in zip(split.sources[name], split.labels[name]) if not p.endswith("broken.jpg")
+        )
         assert skipped == 0
         np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
 

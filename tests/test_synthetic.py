@@ -31,7 +31,7 @@ def test_writes_an_image_folder_with_train_and_validation(tmp_path):
 
 
 def test_deterministic_per_seed_and_independent_of_other_classes(tmp_path):
-    kwargs = dict(train_per_class=3, validation_per_class=1, image_size=32)
+    kwargs = {"train_per_class": 3, "validation_per_class": 1, "image_size": 32}
     a = synthetic.write_shapes_dataset(tmp_path / "a", ["square", "dots"], seed=7, **kwargs)
     b = synthetic.write_shapes_dataset(tmp_path / "b", ["dots"], seed=7, **kwargs)
     c = synthetic.write_shapes_dataset(tmp_path / "c", ["dots"], seed=8, **kwargs)

@@ -30,8 +30,12 @@ def run(args: argparse.Namespace) -> int:
         args.images, args.output, shards=args.shards, validation_fraction=args.validation_fraction, seed=args.seed
     )
     counts = ", ".join(f"{n} {split}" for split, n in result.num_examples.items())
-    print(f"wrote {counts} examples of {len(result.class_names)} classes to {result.output} ({len(result.files)} files)")
+    print(
+        f"wrote {counts} examples of {len(result.class_names)} classes to {result.output} ({len(result.files)} files)"
+    )
     if result.skipped:
-        print(f"{len(result.skipped)} images skipped (corrupt): {', '.join(result.skipped[:5])}"
-              + (" ..." if len(result.skipped) > 5 else ""))
+        print(
+            f"{len(result.skipped)} images skipped (corrupt): {', '.join(result.skipped[:5])}"
+            + (" ..." if len(result.skipped) > 5 else "")
+        )
     return 0
