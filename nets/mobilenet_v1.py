@@ -66,12 +66,17 @@ def _check_rank(inputs: tf.Tensor) -> None:
 @contextlib.contextmanager
 def _architecture_scope(is_training: bool) -> Iterator[None]:
     """Settings that define the published net (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
-    with slim.arg_scope(
-        [slim.conv2d, slim.separable_conv2d], activation_fn=tf.nn.relu6, normalizer_fn=slim.batch_norm, padding="SAME"
+    with (
+        slim.arg_scope(
+            [slim.conv2d, slim.separable_conv2d],
+            activation_fn=tf.nn.relu6,
+            normalizer_fn=slim.batch_norm,
+            padding="SAME",
+        ),
+        slim.arg_scope([slim.batch_norm], center=True, scale=True, is_training=is_training),
+        slim.arg_scope([slim.dropout], is_training=is_training),
     ):
-        with slim.arg_scope([slim.batch_norm], center=True, scale=True, is_training=is_training):
-            with slim.arg_scope([slim.dropout], is_training=is_training):
-                yield
+        yield
 
 
 def mobilenet_v1_base(
@@ -103,7 +108,9 @@ def mobilenet_v1_base(
         net = inputs
         for i, conv_def in enumerate(conv_defs or CONV_DEFS):
             if isinstance(conv_def, Conv):
-                net = slim.conv2d(net, depth(conv_def.depth), conv_def.kernel, stride=conv_def.stride, scope=f"Conv2d_{i}")
+                net = slim.conv2d(
+                    net, depth(conv_def.depth), conv_def.kernel, stride=conv_def.stride, scope=f"Conv2d_{i}"
+                )
                 if add(f"Conv2d_{i}", net):
                     return net, end_points
                 continue
@@ -149,30 +156,29 @@ def mobilenet_v1(
     inputs under 224 px) is used, as in the published net. spatial_squeeze=False keeps logits 4-D.
     """
     _check_rank(inputs)
-    with tf.variable_scope(scope, "MobilenetV1", [inputs], reuse=reuse) as net_scope:
-        with _architecture_scope(is_training):
-            net, end_points = mobilenet_v1_base(
-                inputs, min_depth=min_depth, depth_multiplier=depth_multiplier, conv_defs=conv_defs, scope=net_scope
+    with tf.variable_scope(scope, "MobilenetV1", [inputs], reuse=reuse) as net_scope, _architecture_scope(is_training):
+        net, end_points = mobilenet_v1_base(
+            inputs, min_depth=min_depth, depth_multiplier=depth_multiplier, conv_defs=conv_defs, scope=net_scope
+        )
+        with tf.variable_scope("Logits"):
+            if global_pool:
+                net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+                end_points["global_pool"] = net
+            else:
+                kernel = _reduced_kernel_size_for_small_input(net, _POOL_KERNEL)
+                net = slim.avg_pool2d(net, kernel, padding="VALID", scope="AvgPool_1a")
+                end_points["AvgPool_1a"] = net
+            if not num_classes:
+                return net, end_points
+            net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout_1b")  # 1 x 1 x 1024
+            logits = slim.conv2d(
+                net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="Conv2d_1c_1x1"
             )
-            with tf.variable_scope("Logits"):
-                if global_pool:
-                    net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
-                    end_points["global_pool"] = net
-                else:
-                    kernel = _reduced_kernel_size_for_small_input(net, _POOL_KERNEL)
-                    net = slim.avg_pool2d(net, kernel, padding="VALID", scope="AvgPool_1a")
-                    end_points["AvgPool_1a"] = net
-                if not num_classes:
-                    return net, end_points
-                net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout_1b")  # 1 x 1 x 1024
-                logits = slim.conv2d(
-                    net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="Conv2d_1c_1x1"
-                )
-                if spatial_squeeze:
-                    logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
-            end_points["Logits"] = logits
-            if prediction_fn:
-                end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
+            if spatial_squeeze:
+                logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+        end_points["Logits"] = logits
+        if prediction_fn:
+            end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
     return logits, end_points
 
 
@@ -195,18 +201,20 @@ def mobilenet_v1_arg_scope(
     if is_training is not None:
         batch_norm_params["is_training"] = is_training
     regularizer = slim.l2_regularizer(weight_decay)
-    with slim.arg_scope(
-        [slim.conv2d, slim.separable_conv2d],
-        weights_initializer=tf.truncated_normal_initializer(stddev=stddev),
-        activation_fn=tf.nn.relu6,
-        normalizer_fn=slim.batch_norm,
+    with (
+        slim.arg_scope(
+            [slim.conv2d, slim.separable_conv2d],
+            weights_initializer=tf.truncated_normal_initializer(stddev=stddev),
+            activation_fn=tf.nn.relu6,
+            normalizer_fn=slim.batch_norm,
+        ),
+        slim.arg_scope([slim.batch_norm], **batch_norm_params),
+        slim.arg_scope([slim.conv2d], weights_regularizer=regularizer),
+        slim.arg_scope(
+            [slim.separable_conv2d], weights_regularizer=regularizer if regularize_depthwise else None
+        ) as scope,
     ):
-        with slim.arg_scope([slim.batch_norm], **batch_norm_params):
-            with slim.arg_scope([slim.conv2d], weights_regularizer=regularizer):
-                with slim.arg_scope(
-                    [slim.separable_conv2d], weights_regularizer=regularizer if regularize_depthwise else None
-                ) as scope:
-                    return scope
+        return scope
 
 
 def _width(depth_multiplier: float) -> Callable:
@@ -217,7 +225,6 @@ def _width(depth_multiplier: float) -> Callable:
 mobilenet_v1_075 = _width(0.75)
 mobilenet_v1_050 = _width(0.50)
 mobilenet_v1_025 = _width(0.25)
-
 
 
 def _register(name: str, network_fn: Callable) -> None:

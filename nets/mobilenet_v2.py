@@ -142,12 +142,17 @@ def mobilenet_v2_base(
 @contextlib.contextmanager
 def _architecture_scope(is_training: bool) -> Iterator[None]:
     """Settings that define the published net (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
-    with slim.arg_scope(
-        [slim.conv2d, slim.separable_conv2d], activation_fn=tf.nn.relu6, normalizer_fn=slim.batch_norm, padding="SAME"
+    with (
+        slim.arg_scope(
+            [slim.conv2d, slim.separable_conv2d],
+            activation_fn=tf.nn.relu6,
+            normalizer_fn=slim.batch_norm,
+            padding="SAME",
+        ),
+        slim.arg_scope([slim.batch_norm], center=True, scale=True, is_training=is_training),
+        slim.arg_scope([slim.dropout], is_training=is_training),
     ):
-        with slim.arg_scope([slim.batch_norm], center=True, scale=True, is_training=is_training):
-            with slim.arg_scope([slim.dropout], is_training=is_training):
-                yield
+        yield
 
 
 def mobilenet_v2(
@@ -171,35 +176,34 @@ def mobilenet_v2(
     """
     if inputs.get_shape().ndims != 4:
         raise ValueError(f"MobilenetV2 wants images of shape [batch, height, width, 3], got {inputs.get_shape()}")
-    with tf.variable_scope(scope, "MobilenetV2", [inputs], reuse=reuse) as net_scope:
-        with _architecture_scope(is_training):
-            net, end_points = mobilenet_v2_base(
-                inputs,
-                depth_multiplier=depth_multiplier,
-                min_depth=min_depth,
-                finegrain_classification_mode=finegrain_classification_mode,
-                conv_defs=conv_defs,
-                scope=net_scope,
+    with tf.variable_scope(scope, "MobilenetV2", [inputs], reuse=reuse) as net_scope, _architecture_scope(is_training):
+        net, end_points = mobilenet_v2_base(
+            inputs,
+            depth_multiplier=depth_multiplier,
+            min_depth=min_depth,
+            finegrain_classification_mode=finegrain_classification_mode,
+            conv_defs=conv_defs,
+            scope=net_scope,
+        )
+        with tf.variable_scope("Logits"):
+            net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+            end_points["global_pool"] = net
+            if not num_classes:
+                return net, end_points
+            net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout")
+            logits = slim.conv2d(
+                net,
+                num_classes,
+                [1, 1],
+                activation_fn=None,
+                normalizer_fn=None,
+                biases_initializer=tf.zeros_initializer(),
+                scope="Conv2d_1c_1x1",
             )
-            with tf.variable_scope("Logits"):
-                net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
-                end_points["global_pool"] = net
-                if not num_classes:
-                    return net, end_points
-                net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout")
-                logits = slim.conv2d(
-                    net,
-                    num_classes,
-                    [1, 1],
-                    activation_fn=None,
-                    normalizer_fn=None,
-                    biases_initializer=tf.zeros_initializer(),
-                    scope="Conv2d_1c_1x1",
-                )
-                logits = tf.squeeze(logits, [1, 2], name="output")
-            end_points["Logits"] = logits
-            if prediction_fn:
-                end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
+            logits = tf.squeeze(logits, [1, 2], name="output")
+        end_points["Logits"] = logits
+        if prediction_fn:
+            end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
     return logits, end_points
 
 
@@ -222,13 +226,15 @@ def mobilenet_v2_arg_scope(
     if is_training is not None:
         batch_norm_params["is_training"] = is_training
     initializer = slim.xavier_initializer() if stddev < 0 else tf.truncated_normal_initializer(stddev=stddev)
-    with slim.arg_scope(
-        [slim.conv2d, slim.separable_conv2d], weights_initializer=initializer, normalizer_fn=slim.batch_norm
+    with (
+        slim.arg_scope(
+            [slim.conv2d, slim.separable_conv2d], weights_initializer=initializer, normalizer_fn=slim.batch_norm
+        ),
+        slim.arg_scope([slim.batch_norm], **batch_norm_params),
+        slim.arg_scope([slim.conv2d], weights_regularizer=slim.l2_regularizer(weight_decay)),
+        slim.arg_scope([slim.separable_conv2d], weights_regularizer=None) as scope,
     ):
-        with slim.arg_scope([slim.batch_norm], **batch_norm_params):
-            with slim.arg_scope([slim.conv2d], weights_regularizer=slim.l2_regularizer(weight_decay)):
-                with slim.arg_scope([slim.separable_conv2d], weights_regularizer=None) as scope:
-                    return scope
+        return scope
 
 
 def _width(depth_multiplier: float) -> Callable:
