@@ -9,7 +9,8 @@ Two layouts are read (``describe_dataset`` tells them apart and checks them befo
 - TFRecords in TF-Slim's format (``image/encoded``, ``image/format``, ``image/class/label``) with
   ``labels.txt`` of ``label:name`` lines. File names tell the splits apart as TF-Slim names them
   (``flowers_train_00000-of-00005.tfrecord``, ``..._validation_...``); if no file name says
-  ``train`` or ``validation`` every file is training data. ``describe_dataset`` reads every record's
+  ``train`` or ``validation`` every file is training data (otherwise files naming neither, such as
+  ``_test_`` shards, are not read). ``describe_dataset`` reads every record's
   label once (counting examples too), so a label outside the class range stops the run before the
   first step, naming the file.
 
@@ -424,6 +425,7 @@ def build_dataset(
 # convert_to_tfrecords
 
 _MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF8", "gif"), (b"BM", "bmp"))
+_STORED_FORMATS = ("jpeg", "png")
 
 
 @dataclass(frozen=True)
@@ -462,21 +464,31 @@ def _example(encoded: bytes, label: int, height: int, width: int) -> tf.train.Ex
 
 
 class _ImageChecker:
-    """Decodes image bytes with the pipeline's own decoder, in a private graph; None if it fails."""
+    """Decodes image bytes with the pipeline's own decoder, in a private graph.
+
+    `check(encoded)` returns (bytes to store, height, width), or None if the image does not decode.
+    JPEG and PNG are stored as they are; other formats (BMP, GIF) are re-encoded as PNG, since
+    TF-Slim's own TFRecord decoder reads only JPEG, PNG and raw pixels.
+    """
 
     def __init__(self):
         self._graph = tf.Graph()
         with self._graph.as_default():
             self._encoded = tf.placeholder(tf.string, [])
-            self._shape = tf.shape(_decode(self._encoded))
+            image = _decode(self._encoded)
+            self._shape = tf.shape(image)[:2]
+            self._png = tf.io.encode_png(image)
         self._session = tf.Session(graph=self._graph)
 
-    def shape(self, encoded: bytes) -> tuple[int, int] | None:
+    def check(self, encoded: bytes) -> tuple[bytes, int, int] | None:
+        keep = _image_format(encoded) in _STORED_FORMATS
+        fetches = self._shape if keep else (self._shape, self._png)
         try:
-            height, width, _ = self._session.run(self._shape, {self._encoded: encoded})
+            result = self._session.run(fetches, {self._encoded: encoded})
         except tf.errors.InvalidArgumentError:
             return None
-        return int(height), int(width)
+        (height, width), stored = (result, encoded) if keep else result
+        return stored, int(height), int(width)
 
     def close(self) -> None:
         self._session.close()
@@ -499,7 +511,8 @@ def convert_to_tfrecords(
     Splits as `describe_dataset` does (train/ and validation/ folders, else a seeded split); each
     split's examples are shuffled (seeded) and written into up to `shards` files named
     `<folder name>_<split>_<i>-of-<n>.tfrecord`. Every image is decoded first with the pipeline's
-    decoder; those that fail are skipped and listed. Refuses an output folder that already holds
+    decoder; those that fail are skipped and listed. JPEG and PNG files are stored byte for byte,
+    BMP and GIF re-encoded as PNG. Refuses an output folder that already holds
     TFRecords or labels.txt.
     """
     if shards < 1:
@@ -525,12 +538,12 @@ def convert_to_tfrecords(
                 with tf.io.TFRecordWriter(str(out / shard_name)) as writer:
                     for index in chunk:
                         path, label = examples[index]
-                        encoded = Path(path).read_bytes()
-                        shape = checker.shape(encoded)
-                        if shape is None:
+                        checked = checker.check(Path(path).read_bytes())
+                        if checked is None:
                             skipped.append(path)
                             continue
-                        writer.write(_example(encoded, label, *shape).SerializeToString())
+                        stored, height, width = checked
+                        writer.write(_example(stored, label, height, width).SerializeToString())
                         written[split] += 1
                 files.append(str(out / shard_name))
     finally:

@@ -321,6 +321,25 @@ def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
         np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
 
 
+def test_convert_stores_bmp_and_gif_as_png(tmp_path):
+    root = tmp_path / "photos"
+    _save(root / "a" / "0.bmp", (0, 255, 0))
+    _save(root / "b" / "0.gif", (0, 0, 255), mode="P")
+    _save(root / "c" / "0.jpg", (255, 0, 0), fmt="JPEG")
+    data.convert_to_tfrecords(str(root), str(tmp_path / "out"), shards=1, validation_fraction=0.0)
+    (shard,) = (tmp_path / "out").glob("*.tfrecord")
+    with tf.Graph().as_default():
+        records = tf.data.TFRecordDataset(str(shard)).map(lambda r: tf.io.parse_single_example(r, data._FEATURES))
+        element = tf.data.make_one_shot_iterator(records).get_next()
+        with tf.Session() as session:
+            examples = sorted((session.run(element) for _ in range(3)), key=lambda e: e["image/class/label"])
+    assert [e["image/format"] for e in examples] == [b"png", b"png", b"jpeg"]
+    assert examples[2]["image/encoded"] == (root / "c" / "0.jpg").read_bytes()
+    decoded = [np.asarray(Image.open(io.BytesIO(e["image/encoded"])).convert("RGB")) for e in examples[:2]]
+    np.testing.assert_array_equal(decoded[0][0, 0], (0, 255, 0))
+    np.testing.assert_array_equal(decoded[1][0, 0], (0, 0, 255))
+
+
 def test_convert_command_and_its_errors(tmp_path, capsys):
     root = _colour_folder(tmp_path / "photos", per_class=2, layout="split")
     out = tmp_path / "out"
