@@ -1,0 +1,304 @@
+"""Where the graph runs and in which precision: devices, towers, session config, mixed precision.
+
+The training loop uses one code path for one CPU, one GPU and several GPUs:
+
+    devs = devices.visible_devices()                 # ['/gpu:0', '/gpu:1'] or ['/cpu:0']
+    precision = devices.get_precision(args.precision)
+    def model_fn(batch):
+        images, labels = batch
+        with precision.scope():
+            logits, end_points = network_fn(precision.cast(images))
+        return tower_loss(tf.cast(logits, tf.float32), labels)
+    towers = devices.build_towers(model_fn, devices.split_batch((images, labels), len(devs)), devs)
+    opt = precision.wrap_optimizer(optim.make_optimizer(...))
+    grads = devices.average_gradients(devices.tower_gradients(opt, [t.outputs for t in towers], towers, var_list))
+    sess = tf.train.MonitoredTrainingSession(config=devices.session_config(xla=args.xla), ...)
+
+Variables live once, on `variables_device(devs)` (the CPU when there are several devices, as
+TF-Slim's model_deploy keeps them; the device itself when there is one); each tower reuses them.
+Collections filled by the model (UPDATE_OPS, LOSSES) can be read per tower with `tower.scope`;
+regularization losses exist once (variables are created by the first tower only).
+
+On a CPU-only machine `split_cpu(n)` makes n logical CPU devices so the multi-device path can be
+run and tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nets.compat import tf
+
+import tensorflow as tf2  # noqa: E402  (TF2 config API; after nets.compat)
+
+GradsAndVars = list[tuple[tf.Tensor, tf.Variable]]
+
+_XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+
+def visible_devices() -> list[str]:
+    """The devices to place towers on: every GPU TensorFlow sees, else the (logical) CPUs.
+
+    Without GPUs and without `split_cpu` this is ['/cpu:0']. Uses physical/configured device lists,
+    so it does not initialize the runtime (split_cpu may still follow).
+    """
+    gpus = tf2.config.list_physical_devices("GPU")
+    if gpus:
+        return [f"/gpu:{i}" for i in range(len(gpus))]
+    return [f"/cpu:{i}" for i in range(_logical_cpu_count())]
+
+
+def _logical_cpu_count() -> int:
+    cpu = tf2.config.list_physical_devices("CPU")[0]
+    return len(tf2.config.get_logical_device_configuration(cpu) or [None])
+
+
+def split_cpu(n: int) -> list[str]:
+    """Split the CPU into n logical devices '/cpu:0'..'/cpu:{n-1}' and return their names.
+
+    Must run before TensorFlow's eager runtime is initialized (any eager op or
+    tf.config.list_logical_devices); graph-mode sessions do not initialize it, so building graphs
+    and running sessions before is fine, and the sessions created afterwards see n CPUs. A second
+    call asking for the same count is a no-op; asking for another count once initialized is a
+    RuntimeError naming the fix.
+    """
+    if n < 1:
+        raise ValueError(f"split_cpu needs n >= 1, got {n}.")
+    cpu = tf2.config.list_physical_devices("CPU")[0]
+    current = tf2.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == n:
+        return [f"/cpu:{i}" for i in range(n)]
+    try:
+        tf2.config.set_logical_device_configuration(cpu, [tf2.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError as error:
+        raise RuntimeError(f"Cannot split the CPU into {n} devices: TensorFlow's runtime is already initialized; "
+                           "call devices.split_cpu before any eager op.") from error
+    return [f"/cpu:{i}" for i in range(n)]
+
+
+def variables_device(devices: Sequence[str]) -> str:
+    """Where the shared variables live: the only device, or the CPU when there are several."""
+    return devices[0] if len(devices) == 1 else "/cpu:0"
+
+
+# ---------------------------------------------------------------------------------------------
+# Towers
+
+
+@dataclass(frozen=True)
+class Tower:
+    """One model replica: its device, its name scope (for tf.get_collection(key, scope)), what model_fn returned."""
+
+    index: int
+    device: str
+    scope: str
+    outputs: Any
+
+
+def split_batch(batch: Any, num_splits: int) -> list[Any]:
+    """Split every tensor of a (nested) batch along axis 0 into num_splits equal parts, one per tower.
+
+    The batch size must divide by num_splits (build the dataset with drop_remainder=True); a static
+    batch size that does not is a ValueError here, a dynamic one fails at run time.
+    """
+    if num_splits == 1:
+        return [batch]
+    for tensor in tf.nest.flatten(batch):
+        size = tensor.shape[0] if tensor.shape.ndims else None
+        if size is not None and size % num_splits:
+            raise ValueError(f"Batch size {size} does not divide over {num_splits} devices; "
+                             f"use a --batch-size that is a multiple of {num_splits}.")
+    pieces = [tf.split(tensor, num_splits, axis=0) for tensor in tf.nest.flatten(batch)]
+    return [tf.nest.pack_sequence_as(batch, [split[i] for split in pieces]) for i in range(num_splits)]
+
+
+def _place_variables_on(device: str) -> Callable:
+    def place(getter, *args, **kwargs):  # TF passes the next getter as `getter=`
+        with tf.device(device):
+            return getter(*args, **kwargs)
+
+    return place
+
+
+def build_towers(model_fn: Callable[[Any], Any], batches: Sequence[Any], devices: Sequence[str], *,
+                 variables_on: str | None = None) -> list[Tower]:
+    """Call model_fn(batch) once per device, on that device, all towers sharing one set of variables.
+
+    batches[i] goes to devices[i] (see split_batch). Tower i runs under name scope `tower_i`; the
+    first creates the variables (on `variables_on`, default variables_device(devices)), the others
+    reuse them, so variable names are the net's own, without tower prefixes.
+    """
+    if len(batches) != len(devices) or not devices:
+        raise ValueError(f"build_towers needs one batch per device, got {len(batches)} batches for {len(devices)}.")
+    place = _place_variables_on(variables_on or variables_device(devices))
+    towers = []
+    with tf.variable_scope(tf.get_variable_scope(), custom_getter=place, auxiliary_name_scope=False):
+        for index, (device, batch) in enumerate(zip(devices, batches)):
+            with tf.device(device), tf.name_scope(f"tower_{index}") as scope:
+                towers.append(Tower(index, device, scope, model_fn(batch)))
+            tf.get_variable_scope().reuse_variables()
+    return towers
+
+
+def tower_gradients(optimizer: tf.train.Optimizer, losses: Sequence[tf.Tensor], towers: Sequence[Tower],
+                    var_list: Sequence[tf.Variable] | None = None) -> list[GradsAndVars]:
+    """Each tower's gradients of its loss, computed on its device (colocated with the forward ops)."""
+    result = []
+    for loss, tower in zip(losses, towers, strict=True):
+        with tf.device(tower.device), tf.name_scope(tower.scope):
+            result.append(optimizer.compute_gradients(loss, var_list=var_list, colocate_gradients_with_ops=True))
+    return result
+
+
+def _mean(grads: list, count: int):
+    if isinstance(grads[0], tf.IndexedSlices):
+        return tf.IndexedSlices(tf.concat([g.values for g in grads], 0) / count,
+                                tf.concat([g.indices for g in grads], 0), grads[0].dense_shape)
+    return tf.add_n(grads) / count
+
+
+def average_gradients(tower_grads_and_vars: Sequence[Sequence[tuple]]) -> GradsAndVars:
+    """Average each variable's gradient over the towers (on the variable's device).
+
+    With equal tower batches and a loss that is a mean over examples, this is the gradient of
+    the whole batch. A variable without gradient in every tower keeps None (process_gradients
+    drops it); one with a gradient in some towers only is a ValueError.
+    """
+    if len(tower_grads_and_vars) == 1:
+        return list(tower_grads_and_vars[0])
+    averaged = []
+    with tf.name_scope("average_gradients"):
+        for pairs in zip(*tower_grads_and_vars, strict=True):
+            var = pairs[0][1]
+            if any(v is not var for _, v in pairs):
+                raise ValueError("average_gradients: towers list different variables; build them with build_towers.")
+            grads = [g for g, _ in pairs if g is not None]
+            if not grads:
+                averaged.append((None, var))
+                continue
+            if len(grads) != len(pairs):
+                raise ValueError(f"{var.op.name} has a gradient in some towers only.")
+            with tf.colocate_with(var):
+                averaged.append((_mean(grads, len(pairs)), var))
+    return averaged
+
+
+# ---------------------------------------------------------------------------------------------
+# Session configuration
+
+
+def session_config(xla: bool = False, *, allow_soft_placement: bool = True, allow_growth: bool = True,
+                   log_device_placement: bool = False) -> tf.ConfigProto:
+    """The tf.ConfigProto for training and evaluation sessions.
+
+    Soft placement (ops without a kernel on the GPU fall back to the CPU), GPU memory grown on
+    demand, the logical CPUs of `split_cpu` (a session with an explicit config does not inherit
+    them), and with xla=True XLA auto-clustering (global_jit_level ON_1), on the CPU too (see
+    `_enable_xla_on_cpu`).
+    """
+    config = tf.ConfigProto(allow_soft_placement=allow_soft_placement, log_device_placement=log_device_placement)
+    config.gpu_options.allow_growth = allow_growth
+    cpus = _logical_cpu_count()
+    if cpus > 1:  # a session given a config no longer inherits split_cpu's devices: say it here
+        config.device_count["CPU"] = cpus
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+    return config
+
+
+def _enable_xla_on_cpu() -> None:
+    """Let global_jit_level cluster CPU ops too (TF does so only with --tf_xla_cpu_global_jit).
+
+    TensorFlow reads TF_XLA_FLAGS once, when it first lists devices, so this runs when this
+    module is imported, before visible_devices() or session_config(). The flag changes nothing
+    for sessions that do not ask for XLA.
+    """
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if _XLA_CPU_FLAG not in flags.split():
+        os.environ["TF_XLA_FLAGS"] = f"{flags} {_XLA_CPU_FLAG}".strip()
+
+
+_enable_xla_on_cpu()
+
+
+# ---------------------------------------------------------------------------------------------
+# Precision
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A `--precision` policy: float32 master variables, computation in compute_dtype.
+
+    Mixed precision is a variable-scope custom getter: a layer asking for a compute_dtype variable
+    gets a float32 variable (same name, so checkpoints restore unchanged) read through a cast,
+    while float32 requests (BatchNorm's parameters and statistics) get float32. Cast the inputs
+    with `cast`, build the net inside `scope()`, cast the logits back to float32 for the loss.
+    float16 needs loss scaling against underflowing gradients: `wrap_optimizer` adds TF's
+    dynamic loss scale (steps with non-finite gradients are skipped and the scale halves).
+    """
+
+    name: str
+    compute_dtype: tf.DType
+    loss_scale: str | None = None
+
+    @property
+    def is_mixed(self) -> bool:
+        return self.compute_dtype != tf.float32
+
+    def cast(self, tensor: tf.Tensor) -> tf.Tensor:
+        """tensor in the compute dtype (floating tensors only; others unchanged)."""
+        if self.is_mixed and tensor.dtype.is_floating:
+            return tf.cast(tensor, self.compute_dtype)
+        return tensor
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Within it, compute_dtype variables are float32 variables cast on read."""
+        if not self.is_mixed:
+            yield
+            return
+        with tf.variable_scope(tf.get_variable_scope(), custom_getter=self._getter, auxiliary_name_scope=False):
+            yield
+
+    def _getter(self, getter, *args, dtype=None, **kwargs):
+        if dtype is None or tf.as_dtype(dtype).base_dtype != self.compute_dtype:
+            return getter(*args, dtype=dtype, **kwargs)
+        variable = getter(*args, dtype=tf.float32, **kwargs)
+        return tf.cast(variable, self.compute_dtype)
+
+    def wrap_optimizer(self, optimizer: tf.train.Optimizer) -> tf.train.Optimizer:
+        """The optimizer with loss scaling when this precision needs it (float16), else itself."""
+        if self.loss_scale is None:
+            return optimizer
+        return tf.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, loss_scale=self.loss_scale)
+
+
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("float32", tf.float32),
+        Precision("mixed_float16", tf.float16, loss_scale="dynamic"),
+        Precision("mixed_bfloat16", tf.bfloat16),
+    )
+}
+
+
+def get_precision(name: str) -> Precision:
+    """The policy for a `--precision` value (`PRECISIONS`)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"Unknown precision {name!r}; choose one of: {', '.join(PRECISIONS)}.")
+    return PRECISIONS[name]
+
+
+__all__ = [
+    "PRECISIONS", "Precision", "Tower", "average_gradients", "build_towers", "get_precision", "session_config",
+    "split_batch", "split_cpu", "tower_gradients", "variables_device", "visible_devices",
+]
