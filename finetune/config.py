@@ -1,0 +1,329 @@
+"""One `RunConfig` for a training run: every knob, its flag, its help and its check, in one place.
+
+The CLI builds its flags from the fields (`add_arguments`), turns parsed flags back into a config
+(`from_namespace`), and the config validates itself once when it is made: a bad value is a
+one-line ValueError naming the flag. Recipes (recipes/*.py) describe multi-stage runs as `Stage`
+values that override fields of a base config.
+
+Defaults are fine-tuning defaults, not TF-Slim's from-scratch ones: momentum SGD with a cosine
+schedule at 0.01 (0.001 when every layer of a pretrained net trains), weight decay 4e-5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+TRAINABLE_LOGITS = "logits"
+TRAINABLE_ALL = "all"
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+LOGITS_LEARNING_RATE = 0.01  # classifier only, or from scratch
+ALL_LAYERS_LEARNING_RATE = 0.001  # every layer of a pretrained net
+DEFAULT_EPOCHS = 5.0
+
+
+def _scopes(text: str) -> tuple[str, ...]:
+    """'A, B/C' -> ('A', 'B/C')."""
+    return tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+
+
+def _multiplier(text: str) -> tuple[str, float]:
+    """'SCOPE=F' -> ('SCOPE', F)."""
+    scope, sep, factor = text.rpartition("=")
+    try:
+        if not sep or not scope:
+            raise ValueError
+        return scope.strip().rstrip("/"), float(factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SCOPE=FACTOR, e.g. InceptionV3/Logits=10, got {text!r}") from None
+
+
+def _rename(text: str) -> tuple[str, str]:
+    """'OLD:NEW' -> ('OLD', 'NEW')."""
+    old, sep, new = text.partition(":")
+    if not sep or not old:
+        raise argparse.ArgumentTypeError(f"expected OLD:NEW (checkpoint prefix : graph prefix), got {text!r}")
+    return old, new
+
+
+def _flag(help: str, parse: Callable | None = None, *, group: str = "training", repeat: bool = False,
+          choices: Callable[[], Any] | tuple | None = None, required: bool = False) -> dict:
+    """Field metadata that `add_arguments` turns into one command-line flag."""
+    return {"help": help, "parse": parse, "group": group, "repeat": repeat, "choices": choices, "required": required}
+
+
+def _optimizer_names() -> tuple[str, ...]:
+    from finetune import optim
+
+    return tuple(optim.OPTIMIZERS)
+
+
+def _schedule_names() -> tuple[str, ...]:
+    from finetune import optim
+
+    return tuple(optim.SCHEDULES)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs; validated (and its dependent defaults resolved) on creation."""
+
+    # what to train on what
+    net: str = field(default="", metadata=_flag("network name from the zoo (`finetune nets` lists them)", str,
+                                                group="run", required=True))
+    dataset: str = field(default="", metadata=_flag(
+        "image folder (one sub-folder per class, optional train/ and validation/) or a folder of TF-Slim "
+        "TFRecords with labels.txt", str, group="run", required=True))
+    train_dir: str = field(default="", metadata=_flag(
+        "where checkpoints, summaries and reports go; rerunning in the same dir resumes (default: runs/NET)", str,
+        group="run"))
+    validation_fraction: float = field(default=0.1, metadata=_flag(
+        "share of each class held out for validation when the dataset has no validation/ split", float, group="run"))
+    seed: int = field(default=0, metadata=_flag("random seed (graph, data order, validation split)", int, group="run"))
+
+    # restore
+    ckpt: str | None = field(default=None, metadata=_flag(
+        "pretrained checkpoint: prefix, directory, checkpoint file or registry name (`finetune download`); "
+        "without it the net trains from scratch", str, group="restore"))
+    exclude_scopes: tuple[str, ...] | None = field(default=None, metadata=_flag(
+        "comma-separated scopes not restored from --ckpt (default: the classifier when the class count differs)",
+        _scopes, group="restore"))
+    ckpt_rename: tuple[tuple[str, str], ...] = field(default=(), metadata=_flag(
+        "map a checkpoint name prefix to the graph's, OLD:NEW (repeatable)", _rename, group="restore", repeat=True))
+    ckpt_moving_average: bool = field(default=False, metadata=_flag(
+        "restore the checkpoint's ExponentialMovingAverage shadow values instead of the raw weights",
+        group="restore"))
+
+    # what trains
+    trainable: str = field(default=TRAINABLE_LOGITS, metadata=_flag(
+        "what trains: 'logits' (the net's classifier scopes), 'all', or comma-separated scopes "
+        "(TF-Slim's trainable_scopes); everything else stays as restored", str))
+    train_bn_stats: bool = field(default=False, metadata=_flag(
+        "let BatchNorm moving statistics of frozen layers update (by default frozen layers run BatchNorm in "
+        "inference mode and keep the restored statistics)"))
+
+    # optimizer and schedule
+    optimizer: str = field(default="momentum", metadata=_flag(
+        "optimizer (its parameters below keep TF-Slim's names and defaults)", str, group="optimizer",
+        choices=_optimizer_names))
+    learning_rate: float | None = field(default=None, metadata=_flag(
+        f"base learning rate (default: {LOGITS_LEARNING_RATE} for the classifier or from scratch, "
+        f"{ALL_LAYERS_LEARNING_RATE} when more of a pretrained net trains)", float, group="optimizer"))
+    lr_schedule: str = field(default="cosine", metadata=_flag("learning-rate schedule", str, group="optimizer",
+                                                              choices=_schedule_names))
+    warmup_steps: int = field(default=0, metadata=_flag("linear learning-rate warm-up steps", int, group="optimizer"))
+    decay_epochs: float = field(default=2.0, metadata=_flag(
+        "epochs per decay for the exponential schedule", float, group="optimizer"))
+    decay_factor: float = field(default=0.94, metadata=_flag(
+        "decay factor of the exponential schedule", float, group="optimizer"))
+    end_learning_rate: float = field(default=0.0, metadata=_flag(
+        "final learning rate of the polynomial and cosine schedules", float, group="optimizer"))
+    momentum: float | None = field(default=None, metadata=_flag("momentum (momentum optimizer)", float,
+                                                                group="optimizer"))
+    rmsprop_decay: float | None = field(default=None, metadata=_flag("RMSProp's squared-gradient decay", float, group="optimizer"))
+    rmsprop_momentum: float | None = field(default=None, metadata=_flag("momentum of RMSProp", float,
+                                                                        group="optimizer"))
+    opt_epsilon: float | None = field(default=None, metadata=_flag("epsilon of RMSProp and Adam", float,
+                                                                   group="optimizer"))
+    adam_beta1: float | None = field(default=None, metadata=_flag("Adam's beta1 (first-moment decay)", float, group="optimizer"))
+    adam_beta2: float | None = field(default=None, metadata=_flag("Adam's beta2 (second-moment decay)", float, group="optimizer"))
+    adamw_weight_decay: float | None = field(default=None, metadata=_flag(
+        "decoupled weight decay of adamw", float, group="optimizer"))
+    clip_grad_norm: float | None = field(default=None, metadata=_flag(
+        "clip all trainable gradients together to this global norm before the update", float, group="optimizer"))
+    lr_multiplier: tuple[tuple[str, float], ...] = field(default=(), metadata=_flag(
+        "scale the gradients of a scope, SCOPE=FACTOR (repeatable)", _multiplier, group="optimizer", repeat=True))
+    moving_average_decay: float | None = field(default=None, metadata=_flag(
+        "keep exponential moving averages of the trained weights (in the checkpoint) with this decay", float,
+        group="optimizer"))
+    weight_decay: float = field(default=4e-5, metadata=_flag("L2 weight decay of the trained layers", float,
+                                                             group="optimizer"))
+    label_smoothing: float = field(default=0.0, metadata=_flag("label smoothing of the cross-entropy", float,
+                                                               group="optimizer"))
+
+    # how long, how big
+    batch_size: int = field(default=32, metadata=_flag("images per step (over all devices)", int, group="loop"))
+    image_size: int | None = field(default=None, metadata=_flag("input size in pixels (default: the net's)", int,
+                                                                group="loop"))
+    max_steps: int | None = field(default=None, metadata=_flag("stop at this global step", int, group="loop"))
+    epochs: float | None = field(default=None, metadata=_flag(
+        f"stop after this many passes over the training split (default {DEFAULT_EPOCHS:g} without --max-steps)",
+        float, group="loop"))
+    save_interval_steps: int | None = field(default=None, metadata=_flag("save a checkpoint every N steps", int,
+                                                                         group="loop"))
+    save_interval_secs: int | None = field(default=600, metadata=_flag(
+        "save a checkpoint every S seconds (ignored with --save-interval-steps)", int, group="loop"))
+    keep_checkpoints: int = field(default=5, metadata=_flag("how many recent checkpoints to keep", int,
+                                                            group="loop"))
+    summary_interval_steps: int = field(default=10, metadata=_flag("write TensorBoard summaries every N steps", int,
+                                                                   group="loop"))
+    skip_eval: bool = field(default=False, metadata=_flag("do not evaluate on the validation split at the end",
+                                                          group="loop"))
+
+    # where it runs
+    precision: str = field(default="float32", metadata=_flag("numeric precision policy", str, group="devices",
+                                                             choices=PRECISIONS))
+    xla: bool = field(default=False, metadata=_flag("compile the graph with XLA (TensorFlow's JIT)", group="devices"))
+    num_devices: int | None = field(default=None, metadata=_flag(
+        "train on this many devices, one tower each, gradients averaged (default: every GPU, else the CPU)", int,
+        group="devices"))
+
+    def __post_init__(self):
+        _validate(self)
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: resolve once)
+        if not self.train_dir:
+            set_("train_dir", f"runs/{self.net}")
+        if self.learning_rate is None:
+            more_than_logits = self.ckpt and self.trainable != TRAINABLE_LOGITS
+            set_("learning_rate", ALL_LAYERS_LEARNING_RATE if more_than_logits else LOGITS_LEARNING_RATE)
+        if self.max_steps is None and self.epochs is None:
+            set_("epochs", DEFAULT_EPOCHS)
+
+    @property
+    def optimizer_params(self) -> dict[str, float]:
+        """The resolved parameters of the chosen optimizer (TF-Slim's defaults where not given)."""
+        from finetune import optim
+
+        return optim.optimizer_params(self.optimizer, **{k: getattr(self, k) for k in optim.OPTIMIZER_DEFAULTS})
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with some fields changed, validated again; dependent defaults resolve anew when unset."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        """The resolved values, one `name: value` per line, for the start of a run."""
+        values = self.to_dict()
+        for key in ("momentum", "rmsprop_decay", "rmsprop_momentum", "opt_epsilon", "adam_beta1", "adam_beta2",
+                    "adamw_weight_decay"):
+            values.pop(key)
+        values["optimizer"] = f"{self.optimizer} {json.dumps(self.optimizer_params)}" if self.optimizer_params \
+            else self.optimizer
+        width = max(map(len, values))
+        return "\n".join(f"  {key:<{width}}  {value}" for key, value in values.items() if value not in (None, (), ""))
+
+
+def _validate(c: RunConfig) -> None:
+    from nets import nets_factory
+
+    if not c.net:
+        raise ValueError("--net is required: a network name from the zoo (`finetune nets` lists them).")
+    nets_factory.get_spec(c.net)
+    if not c.dataset:
+        raise ValueError("--dataset is required: an image folder with one sub-folder per class, or a TFRecord folder.")
+    if not c.trainable.strip(" ,"):
+        raise ValueError("--trainable is empty: use 'logits', 'all' or comma-separated scopes.")
+    positive = {"batch_size": c.batch_size, "keep_checkpoints": c.keep_checkpoints,
+                "summary_interval_steps": c.summary_interval_steps, "image_size": c.image_size,
+                "max_steps": c.max_steps, "epochs": c.epochs, "save_interval_steps": c.save_interval_steps,
+                "save_interval_secs": c.save_interval_secs, "learning_rate": c.learning_rate,
+                "clip_grad_norm": c.clip_grad_norm, "decay_epochs": c.decay_epochs, "num_devices": c.num_devices}
+    for name, value in positive.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"--{_flag_name(name)} must be > 0, got {value}.")
+    non_negative = {"warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay,
+                    "end_learning_rate": c.end_learning_rate}
+    for name, value in non_negative.items():
+        if value < 0:
+            raise ValueError(f"--{_flag_name(name)} must be >= 0, got {value}.")
+    if not 0 <= c.validation_fraction < 1:
+        raise ValueError(f"--validation-fraction must be in [0, 1), got {c.validation_fraction}.")
+    if not 0 <= c.label_smoothing < 1:
+        raise ValueError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}.")
+    if c.moving_average_decay is not None and not 0 < c.moving_average_decay < 1:
+        raise ValueError(f"--moving-average-decay must be in (0, 1), got {c.moving_average_decay}.")
+    for name in ("optimizer", "lr_schedule", "precision"):
+        choices = _choices(name)
+        if getattr(c, name) not in choices:
+            raise ValueError(f"--{_flag_name(name)} {getattr(c, name)!r} is not one of: {', '.join(choices)}.")
+    if c.max_steps is not None and c.warmup_steps > c.max_steps:
+        raise ValueError(f"--warmup-steps {c.warmup_steps} exceeds --max-steps {c.max_steps}.")
+
+
+def _flag_name(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _choices(name: str) -> tuple:
+    choices = RunConfig.__dataclass_fields__[name].metadata["choices"]
+    return tuple(choices()) if callable(choices) else tuple(choices)
+
+
+_GROUP_TITLES = {"run": "run", "restore": "restore from a checkpoint", "training": "what trains",
+                 "optimizer": "optimizer and learning rate", "loop": "loop", "devices": "devices and precision"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field (`--train-dir` for train_dir), with its help, grouped.
+
+    Flags without a meaningful default (None, empty, off) are left out of the namespace when not
+    given (argparse.SUPPRESS), so `from_namespace` falls back to the field's own default.
+    """
+    groups = {key: parser.add_argument_group(title) for key, title in _GROUP_TITLES.items()}
+    for f in dataclasses.fields(RunConfig):
+        meta = f.metadata
+        kwargs = {"help": meta["help"]}
+        if f.default is None or f.default is False or f.default in ("", ()):
+            kwargs["default"] = argparse.SUPPRESS
+        else:
+            kwargs["default"] = f.default
+        if meta["parse"] is None:  # a switch
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update(type=meta["parse"], metavar=f.name.upper(), required=meta["required"])
+            if meta["repeat"]:
+                kwargs["action"] = "append"
+            if meta["choices"]:
+                kwargs["choices"] = _choices(f.name)
+                kwargs.pop("metavar")
+        groups[meta["group"]].add_argument(f"--{_flag_name(f.name)}", **kwargs)
+
+
+def from_namespace(args: argparse.Namespace, **overrides: Any) -> RunConfig:
+    """A RunConfig from parsed flags (see `add_arguments`); attributes that are no field are ignored."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
+    for f in dataclasses.fields(RunConfig):
+        if f.metadata["repeat"] and f.name in values:
+            values[f.name] = tuple(values[f.name])
+    return RunConfig(**{**values, **overrides})
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-stage plans (recipes/)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training run of a plan: a name, where its weights start, and the fields it changes.
+
+    init: None (from scratch), 'ckpt' (the plan's pretrained checkpoint), or the name of an earlier stage
+    (its final checkpoint, e.g. all layers after the classifier).
+    """
+
+    name: str
+    init: str | None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "target"  # which of the plan's datasets this stage trains on
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A multi-stage plan as values: a base config (fields shared by every stage) and the stages in order."""
+
+    name: str
+    description: str
+    base: dict[str, Any]
+    stages: tuple[Stage, ...]
+    extra: dict[str, Any] = field(default_factory=dict)  # recipe-specific values (e.g. the demo's data sizes)
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise ValueError(f"recipe {self.name!r} has no stage {name!r}; stages: {', '.join(s.name for s in self.stages)}.")

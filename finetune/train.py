@@ -1,0 +1,494 @@
+"""The training loop: fine-tune chosen scopes of a zoo net on a dataset, read top to bottom in `train`.
+
+    config -> dataset -> net (frozen scopes in inference mode) -> loss -> gradients of the trainable
+    scopes -> multipliers, clip by global norm -> optimizer + schedule -> train_op
+    -> resume from train_dir, or restore the pretrained checkpoint through a printed plan
+    -> MonitoredSession with hooks (stop, NaN guard, progress, summaries, checkpoints)
+    -> validation accuracy, run_summary.json
+
+Frozen means frozen: only variables under the trainable scopes get gradients, and outside them
+BatchNorm and dropout run in inference mode, so the forward pass through frozen layers is the
+pretrained net's and their BatchNorm moving statistics stay as restored (`train_bn_stats` lets them
+update). Nets call `slim.batch_norm` from deep inside their own arg scopes, which set `is_training`
+for the whole net; `_inference_mode_outside` therefore wraps tf_slim's batch_norm and dropout for
+the time the net is built and passes `is_training=False` to the calls outside the trainable scopes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+
+from nets.compat import slim, tf
+from nets import nets_factory
+
+import checkpoints
+from finetune import data, optim
+from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, RunConfig
+
+AUX_LOGITS = "AuxLogits"
+AUX_LOSS_WEIGHT = 0.4  # TF-Slim's weight of the auxiliary classifier's loss
+RUN_CONFIG_FILE = "run_config.json"
+RUN_SUMMARY_FILE = "run_summary.json"
+RESTORE_REPORT_FILE = "restore_report.json"
+LABELS_FILE = "labels.txt"
+CHECKPOINT_BASENAME = "model.ckpt"
+TRAIN_ACCURACY_WINDOW = 20  # final train accuracy: mean over this many last batches
+_SLIM_NAMESPACES = ("tf_slim", "tf_slim.layers", "tf_slim.layers.layers")
+_MODE_LAYERS = {"batch_norm": "BatchNorm", "dropout": "Dropout"}  # layer -> its default scope name
+
+
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or Inf; the run stopped without saving the diverged weights."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Scopes: what trains
+
+
+def in_scopes(name: str, scopes: Sequence[str]) -> bool:
+    """True when `name` lies under one of `scopes` (a scope or regex, matched at a scope boundary)."""
+    return any(re.match(f"(?:{scope})(?:/|$)", name) for scope in scopes)
+
+
+def trainable_scopes(spec: nets_factory.NetSpec, trainable: str) -> tuple[str, ...]:
+    """'logits' -> the net's classifier scopes, 'all' -> the net's scope, else the given scopes.
+
+    A scope not under the net's own scope is taken relative to it ('Mixed_7c' -> 'InceptionV3/Mixed_7c').
+    """
+    if trainable == TRAINABLE_LOGITS:
+        return spec.classifier_scopes
+    if trainable == TRAINABLE_ALL:
+        return (spec.scope,)
+    scopes = [s.strip().rstrip("/") for s in trainable.split(",") if s.strip()]
+    return tuple(s if s == spec.scope or s.startswith(spec.scope + "/") else f"{spec.scope}/{s}" for s in scopes)
+
+
+def select_trainable(variables: Sequence[tf.Variable], scopes: Sequence[str]) -> list[tf.Variable]:
+    """The variables under `scopes`; ValueError naming any scope that matches none."""
+    for scope in scopes:
+        if not any(in_scopes(v.op.name, [scope]) for v in variables):
+            top = sorted({"/".join(v.op.name.split("/")[:2]) for v in variables})
+            raise ValueError(f"--trainable scope {scope!r} matches no variable of the net; scopes: {', '.join(top)}.")
+    return [v for v in variables if in_scopes(v.op.name, scopes)]
+
+
+@contextlib.contextmanager
+def _inference_mode_outside(scopes: Sequence[str]) -> Iterator[list[str]]:
+    """While building a net: slim.batch_norm and slim.dropout outside `scopes` get is_training=False.
+
+    Yields the list (filled as the net builds) of the BatchNorm layers left in training mode.
+    """
+    modules = [sys.modules[name] for name in _SLIM_NAMESPACES]
+    originals = {layer: getattr(modules[-1], layer) for layer in _MODE_LAYERS}
+    training_bn: list[str] = []
+    wrapped = {layer: _scoped_mode(original, _MODE_LAYERS[layer], scopes,
+                                   training_bn if layer == "batch_norm" else [])
+               for layer, original in originals.items()}
+    try:
+        for module in modules:
+            for layer, function in wrapped.items():
+                setattr(module, layer, function)
+        yield training_bn
+    finally:
+        for module in modules:
+            for layer, function in originals.items():
+                setattr(module, layer, function)
+
+
+def _scoped_mode(layer: Callable, default_scope: str, scopes: Sequence[str], training: list[str]) -> Callable:
+    @functools.wraps(layer)
+    def call(*args, **kwargs):
+        name = f"{tf.get_variable_scope().name}/{kwargs.get('scope') or default_scope}".lstrip("/")
+        if in_scopes(name, scopes):
+            training.append(name)
+        else:
+            kwargs["is_training"] = False
+        return layer(*args, **kwargs)
+
+    call._key_op = layer._key_op  # the same arg_scope key: arg scopes set for slim's layer apply to it
+    return call
+
+
+def _check_frozen_batch_norm(graph: tf.Graph, training_bn: Sequence[str]) -> None:
+    """No fused BatchNorm runs in training mode but those built in trainable scopes (catches a net that
+    bypasses slim's layers, which the frozen-scope switch cannot reach)."""
+    in_training = [op.name for op in graph.get_operations()
+                   if op.type.startswith("FusedBatchNorm") and not op.type.endswith("Grad")
+                   and op.get_attr("is_training")]
+    if len(in_training) > len(training_bn):
+        raise ValueError(f"BatchNorm outside the trainable scopes runs in training mode ({in_training[0]}...): this "
+                         "net does not build BatchNorm through slim.batch_norm; use --train-bn-stats or --trainable all.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and loss
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """What the loop fetches from the graph."""
+
+    loss: tf.Tensor  # total: cross-entropy (+ aux) + regularisation of the trained variables
+    accuracy: tf.Tensor  # of the batch
+    learning_rate: tf.Tensor
+    grad_norm: tf.Tensor  # global norm of the gradients before clipping
+    train_op: tf.Operation
+    trained: list[tf.Variable]
+    model_variables: list[tf.Variable]
+
+
+def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int, scopes: Sequence[str], *,
+                 weight_decay: float, train_bn_stats: bool) -> tuple[tf.Tensor, dict]:
+    """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats)."""
+    network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True)
+    if train_bn_stats:
+        return network_fn(images)
+    with _inference_mode_outside(scopes) as training_bn:
+        logits, end_points = network_fn(images)
+    _check_frozen_batch_norm(images.graph, training_bn)
+    return logits, end_points
+
+
+def classification_loss(logits: tf.Tensor, end_points: dict, labels: tf.Tensor, num_classes: int,
+                        label_smoothing: float) -> tf.Tensor:
+    """Softmax cross-entropy of the logits, plus TF-Slim's 0.4-weighted loss of the auxiliary logits."""
+    onehot = tf.one_hot(labels, num_classes)
+    loss = tf.losses.softmax_cross_entropy(onehot, logits, label_smoothing=label_smoothing, scope="cross_entropy")
+    if AUX_LOGITS in end_points:
+        aux = tf.reshape(end_points[AUX_LOGITS], [-1, num_classes])
+        loss += tf.losses.softmax_cross_entropy(onehot, aux, weights=AUX_LOSS_WEIGHT, label_smoothing=label_smoothing,
+                                                scope="aux_cross_entropy")
+    return loss
+
+
+def regularization_loss(trained: Sequence[tf.Variable]) -> tf.Tensor:
+    """The weight-decay terms of the trained variables only (frozen ones would add a constant)."""
+    names = {v.op.name for v in trained}
+    terms = [t for t in tf.losses.get_regularization_losses() if t.op.name.split("/Regularizer/")[0] in names]
+    return tf.add_n(terms, name="regularization") if terms else tf.constant(0.0)
+
+
+def build_model(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor, labels: tf.Tensor,
+                num_classes: int, *, steps_per_epoch: int, max_steps: int) -> Model:
+    """Net, loss and train op: gradients of the trainable scopes, processed, applied, then BN updates and EMA."""
+    global_step = tf.train.get_or_create_global_step()
+    scopes = trainable_scopes(spec, config.trainable)
+    logits, end_points = build_logits(spec, images, num_classes, scopes, weight_decay=config.weight_decay,
+                                      train_bn_stats=config.train_bn_stats)
+    model_variables = [v for v in slim.get_model_variables() if in_scopes(v.op.name, [spec.scope])]
+    trained = select_trainable(tf.trainable_variables(), scopes)
+    with tf.name_scope("loss"):
+        loss = classification_loss(logits, end_points, labels, num_classes, config.label_smoothing)
+        loss = tf.add(loss, regularization_loss(trained), name="total")
+        correct = tf.equal(tf.argmax(logits, 1), labels)
+        accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
+    lr = optim.learning_rate(config.lr_schedule, config.learning_rate, global_step, steps_per_epoch=steps_per_epoch,
+                             total_steps=max_steps, decay_epochs=config.decay_epochs,
+                             decay_factor=config.decay_factor, end_lr=config.end_learning_rate,
+                             warmup_steps=config.warmup_steps)
+    optimizer = optim.make_optimizer(config.optimizer, lr, **config.optimizer_params)
+    grads_and_vars = optimizer.compute_gradients(loss, var_list=trained)
+    grads_and_vars, grad_norm = optim.process_gradients(grads_and_vars, clip_norm=config.clip_grad_norm,
+                                                        multipliers=dict(config.lr_multiplier) or None)
+    # BatchNorm statistics update with the step (only training-mode BatchNorm adds UPDATE_OPS).
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        train_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+    if config.moving_average_decay:
+        with tf.control_dependencies([train_op]):
+            train_op = optim.moving_average_op(config.moving_average_decay, trained, global_step)
+    return Model(loss=loss, accuracy=accuracy, learning_rate=lr, grad_norm=grad_norm, train_op=train_op,
+                 trained=trained, model_variables=model_variables)
+
+
+def _summaries(model: Model) -> tf.Tensor:
+    tf.summary.scalar("loss", model.loss)
+    tf.summary.scalar("learning_rate", model.learning_rate)
+    tf.summary.scalar("accuracy", model.accuracy)
+    tf.summary.scalar("global_gradient_norm", model.grad_norm)
+    return tf.summary.merge_all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks
+
+
+class _NonFiniteLossHook(tf.train.SessionRunHook):
+    """Stop at the first NaN/Inf loss, before any later hook can save the diverged weights."""
+
+    def __init__(self, loss: tf.Tensor, train_dir: str):
+        self._loss, self._train_dir = loss, train_dir
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._loss)
+
+    def after_run(self, run_context, run_values):
+        if not np.isfinite(run_values.results):
+            last = tf.train.latest_checkpoint(self._train_dir)
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint was saved"
+            raise NonFiniteLossError(f"Loss became {run_values.results} (diverged); stopped without saving, {kept}. "
+                                     "Lower --learning-rate or set --clip-grad-norm.")
+
+
+class _ProgressHook(tf.train.SessionRunHook):
+    """A tqdm bar (step, loss, images/s, ETA) that also keeps the run's numbers for the summary."""
+
+    def __init__(self, model: Model, global_step: tf.Tensor, skipped: tf.Tensor, start_step: int, max_steps: int,
+                 batch_size: int, show: bool):
+        self._fetches = {"step": global_step, "loss": model.loss, "accuracy": model.accuracy, "skipped": skipped}
+        self.start_step = self.step = start_step
+        self._max_steps, self._batch_size, self._show = max_steps, batch_size, show
+        self.accuracies: list[float] = []
+        self.loss = float("nan")
+        self.skipped = 0
+        self.images_per_second = 0.0
+        self._bar = None
+
+    def begin(self):
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=self._max_steps, initial=self.start_step, unit="step", disable=not self._show,
+                         dynamic_ncols=True, leave=True)
+        self._timed_from = None  # (time, step) after the first step: start-up is not throughput
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._fetches)
+
+    def after_run(self, run_context, run_values):
+        results = run_values.results
+        step = int(results["step"]) + 1
+        self._bar.update(step - self.step)
+        self.step, self.loss, self.skipped = step, float(results["loss"]), int(results["skipped"])
+        self.accuracies = (self.accuracies + [float(results["accuracy"])])[-TRAIN_ACCURACY_WINDOW:]
+        now = time.perf_counter()
+        if self._timed_from is None:
+            self._timed_from = (now, step)
+        self.images_per_second = (step - self._timed_from[1]) * self._batch_size / max(now - self._timed_from[0], 1e-9)
+        self._bar.set_postfix(loss=f"{self.loss:.3f}", img_s=f"{self.images_per_second:.0f}", refresh=False)
+
+    def end(self, session):
+        self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    @property
+    def steps(self) -> int:
+        return self.step - self.start_step
+
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def run_length(config: RunConfig, num_train: int) -> tuple[int, int]:
+    """(steps_per_epoch, max_steps): --max-steps, else --epochs worth of steps."""
+    steps_per_epoch = max(1, math.ceil(num_train / config.batch_size))
+    if config.max_steps is not None:
+        return steps_per_epoch, config.max_steps
+    return steps_per_epoch, max(1, math.ceil(config.epochs * steps_per_epoch))
+
+
+def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), verbose: bool = True) -> dict:
+    """Train as `config` says; returns the run summary (also written to train_dir/run_summary.json)."""
+    say = print if verbose else (lambda *a, **k: None)
+    spec = nets_factory.get_spec(config.net)
+    info = data.describe_dataset(config.dataset, config.validation_fraction, config.seed)
+    image_size = config.image_size or spec.image_size
+    steps_per_epoch, max_steps = run_length(config, info.num_examples["train"])
+    train_dir = config.train_dir
+    say(f"finetune: {config.net} on {info.root}: {info.num_classes} classes, "
+        f"{info.num_examples['train']} train / {info.num_examples.get('validation', 0)} validation images")
+    say(config.describe())
+
+    with tf.Graph().as_default():
+        tf.set_random_seed(config.seed)
+        global_step = tf.train.get_or_create_global_step()
+        with tf.device("/cpu:0"):
+            dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
+                                         preprocessing=spec.preprocessing, is_training=True, seed=config.seed)
+            images, labels = data.make_iterator(dataset).get_next()
+            skipped = data.skipped_images("train")
+        model = build_model(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,
+                            max_steps=max_steps)
+        summary_op = _summaries(model)
+        saver = tf.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
+
+        # Resume beats warm start, and a train dir of another run is refused before anything is written.
+        resume_from = checkpoints.check_resume(train_dir, tf.global_variables())
+        _check_same_labels(train_dir, info.class_names, resume_from)
+        init_fn, plan = None, None
+        if resume_from:
+            say(f"Resuming from {resume_from} (step {_step_of(resume_from)} of {max_steps}); "
+                "--ckpt is not restored again.")
+        elif config.ckpt:
+            plan = checkpoints.plan_restore(
+                model.model_variables, checkpoints.resolve_checkpoint(config.ckpt), net=spec,
+                exclude_scopes=config.exclude_scopes, rename=[f"{old}:{new}" for old, new in config.ckpt_rename],
+                use_moving_average=config.ckpt_moving_average)
+            say(plan.table())
+            init_fn = plan.init_fn()
+        else:
+            say(f"No --ckpt: {config.net} trains from scratch.")
+        os.makedirs(train_dir, exist_ok=True)
+        if not resume_from:
+            _write_run_files(train_dir, config, spec, info, image_size, plan)
+
+        progress = _ProgressHook(model, global_step, skipped, _step_of(resume_from), max_steps, config.batch_size,
+                                 verbose)
+        save_every = {"save_steps": config.save_interval_steps} if config.save_interval_steps else \
+            {"save_secs": config.save_interval_secs}
+        run_hooks = [
+            _NonFiniteLossHook(model.loss, train_dir),
+            tf.train.StopAtStepHook(last_step=max_steps),
+            progress,
+            tf.train.SummarySaverHook(save_steps=config.summary_interval_steps, output_dir=train_dir,
+                                      summary_op=summary_op),
+            tf.train.CheckpointSaverHook(train_dir, saver=saver, checkpoint_basename=CHECKPOINT_BASENAME,
+                                         **save_every),
+            *hooks,
+        ]
+        scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
+        creator = tf.train.ChiefSessionCreator(scaffold=scaffold, checkpoint_filename_with_path=resume_from,
+                                               config=_session_config(config))
+        stopped = "max_steps"
+        start = time.perf_counter()
+        try:
+            with tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks) as session:
+                try:
+                    while not session.should_stop():
+                        session.run(model.train_op)
+                except KeyboardInterrupt:
+                    stopped = "interrupted"  # leaving the block runs the hooks' end(): the saver saves a checkpoint
+        finally:
+            progress.close()
+        seconds = time.perf_counter() - start
+
+    if stopped == "interrupted":
+        say(f"Interrupted at step {progress.step}: saved {tf.train.latest_checkpoint(train_dir)}.")
+    if progress.skipped:
+        say(f"{progress.skipped} training images skipped (corrupt or undecodable).")
+    checkpoint = tf.train.latest_checkpoint(train_dir)
+    validation = None
+    if not config.skip_eval and info.num_examples.get("validation", 0) and stopped != "interrupted":
+        validation = validation_accuracy(checkpoint, config, spec, info, image_size)
+    summary = {
+        "net": config.net,
+        "stopped": stopped,
+        "start_step": progress.start_step,
+        "final_step": progress.step,
+        "steps": progress.steps,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(progress.images_per_second, 1),
+        "final_loss": progress.loss,
+        "train_accuracy": float(np.mean(progress.accuracies)) if progress.accuracies else None,
+        "validation_accuracy": validation,
+        "skipped_images": progress.skipped,
+        "checkpoint": checkpoint,
+        "train_dir": os.path.abspath(train_dir),
+    }
+    _write_json(os.path.join(train_dir, RUN_SUMMARY_FILE), summary)
+    say(format_summary(summary))
+    return summary
+
+
+def _step_of(checkpoint: str | None) -> int:
+    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
+
+
+def _check_same_labels(train_dir: str, class_names: list[str], resume_from: str | None) -> None:
+    path = os.path.join(train_dir, RUN_CONFIG_FILE)
+    if resume_from and os.path.exists(path):
+        with open(path) as f:
+            labels = json.load(f).get("labels")
+        if labels is not None and labels != class_names:
+            raise ValueError(f"{train_dir} was trained on other classes ({', '.join(labels[:5])}...) than this "
+                             "dataset's: use a new --train-dir.")
+
+
+def _session_config(config: RunConfig) -> tf.ConfigProto:
+    session_config = tf.ConfigProto(allow_soft_placement=True)
+    if config.xla:
+        session_config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+    return session_config
+
+
+def _write_json(path: str, value: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1)
+        f.write("\n")
+
+
+def _write_run_files(train_dir: str, config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo,
+                     image_size: int, plan) -> None:
+    """run_config.json and labels.txt (what eval and export read), and the restore report."""
+    _write_json(os.path.join(train_dir, RUN_CONFIG_FILE), {
+        "net": spec.name,
+        "num_classes": info.num_classes,
+        "image_size": image_size,
+        "preprocessing": spec.preprocessing,
+        "labels": info.class_names,
+        "dataset": os.path.abspath(info.root),
+        "moving_average_decay": config.moving_average_decay,
+        "config": config.to_dict(),
+    })
+    with open(os.path.join(train_dir, LABELS_FILE), "w") as f:
+        f.write("".join(f"{name}\n" for name in info.class_names))
+    if plan is not None:
+        plan.save_json(os.path.join(train_dir, RESTORE_REPORT_FILE))
+
+
+def validation_accuracy(checkpoint: str, config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo,
+                        image_size: int) -> float:
+    """Top-1 accuracy of `checkpoint` on the validation split, the net in inference mode."""
+    with tf.Graph().as_default():
+        dataset = data.build_dataset(info, "validation", batch_size=config.batch_size, image_size=image_size,
+                                     preprocessing=spec.preprocessing, is_training=False, num_epochs=1)
+        images, labels = data.make_iterator(dataset).get_next()
+        network_fn = nets_factory.get_network_fn(spec.name, info.num_classes, is_training=False)
+        logits, _ = network_fn(images)
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.int64))
+        count = tf.size(labels, out_type=tf.int64)
+        saver = tf.train.Saver(slim.get_model_variables())
+        with tf.Session() as session:
+            session.run([tf.local_variables_initializer(), tf.tables_initializer()])
+            saver.restore(session, checkpoint)
+            right = total = 0
+            with contextlib.suppress(tf.errors.OutOfRangeError):
+                while True:
+                    c, n = session.run([correct, count])
+                    right, total = right + c, total + n
+    return float(right / total) if total else float("nan")
+
+
+def format_summary(summary: dict) -> str:
+    """The end-of-run screen."""
+    from tabulate import tabulate
+
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    rows = [
+        ("steps", f"{summary['steps']} (step {summary['start_step']} -> {summary['final_step']}, {summary['stopped']})"),
+        ("time", f"{summary['seconds']:.1f} s"),
+        ("images/s", f"{summary['images_per_second']:.1f}"),
+        ("final loss", f"{summary['final_loss']:.4f}"),
+        (f"train accuracy (last {TRAIN_ACCURACY_WINDOW} batches)", percent(summary["train_accuracy"])),
+        ("validation accuracy", percent(summary["validation_accuracy"])),
+        ("skipped images", summary["skipped_images"]),
+        ("checkpoint", summary["checkpoint"]),
+        ("train dir", summary["train_dir"]),
+    ]
+    return tabulate(rows, tablefmt="plain")

@@ -1,0 +1,73 @@
+"""RunConfig: one flag per field, dependent defaults resolved once, bad values as one-line errors."""
+
+import argparse
+import dataclasses
+
+import pytest
+
+from finetune import config
+from finetune.config import RunConfig
+
+BASE = {"net": "mobilenet_v1_025", "dataset": "data"}
+
+
+def _parse(*flags: str) -> RunConfig:
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    return config.from_namespace(parser.parse_args(["--net", "mobilenet_v1_025", "--dataset", "data", *flags]))
+
+
+def test_defaults_are_fine_tuning_defaults_resolved_once():
+    logits = RunConfig(**BASE, ckpt="ckpt")
+    assert (logits.trainable, logits.optimizer, logits.lr_schedule) == ("logits", "momentum", "cosine")
+    assert logits.learning_rate == 0.01 and logits.epochs == 5.0 and logits.train_dir == "runs/mobilenet_v1_025"
+    assert logits.optimizer_params == {"momentum": 0.9}
+    assert RunConfig(**BASE, ckpt="ckpt", trainable="all").learning_rate == 0.001
+    assert RunConfig(**BASE, trainable="all").learning_rate == 0.01  # from scratch
+    assert RunConfig(**BASE, max_steps=10).epochs is None
+    assert RunConfig(**BASE, optimizer="rmsprop").optimizer_params == {
+        "rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
+
+
+def test_flags_round_trip_to_fields():
+    c = _parse("--trainable", "Conv2d_13_pointwise, Logits", "--lr-multiplier", "MobilenetV1/Logits=10",
+               "--lr-multiplier", "MobilenetV1/Conv2d_13_pointwise=2", "--exclude-scopes", "A,B/",
+               "--ckpt-rename", "Old:New", "--clip-grad-norm", "5", "--xla", "--learning-rate", "0.05",
+               "--max-steps", "7", "--train-bn-stats")
+    assert c.lr_multiplier == (("MobilenetV1/Logits", 10.0), ("MobilenetV1/Conv2d_13_pointwise", 2.0))
+    assert c.exclude_scopes == ("A", "B") and c.ckpt_rename == (("Old", "New"),)
+    assert (c.clip_grad_norm, c.xla, c.learning_rate, c.max_steps, c.train_bn_stats) == (5.0, True, 0.05, 7, True)
+    assert _parse() == RunConfig(**BASE)  # unset flags fall back to the fields' defaults
+
+
+def test_every_field_has_a_documented_flag():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    flags = {a.dest: a for a in parser._actions}
+    for f in dataclasses.fields(RunConfig):
+        assert f.name in flags, f.name
+        assert len(flags[f.name].help) > 10, f.name
+
+
+@pytest.mark.parametrize("changes, flag", [
+    ({"batch_size": 0}, "--batch-size"),
+    ({"learning_rate": -1.0}, "--learning-rate"),
+    ({"label_smoothing": 1.5}, "--label-smoothing"),
+    ({"moving_average_decay": 1.0}, "--moving-average-decay"),
+    ({"optimizer": "adagrad"}, "--optimizer"),
+    ({"lr_schedule": "step"}, "--lr-schedule"),
+    ({"precision": "float8"}, "--precision"),
+    ({"max_steps": 5, "warmup_steps": 10}, "--warmup-steps"),
+    ({"net": "mobilenet_v9"}, "mobilenet_v9"),
+    ({"dataset": ""}, "--dataset"),
+])
+def test_bad_values_are_one_line_errors_naming_the_flag(changes, flag):
+    with pytest.raises(ValueError) as error:
+        RunConfig(**{**BASE, **changes})
+    assert flag in str(error.value) and "\n" not in str(error.value)
+
+
+def test_bad_multiplier_flag_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        _parse("--lr-multiplier", "Logits")
+    assert "SCOPE=FACTOR" in capsys.readouterr().err

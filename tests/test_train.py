@@ -1,0 +1,176 @@
+"""The training loop on mobilenet_v1_025 at 32 px, batch 4, a few steps: what trains, what stays, what is saved."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nets.compat import tf
+from nets import nets_factory
+
+from finetune import synthetic, train
+from finetune.config import RunConfig
+
+NET = "mobilenet_v1_025"
+SMALL = {"net": NET, "batch_size": 4, "image_size": 32, "save_interval_secs": 3600}
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    source = synthetic.write_shapes_dataset(root / "source", ["circle", "square", "triangle"], train_per_class=6,
+                                            validation_per_class=2, image_size=36, seed=0)
+    target = synthetic.write_shapes_dataset(root / "target", ["plus", "x"], train_per_class=6,
+                                            validation_per_class=2, image_size=36, seed=1)
+    return source, target
+
+
+@pytest.fixture(scope="module")
+def source_ckpt(datasets, tmp_path_factory):
+    """A 'pretrained' checkpoint: all layers trained from scratch, so BatchNorm statistics moved off their init."""
+    train_dir = tmp_path_factory.mktemp("source_run")
+    summary = train.train(RunConfig(dataset=str(datasets[0]), train_dir=str(train_dir), trainable="all",
+                                    max_steps=4, skip_eval=True, **SMALL), verbose=False)
+    return summary["checkpoint"]
+
+
+def _values(checkpoint: str) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(checkpoint)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def _model_names(values: dict) -> list[str]:
+    return [n for n in values if n.startswith("MobilenetV1/") and not n.endswith(("/Momentum", "ExponentialMovingAverage"))]
+
+
+def test_logits_only_run_keeps_every_other_variable_and_bn_statistics(datasets, source_ckpt, tmp_path):
+    summary = train.train(RunConfig(dataset=str(datasets[1]), train_dir=str(tmp_path), ckpt=source_ckpt,
+                                    trainable="logits", learning_rate=0.1, max_steps=3, **SMALL), verbose=False)
+    pretrained, initial, final = _values(source_ckpt), _values(str(tmp_path / "model.ckpt-0")), \
+        _values(summary["checkpoint"])
+    assert summary["final_step"] == 3 and summary["checkpoint"].endswith("model.ckpt-3")
+    frozen = [n for n in _model_names(final) if not n.startswith("MobilenetV1/Logits")]
+    assert any(n.endswith("moving_mean") for n in frozen) and any(n.endswith("moving_variance") for n in frozen)
+    for name in frozen:
+        np.testing.assert_array_equal(final[name], pretrained[name], err_msg=name)
+    moved = [n for n in pretrained if n.endswith("moving_mean")]
+    assert any(np.abs(pretrained[n]).max() > 0 for n in moved), "the source run should have moved BN statistics"
+    classifier = [n for n in _model_names(final) if n.startswith("MobilenetV1/Logits")]
+    assert classifier and all(not np.array_equal(final[n], initial[n]) for n in classifier)
+    assert not any(n.endswith("/Momentum") and not n.startswith("MobilenetV1/Logits") for n in final)
+
+    run_config = json.loads((tmp_path / "run_config.json").read_text())
+    assert run_config["net"] == NET and run_config["num_classes"] == 2 and run_config["image_size"] == 32
+    assert run_config["labels"] == ["plus", "x"] and run_config["preprocessing"] == "inception"
+    assert (tmp_path / "labels.txt").read_text().split() == ["plus", "x"]
+    report = json.loads((tmp_path / "restore_report.json").read_text())
+    assert report  # the restore plan's JSON
+    saved = json.loads((tmp_path / "run_summary.json").read_text())
+    assert saved["steps"] == 3 and 0.0 <= saved["validation_accuracy"] <= 1.0
+
+
+def test_frozen_scopes_build_batch_norm_in_inference_mode(graph):
+    spec = nets_factory.get_spec(NET)
+    images = tf.zeros([2, 32, 32, 3])
+    scopes = train.trainable_scopes(spec, "Conv2d_13_pointwise,Logits")
+    assert scopes == ("MobilenetV1/Conv2d_13_pointwise", "MobilenetV1/Logits")
+    train.build_logits(spec, images, 5, scopes, weight_decay=0.0, train_bn_stats=False)
+    modes = {op.name.split("/BatchNorm")[0].split("/")[-1]: op.get_attr("is_training")
+             for op in graph.get_operations() if op.type.startswith("FusedBatchNorm")}
+    assert len(modes) == 27 and modes["Conv2d_13_pointwise"] is True
+    assert [layer for layer, training in modes.items() if training] == ["Conv2d_13_pointwise"]
+    updates = {op.name.split("/BatchNorm")[0].split("/")[-1] for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS)}
+    assert updates == {"Conv2d_13_pointwise"}
+
+
+def test_train_bn_stats_lets_frozen_batch_norm_train(graph):
+    spec = nets_factory.get_spec(NET)
+    train.build_logits(spec, tf.zeros([2, 32, 32, 3]), 5, spec.classifier_scopes, weight_decay=0.0,
+                       train_bn_stats=True)
+    modes = [op.get_attr("is_training") for op in graph.get_operations() if op.type.startswith("FusedBatchNorm")]
+    assert modes and all(modes)
+
+
+def test_unknown_trainable_scope_is_one_line_error(graph):
+    spec = nets_factory.get_spec(NET)
+    train.build_logits(spec, tf.zeros([1, 32, 32, 3]), 3, spec.classifier_scopes, weight_decay=0.0,
+                       train_bn_stats=False)
+    with pytest.raises(ValueError, match="Mixed_9z") as error:
+        train.select_trainable(tf.trainable_variables(), train.trainable_scopes(spec, "Mixed_9z"))
+    assert "\n" not in str(error.value)
+
+
+def test_applied_gradient_global_norm_never_exceeds_clip(datasets, tmp_path):
+    clip, lr = 0.05, 0.5
+    train.train(RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", optimizer="sgd",
+                          lr_schedule="fixed", learning_rate=lr, clip_grad_norm=clip, max_steps=3,
+                          save_interval_steps=1, keep_checkpoints=10, skip_eval=True,
+                          **{**SMALL, "save_interval_secs": None}), verbose=False)
+    steps = [_values(str(tmp_path / f"model.ckpt-{i}")) for i in range(4)]
+    with tf.Graph().as_default():
+        trainable = {v.op.name for v in _trainable_variables(3)}
+    for before, after in zip(steps, steps[1:]):
+        applied = np.sqrt(sum(np.sum((after[n] - before[n]) ** 2) for n in trainable)) / lr
+        # clipping was active (from-scratch gradients are far larger) and bounds the update
+        assert applied == pytest.approx(clip, rel=1e-3)
+
+
+def _trainable_variables(num_classes: int) -> list:
+    spec = nets_factory.get_spec(NET)
+    train.build_logits(spec, tf.zeros([1, 32, 32, 3]), num_classes, (spec.scope,), weight_decay=0.0,
+                       train_bn_stats=False)
+    return tf.trainable_variables()
+
+
+def test_rerun_resumes_step_count_and_refuses_another_nets_dir(datasets, tmp_path, capsys):
+    config = RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", max_steps=2,
+                       skip_eval=True, **SMALL)
+    first = train.train(config, verbose=False)
+    second = train.train(config.replace(max_steps=4), verbose=True)
+    assert (first["start_step"], first["final_step"]) == (0, 2)
+    assert (second["start_step"], second["final_step"], second["steps"]) == (2, 4, 2)
+    assert "Resuming from" in capsys.readouterr().out
+    # the same dir with another class count: refused before anything runs or is written
+    with pytest.raises(ValueError, match="different net or class count"):
+        train.train(config.replace(dataset=str(datasets[1])), verbose=False)
+    assert json.loads((tmp_path / "run_config.json").read_text())["num_classes"] == 3
+
+
+def test_corrupt_image_is_skipped_and_counted(datasets, tmp_path):
+    import shutil
+
+    dataset = tmp_path / "data"
+    shutil.copytree(datasets[1], dataset)
+    (dataset / "train" / "plus" / "broken.png").write_bytes(b"this is not a png")
+    summary = train.train(RunConfig(dataset=str(dataset), train_dir=str(tmp_path / "run"), max_steps=4,
+                                    skip_eval=True, **SMALL), verbose=False)
+    assert summary["final_step"] == 4
+    assert summary["skipped_images"] >= 1
+
+
+def test_nan_loss_stops_without_saving_it(datasets, tmp_path):
+    config = RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", optimizer="sgd",
+                       lr_schedule="fixed", learning_rate=1e38, max_steps=6, skip_eval=True, **SMALL)
+    with pytest.raises(train.NonFiniteLossError, match="last good checkpoint is .*model.ckpt-0"):
+        train.train(config, verbose=False)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-0")
+    assert all(np.isfinite(v).all() for v in _values(str(tmp_path / "model.ckpt-0")).values())
+
+
+class _InterruptAt(tf.train.SessionRunHook):
+    def __init__(self, step: int):
+        self._step, self._count = step, 0
+
+    def after_run(self, run_context, run_values):
+        self._count += 1
+        if self._count == self._step:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_saves_a_checkpoint_and_returns(datasets, tmp_path):
+    summary = train.train(RunConfig(dataset=str(datasets[1]), train_dir=str(tmp_path), max_steps=50, **SMALL),
+                          hooks=[_InterruptAt(2)], verbose=False)
+    assert summary["stopped"] == "interrupted"
+    assert summary["checkpoint"].endswith("model.ckpt-2")
+    assert json.loads((tmp_path / "run_summary.json").read_text())["final_step"] == 2
