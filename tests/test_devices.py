@@ -201,3 +201,48 @@ def test_xla_session_compiles_and_matches():
         print(abs(got - plain) <= 1e-4 * abs(plain))
     """).splitlines()
     assert out == ["['_XlaCompile', '_XlaMerge', '_XlaRun']", "True"]
+
+
+@pytest.mark.parametrize("name", ["mixed_bfloat16", "mixed_float16"])
+def test_zoo_net_in_mixed_precision_towers_trains_float32_checkpoint_variables(graph, two_cpus, name):
+    from nets import nets_factory
+
+    precision = devices.get_precision(name)
+    network_fn = nets_factory.get_network_fn("mobilenet_v1_025", num_classes=CLASSES, is_training=True)
+
+    def model_fn(batch):
+        images, labels = batch
+        with precision.scope():
+            logits, _ = network_fn(precision.cast(images))
+        return tf.losses.sparse_softmax_cross_entropy(labels, tf.cast(logits, tf.float32))
+
+    images = tf.random.uniform([BATCH, 32, 32, 3], -1.0, 1.0, seed=3)
+    labels = tf.constant([0, 1, 2, 0], tf.int64)
+    towers = devices.build_towers(model_fn, devices.split_batch((images, labels), 2), ["/cpu:0", "/cpu:1"])
+    variables = tf.global_variables()
+    published = nets_factory.get_spec("mobilenet_v1_025").published_variables()
+    names = {v.op.name for v in variables}
+    assert len(names) == len(variables)  # one set, shared by both towers
+    assert {n for n in names if "Logits" not in n} == {n for n in published if "Logits" not in n}
+    assert {v.dtype.base_dtype for v in variables} == {tf.float32}
+    conv = graph.get_operation_by_name("tower_1/MobilenetV1/MobilenetV1/Conv2d_0/Conv2D")
+    assert conv.get_attr("T") == precision.compute_dtype
+
+    trained = tf.trainable_variables()
+    opt = precision.wrap_optimizer(optim.make_optimizer("momentum", 0.01))
+    grads = devices.average_gradients(devices.tower_gradients(opt, [t.outputs for t in towers], towers, trained))
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, towers[0].scope)
+    assert update_ops and len(update_ops) * 2 == len(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
+    with tf.control_dependencies(update_ops):
+        train_op = opt.apply_gradients(grads)
+    weights = next(v for v in variables if v.op.name == "MobilenetV1/Conv2d_0/weights")
+    with tf.Session(config=devices.session_config()) as sess:
+        sess.run(tf.global_variables_initializer())
+        before = sess.run(weights)
+        for _ in range(20):  # float16 skips the first steps while the dynamic loss scale (2**15) halves
+            losses = sess.run([t.outputs for t in towers] + [train_op])[:2]
+            assert np.all(np.isfinite(losses))
+            if not np.allclose(before, sess.run(weights)):
+                break
+        else:
+            pytest.fail("the float32 master weights never changed")
