@@ -64,8 +64,8 @@ def _check_rank(inputs: tf.Tensor) -> None:
 
 
 @contextlib.contextmanager
-def _architecture_scope(is_training: bool) -> Iterator[None]:
-    """Settings that define the published net (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
+def _architecture_scope() -> Iterator[None]:
+    """Settings that define the published body (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
     with (
         slim.arg_scope(
             [slim.conv2d, slim.separable_conv2d],
@@ -73,8 +73,7 @@ def _architecture_scope(is_training: bool) -> Iterator[None]:
             normalizer_fn=slim.batch_norm,
             padding="SAME",
         ),
-        slim.arg_scope([slim.batch_norm], center=True, scale=True, is_training=is_training),
-        slim.arg_scope([slim.dropout], is_training=is_training),
+        slim.arg_scope([slim.batch_norm], center=True, scale=True),
     ):
         yield
 
@@ -89,7 +88,8 @@ def mobilenet_v1_base(
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """The convolutional body up to `final_endpoint` (e.g. 'Conv2d_0', 'Conv2d_5_depthwise').
 
-    Returns the final end point's tensor and every end point built so far, by name.
+    Returns the final end point's tensor and every end point built so far, by name. BatchNorm runs in
+    the mode the surrounding arg scope sets (mobilenet_v1 sets it from its is_training).
     """
     if depth_multiplier <= 0:
         raise ValueError(f"depth_multiplier must be greater than zero, got {depth_multiplier}")
@@ -104,7 +104,7 @@ def mobilenet_v1_base(
         end_points[name] = net
         return name == final_endpoint
 
-    with tf.variable_scope(scope, "MobilenetV1", [inputs]):
+    with tf.variable_scope(scope, "MobilenetV1", [inputs]), _architecture_scope():
         net = inputs
         for i, conv_def in enumerate(conv_defs or CONV_DEFS):
             if isinstance(conv_def, Conv):
@@ -156,7 +156,10 @@ def mobilenet_v1(
     inputs under 224 px) is used, as in the published net. spatial_squeeze=False keeps logits 4-D.
     """
     _check_rank(inputs)
-    with tf.variable_scope(scope, "MobilenetV1", [inputs], reuse=reuse) as net_scope, _architecture_scope(is_training):
+    with (
+        tf.variable_scope(scope, "MobilenetV1", [inputs], reuse=reuse) as net_scope,
+        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
+    ):
         net, end_points = mobilenet_v1_base(
             inputs, min_depth=min_depth, depth_multiplier=depth_multiplier, conv_defs=conv_defs, scope=net_scope
         )

@@ -102,6 +102,21 @@ def _bottleneck(net: tf.Tensor, block: Bottleneck, depth: int, scope: str, end_p
     return net
 
 
+@contextlib.contextmanager
+def _architecture_scope() -> Iterator[None]:
+    """Settings that define the published body (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
+    with (
+        slim.arg_scope(
+            [slim.conv2d, slim.separable_conv2d],
+            activation_fn=tf.nn.relu6,
+            normalizer_fn=slim.batch_norm,
+            padding="SAME",
+        ),
+        slim.arg_scope([slim.batch_norm], center=True, scale=True),
+    ):
+        yield
+
+
 def mobilenet_v2_base(
     inputs: tf.Tensor,
     final_endpoint: str | None = None,
@@ -114,13 +129,14 @@ def mobilenet_v2_base(
     """The convolutional body up to `final_endpoint` ('layer_1' ... 'layer_19'; None: all of it).
 
     finegrain_classification_mode keeps the last layer at its full depth (1280) when depth_multiplier < 1,
-    as every published checkpoint with a multiplier below 1 has it.
+    as every published checkpoint with a multiplier below 1 has it. BatchNorm runs in the mode the
+    surrounding arg scope sets (mobilenet_v2 sets it from its is_training).
     """
     if depth_multiplier <= 0:
         raise ValueError(f"depth_multiplier must be greater than zero, got {depth_multiplier}")
     conv_defs = list(conv_defs or CONV_DEFS)
     end_points: dict[str, tf.Tensor] = {}
-    with tf.variable_scope(scope, "MobilenetV2", [inputs]):
+    with tf.variable_scope(scope, "MobilenetV2", [inputs]), _architecture_scope():
         net = inputs
         for i, (conv_def, layer_scope) in enumerate(zip(conv_defs, _scope_names(conv_defs))):
             layer = f"layer_{i + 1}"
@@ -137,22 +153,6 @@ def mobilenet_v2_base(
     if final_endpoint is not None:
         raise ValueError(f"Unknown final_endpoint {final_endpoint!r}; valid: layer_1 ... layer_{len(conv_defs)}")
     return net, end_points
-
-
-@contextlib.contextmanager
-def _architecture_scope(is_training: bool) -> Iterator[None]:
-    """Settings that define the published net (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
-    with (
-        slim.arg_scope(
-            [slim.conv2d, slim.separable_conv2d],
-            activation_fn=tf.nn.relu6,
-            normalizer_fn=slim.batch_norm,
-            padding="SAME",
-        ),
-        slim.arg_scope([slim.batch_norm], center=True, scale=True, is_training=is_training),
-        slim.arg_scope([slim.dropout], is_training=is_training),
-    ):
-        yield
 
 
 def mobilenet_v2(
@@ -176,7 +176,10 @@ def mobilenet_v2(
     """
     if inputs.get_shape().ndims != 4:
         raise ValueError(f"MobilenetV2 wants images of shape [batch, height, width, 3], got {inputs.get_shape()}")
-    with tf.variable_scope(scope, "MobilenetV2", [inputs], reuse=reuse) as net_scope, _architecture_scope(is_training):
+    with (
+        tf.variable_scope(scope, "MobilenetV2", [inputs], reuse=reuse) as net_scope,
+        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
+    ):
         net, end_points = mobilenet_v2_base(
             inputs,
             depth_multiplier=depth_multiplier,

@@ -164,6 +164,17 @@ def test_base_final_endpoint(graph):
     assert list(end_points)[-1] == "layer_4" and net.shape.as_list() == [1, 16, 16, 24]
 
 
+@pytest.mark.parametrize(
+    "name, base_fn",
+    [("mobilenet_v1_025", mobilenet_v1.mobilenet_v1_base), ("mobilenet_v2_035", mobilenet_v2.mobilenet_v2_base)],
+)
+def test_base_alone_builds_the_published_body(graph, name, base_fn):
+    spec = nets_factory.get_spec(name)
+    base_fn(tf.placeholder(tf.float32, [1, 64, 64, 3]), depth_multiplier=spec.network_fn.keywords["depth_multiplier"])
+    body = {n: s for n, s in spec.published_variables().items() if not _under(n, spec.classifier_scopes)}
+    assert _variables() == body
+
+
 def test_bad_arguments_say_what_is_wrong(graph):
     images = tf.placeholder(tf.float32, [1, 64, 64, 3])
     with pytest.raises(ValueError, match="shape"):
