@@ -13,14 +13,13 @@ ZOO_NET = "mobilenet_v1_025"
 
 
 def _save_random(path: str, variables) -> dict:
-    """Give every variable a random value, save them; return name -> value."""
-    rng = np.random.default_rng(1)
-    values = {v.op.name: rng.normal(size=v.shape.as_list()).astype(np.float32) for v in variables}
+    """Give every variable a random value (BatchNorm statistics included), save them; return name -> saved value."""
+    randomise = tf.group(*[tf.assign(v, tf.random.normal(v.shape, seed=i)) for i, v in enumerate(variables)])
     with tf.Session() as sess:
-        for v in variables:
-            v.load(values[v.op.name], sess)
+        sess.run(randomise)
         tf.train.Saver(variables).save(sess, path, write_meta_graph=False)
-    return values
+    reader = tf.train.load_checkpoint(path)
+    return {v.op.name: reader.get_tensor(v.op.name) for v in variables}
 
 
 def _restored(plan, variables) -> tuple[dict, dict]:
