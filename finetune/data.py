@@ -93,9 +93,9 @@ def describe_dataset(path: str, validation_fraction: float = 0.1, seed: int = 0)
         raise ValueError(f"Dataset {path} is not a directory: give a folder of class sub-folders or of TFRecords.")
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation fraction must be in [0, 1), got {validation_fraction}.")
-    if _tfrecord_files(root):
-        return _describe_tfrecords(root)
-    return _describe_folder(root, validation_fraction, seed)
+    info = _describe_tfrecords(root) if _tfrecord_files(root) else _describe_folder(root, validation_fraction, seed)
+    _check_images_decode(info)
+    return info
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -198,21 +198,30 @@ def read_labels_file(path: Path) -> list[str]:
     return [names[i] for i in range(len(names))]
 
 
-def _scan_records(shard: Path, num_classes: int) -> int:
-    """Count a shard's records, checking each has an image and a label in [0, num_classes).
+class _RecordScanner:
+    """Counts TFRecord shards' records, checking each has an image and a label in [0, num_classes).
 
-    Reads the shard once in a private graph, parsing only the label and the image's length.
+    One private graph and session for all shards; parses only the label and the image's length.
     """
-    with tf.Graph().as_default() as graph:
-        records = tf2.data.TFRecordDataset(str(shard)).batch(_SCAN_BATCH)
-        batch = tf.data.make_one_shot_iterator(records).get_next()
-        features = tf.io.parse_example(batch, {k: _FEATURES[k] for k in ("image/encoded", "image/class/label")})
-        scan = (features["image/class/label"], tf.strings.length(features["image/encoded"]))
-    count = 0
-    with tf.Session(graph=graph) as session:
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self._graph = tf.Graph()
+        with self._graph.as_default():
+            self._shard = tf.placeholder(tf.string, [])
+            records = tf2.data.TFRecordDataset(self._shard).batch(_SCAN_BATCH)
+            self._iterator = tf.data.make_initializable_iterator(records)
+            keys = ("image/encoded", "image/class/label")
+            features = tf.io.parse_example(self._iterator.get_next(), {k: _FEATURES[k] for k in keys})
+            self._scan = (features["image/class/label"], tf.strings.length(features["image/encoded"]))
+        self._session = tf.Session(graph=self._graph)
+
+    def count(self, shard: Path) -> int:
+        self._session.run(self._iterator.initializer, {self._shard: str(shard)})
+        count = 0
         while True:
             try:
-                labels, lengths = session.run(scan)
+                labels, lengths = self._session.run(self._scan)
             except tf.errors.OutOfRangeError:
                 return count
             except tf.errors.DataLossError:
@@ -223,19 +232,25 @@ def _scan_records(shard: Path, num_classes: int) -> int:
                 raise ValueError(
                     f"{shard} holds records TF-Slim's format does not read: {error.message.splitlines()[0]}"
                 ) from None
-            missing = np.flatnonzero((lengths == 0) | (labels == -1))
-            if missing.size:
-                raise ValueError(
-                    f"{shard}: record {count + missing[0]} lacks image/encoded or image/class/label: "
-                    "write it with `finetune convert`."
-                )
-            outside = np.flatnonzero((labels < 0) | (labels >= num_classes))
-            if outside.size:
-                raise ValueError(
-                    f"{shard}: record {count + outside[0]} has label {labels[outside[0]]}, outside [0, {num_classes}) "
-                    f"of {LABELS_FILE}: fix the record or {LABELS_FILE}."
-                )
+            self._check(shard, count, labels, lengths)
             count += len(labels)
+
+    def _check(self, shard: Path, first: int, labels: np.ndarray, lengths: np.ndarray) -> None:
+        missing = np.flatnonzero((lengths == 0) | (labels == -1))
+        if missing.size:
+            raise ValueError(
+                f"{shard}: record {first + missing[0]} lacks image/encoded or image/class/label: "
+                "write it with `finetune convert`."
+            )
+        outside = np.flatnonzero((labels < 0) | (labels >= self.num_classes))
+        if outside.size:
+            raise ValueError(
+                f"{shard}: record {first + outside[0]} has label {labels[outside[0]]}, "
+                f"outside [0, {self.num_classes}) of {LABELS_FILE}: fix the record or {LABELS_FILE}."
+            )
+
+    def close(self) -> None:
+        self._session.close()
 
 
 def _describe_tfrecords(root: Path) -> DatasetInfo:
@@ -244,7 +259,11 @@ def _describe_tfrecords(root: Path) -> DatasetInfo:
     by_split = {split: [f for f in files if _split_of(f.name) == split] for split in SPLITS}
     if not any(by_split.values()):
         by_split["train"] = files
-    counts = {split: sum(_scan_records(f, len(class_names)) for f in shards) for split, shards in by_split.items()}
+    scanner = _RecordScanner(len(class_names))
+    try:
+        counts = {split: sum(scanner.count(f) for f in shards) for split, shards in by_split.items()}
+    finally:
+        scanner.close()
     if counts["train"] == 0:
         raise ValueError(f"{root} has no training records: its TFRecord files are empty.")
     return DatasetInfo(
@@ -374,6 +393,31 @@ def _skip_and_count(records: tf2.data.Dataset, load, counter: tf.Variable, finit
 
     counted = decoded.scan(tf.constant(0, tf.int64), count)
     return counted.filter(drop_marker).map(image_and_label)
+
+
+def _check_images_decode(info: DatasetInfo) -> None:
+    """Decode each split's records in order until one succeeds (usually the first).
+
+    A split without one readable image fails here, in words, instead of as a training pipeline
+    that skips records forever without yielding a batch.
+    """
+    read = _folder_records if info.format == "folder" else _tfrecord_records
+    load = _loader(info)
+    splits = [split for split in SPLITS if info.num_examples[split]]
+    with tf.Graph().as_default() as graph:
+        firsts = {}
+        for split in splits:
+            shapes = read(info, split, False, 0).map(lambda *record: tf.shape(load(*record)[0]))
+            firsts[split] = tf.data.make_one_shot_iterator(shapes.ignore_errors().take(1)).get_next()
+    with tf.Session(graph=graph) as session:
+        for split in splits:
+            try:
+                session.run(firsts[split])
+            except tf.errors.OutOfRangeError:
+                raise ValueError(
+                    f"No {split} image of {info.root} decodes (first file: {info.sources[split][0]}): "
+                    f"give images TensorFlow reads ({', '.join(IMAGE_EXTENSIONS)})."
+                ) from None
 
 
 def build_dataset(

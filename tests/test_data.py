@@ -237,6 +237,18 @@ def test_corrupt_tfrecord_images_are_skipped_and_counted(tmp_path):
     np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
 
 
+def test_a_split_without_one_decodable_image_fails_early(tmp_path):
+    root = tmp_path / "d"
+    _save(root / "train" / "a" / "0.png")
+    (root / "validation" / "a").mkdir(parents=True)
+    (root / "validation" / "a" / "0.jpg").write_text("not a jpeg")
+    (root / "validation" / "a" / "1.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"No validation image of .* decodes \(first file: .*0.jpg\)"):
+        data.describe_dataset(str(root))
+    _save(root / "validation" / "a" / "2.png")  # one readable image is enough
+    assert data.describe_dataset(str(root)).num_examples == {"train": 1, "validation": 3}
+
+
 def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
     root = tmp_path / "d"
     _save(root / "a_gray" / "g.png", (90, 90, 90), mode="L")
