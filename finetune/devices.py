@@ -19,8 +19,8 @@ TF-Slim's model_deploy keeps them; the device itself when there is one); each to
 Collections filled by the model (UPDATE_OPS, LOSSES) can be read per tower with `tower.scope`;
 regularization losses exist once (variables are created by the first tower only).
 
-On a CPU-only machine `split_cpu(n)` makes n logical CPU devices so the multi-device path can be
-run and tested.
+On a CPU-only machine `split_cpu(n)` (before TF's eager runtime starts) or, for one session at any
+time, `session_config(cpu_devices=n)` gives n CPU devices, so the multi-device path runs and is tested.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from typing import Any
 
 from nets.compat import tf
 
-import tensorflow as tf2  # noqa: E402  (TF2 config API; after nets.compat)
+# isort: split
+import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
 GradsAndVars = list[tuple[tf.Tensor, tf.Variable]]
 
@@ -195,20 +196,21 @@ def average_gradients(tower_grads_and_vars: Sequence[Sequence[tuple]]) -> GradsA
 # Session configuration
 
 
-def session_config(xla: bool = False, *, allow_soft_placement: bool = True, allow_growth: bool = True,
-                   log_device_placement: bool = False) -> tf.ConfigProto:
+def session_config(xla: bool = False, *, cpu_devices: int | None = None, allow_soft_placement: bool = True,
+                   allow_growth: bool = True, log_device_placement: bool = False) -> tf.ConfigProto:
     """The tf.ConfigProto for training and evaluation sessions.
 
     Soft placement (ops without a kernel on the GPU fall back to the CPU), GPU memory grown on
-    demand, the logical CPUs of `split_cpu` (a session with an explicit config does not inherit
-    them), and with xla=True XLA auto-clustering (global_jit_level ON_1), on the CPU too (see
-    `_enable_xla_on_cpu`).
+    demand, and with xla=True XLA auto-clustering (global_jit_level ON_1), on the CPU too (see
+    `_enable_xla_on_cpu`). cpu_devices is the number of CPU devices '/cpu:0'.. the session has,
+    by default split_cpu's count: a session given a config does not inherit split_cpu's devices.
+    Unlike split_cpu it works at any time, so graph-mode tests can run towers on several CPUs.
     """
     config = tf.ConfigProto(allow_soft_placement=allow_soft_placement, log_device_placement=log_device_placement)
     config.gpu_options.allow_growth = allow_growth
-    cpus = _logical_cpu_count()
-    if cpus > 1:  # a session given a config no longer inherits split_cpu's devices: say it here
-        config.device_count["CPU"] = cpus
+    cpu_devices = cpu_devices or _logical_cpu_count()
+    if cpu_devices > 1:
+        config.device_count["CPU"] = cpu_devices
     if xla:
         config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
     return config

@@ -13,14 +13,9 @@ from nets.compat import slim, tf
 BATCH, SIZE, CLASSES = 4, 8, 3
 
 
-@pytest.fixture(scope="module")
-def two_cpus():
-    """Two logical CPUs in this process (sessions only; safe as long as no eager op ran before)."""
-    return devices.split_cpu(2)
-
-
 def _run_python(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
+                            check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -63,7 +58,7 @@ def test_split_cpu_before_runtime_start_and_visible_devices():
     assert out[3].startswith("error: Cannot split the CPU into 2 devices") and "before any eager op" in out[3]
 
 
-def test_towers_place_ops_share_variables_and_average_to_batch_gradient(graph, two_cpus):
+def test_towers_place_ops_share_variables_and_average_to_batch_gradient(graph):
     images = tf.placeholder(tf.float32, [BATCH, SIZE, SIZE, 3])
     labels = tf.placeholder(tf.int64, [BATCH])
     tower_devices = ["/cpu:1", "/cpu:0"]  # tower 0 on cpu:1, so "variables on the CPU" is visible
@@ -90,7 +85,7 @@ def test_towers_place_ops_share_variables_and_average_to_batch_gradient(graph, t
 
     x, y = _feed()
     run_metadata = tf.RunMetadata()
-    with tf.Session(config=devices.session_config()) as sess:
+    with tf.Session(config=devices.session_config(cpu_devices=2)) as sess:
         sess.run(tf.global_variables_initializer())
         got = sess.run([g for g, _ in averaged], {images: x, labels: y},
                        options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=run_metadata)
@@ -176,6 +171,7 @@ def test_unknown_precision_and_session_config():
     config = devices.session_config()
     assert config.allow_soft_placement and config.gpu_options.allow_growth
     assert config.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.DEFAULT
+    assert devices.session_config(cpu_devices=3).device_count["CPU"] == 3
 
 
 def test_xla_session_compiles_and_matches():
@@ -204,7 +200,7 @@ def test_xla_session_compiles_and_matches():
 
 
 @pytest.mark.parametrize("name", ["mixed_bfloat16", "mixed_float16"])
-def test_zoo_net_in_mixed_precision_towers_trains_float32_checkpoint_variables(graph, two_cpus, name):
+def test_zoo_net_in_mixed_precision_towers_trains_float32_checkpoint_variables(graph, name):
     from nets import nets_factory
 
     precision = devices.get_precision(name)
@@ -236,7 +232,7 @@ def test_zoo_net_in_mixed_precision_towers_trains_float32_checkpoint_variables(g
     with tf.control_dependencies(update_ops):
         train_op = opt.apply_gradients(grads)
     weights = next(v for v in variables if v.op.name == "MobilenetV1/Conv2d_0/weights")
-    with tf.Session(config=devices.session_config()) as sess:
+    with tf.Session(config=devices.session_config(cpu_devices=2)) as sess:
         sess.run(tf.global_variables_initializer())
         before = sess.run(weights)
         for _ in range(20):  # float16 skips the first steps while the dynamic loss scale (2**15) halves

@@ -189,7 +189,7 @@ def test_multipliers_scale_exactly_longest_key_wins(graph):
 
 
 def test_unmatched_multiplier_and_missing_gradients(graph, caplog):
-    conv, logits, other = _two_scope_model()
+    conv, logits, _ = _two_scope_model()
     loss = tf.reduce_sum(conv)
     grads = tf.train.GradientDescentOptimizer(1.0).compute_gradients(loss, [conv, logits])
     with caplog.at_level(logging.WARNING, logger="finetune.optim"):
