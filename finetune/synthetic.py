@@ -191,14 +191,22 @@ def draw_shape(name: str, image_size: int, rng: np.random.Generator) -> np.ndarr
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def _prepare_root(root: Path) -> None:
-    """Make `root` ready to write: an empty or missing dir, or one this module wrote before."""
-    if (root / MANIFEST).exists():
-        for split in SPLITS:
-            shutil.rmtree(root / split, ignore_errors=True)
-    elif root.exists() and any(root.iterdir()):
+def _check_root(root: Path) -> None:
+    """`root` must be missing, empty, or a dataset this module wrote (it has the manifest)."""
+    if root.exists() and any(root.iterdir()) and not (root / MANIFEST).exists():
         raise ValueError(f"{root} is not empty and holds no {MANIFEST}: give an empty or new directory.")
-    root.mkdir(parents=True, exist_ok=True)
+
+
+def _write_images(
+    folder: Path, class_names: Sequence[str], counts: dict[str, int], image_size: int, seed: int, extension: str
+) -> None:
+    for split, count in counts.items():
+        for name in class_names:
+            (folder / split / name).mkdir(parents=True)
+            class_key = SHAPE_CLASSES.index(name)
+            for i in range(count):
+                rng = np.random.default_rng([seed, class_key, _SPLIT_STREAMS[split], i])
+                Image.fromarray(draw_shape(name, image_size, rng)).save(folder / split / name / f"{i:05d}{extension}")
 
 
 def write_shapes_dataset(
@@ -214,9 +222,9 @@ def write_shapes_dataset(
     """Write an image folder root/{train,validation}/<class>/<i>.<ext> of procedurally drawn shapes.
 
     Deterministic per (seed, class name, split, index): the same call writes the same pixels, and
-    a class's images do not depend on which other classes are written. Rewrites a root this function
-    wrote before (it keeps a shapes.json manifest there); refuses any other non-empty directory.
-    Returns the root.
+    a class's images do not depend on which other classes are written. Writes into a sibling
+    `<root>.partial` and renames it at the end, so a root with shapes.json is always complete.
+    Replaces a root this function wrote before; refuses any other non-empty directory. Returns the root.
     """
     if image_format not in _FORMATS:
         raise ValueError(f"image_format must be one of {', '.join(_FORMATS)}, got {image_format!r}.")
@@ -224,16 +232,16 @@ def write_shapes_dataset(
     if unknown:
         raise ValueError(f"Unknown shape classes {unknown}: choose from {', '.join(SHAPE_CLASSES)}.")
     root = Path(root)
-    _prepare_root(root)
+    _check_root(root)
     counts = {"train": train_per_class, "validation": validation_per_class}
-    for split, count in counts.items():
-        for name in class_names:
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            class_key = SHAPE_CLASSES.index(name)
-            for i in range(count):
-                rng = np.random.default_rng([seed, class_key, _SPLIT_STREAMS[split], i])
-                Image.fromarray(draw_shape(name, image_size, rng)).save(folder / f"{i:05d}{_FORMATS[image_format]}")
-    manifest = {"classes": list(class_names), "image_size": image_size, "seed": seed, "counts": counts}
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _write_images(partial, class_names, counts, image_size, seed, _FORMATS[image_format])
+        manifest = {"classes": list(class_names), "image_size": image_size, "seed": seed, "counts": counts}
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        shutil.rmtree(root, ignore_errors=True)  # missing, empty, or written here before (checked above)
+        partial.rename(root)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return root

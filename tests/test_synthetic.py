@@ -97,3 +97,23 @@ def test_a_few_hundred_images_in_seconds(tmp_path):
         tmp_path / "s", synthetic.SHAPE_CLASSES, train_per_class=20, validation_per_class=5, image_size=64, seed=0
     )
     assert time.perf_counter() - start < 10.0
+
+
+def test_an_interrupted_write_leaves_no_half_dataset(tmp_path, monkeypatch):
+    calls = []
+    draw = synthetic.draw_shape
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return draw(*args)
+
+    monkeypatch.setattr(synthetic, "draw_shape", interrupted)
+    kwargs = {"train_per_class": 2, "validation_per_class": 1, "image_size": 16, "seed": 0}
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.write_shapes_dataset(tmp_path / "s", ["circle", "ring"], **kwargs)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(synthetic, "draw_shape", draw)
+    root = synthetic.write_shapes_dataset(tmp_path / "s", ["circle", "ring"], **kwargs)
+    assert (root / synthetic.MANIFEST).exists() and len(list(root.glob("*/*/*.png"))) == 6
