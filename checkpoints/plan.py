@@ -157,10 +157,7 @@ class RestorePlan:
         restored, total = self.restored, self.entries
         params = sum(e.size for e in restored)
         all_params = sum(e.size for e in total)
-        parts = [
-            f"{len(restored)} of {len(total)} variables restored ({params / 1e6:.2f}M of {all_params / 1e6:.2f}M "
-            "parameters)"
-        ]
+        parts = [f"{len(restored)} of {len(total)} variables restored ({params / 1e6:.2f}M of {all_params / 1e6:.2f}M parameters)"]
         if self.options.get("use_moving_average"):
             parts.append(f"{sum(e.checkpoint_key.endswith(mapping.EMA_SUFFIX) for e in restored)} from EMA shadows")
         if self.renamed:

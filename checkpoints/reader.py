@@ -96,7 +96,7 @@ def read_variables(prefix: str) -> dict[str, TensorInfo]:
     """Name -> TensorInfo of every tensor in the checkpoint at `prefix` (see resolve_checkpoint)."""
     try:
         reader = tf.train.load_checkpoint(prefix)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot read checkpoint {prefix}: {first}") from error
     shapes = reader.get_variable_to_shape_map()
