@@ -366,8 +366,10 @@ class _Planner:
         return entry
 
     def _class_note(self, var: _GraphVariable, key: str | None) -> str:
-        if key is None or not mapping.in_scopes(var.name, self.classifier_scopes()):
+        if not mapping.in_scopes(var.name, self.classifier_scopes()):
             return ""
+        if key is None or self.stored[key].shape == var.shape:
+            return " (new classifier)"
         return f" (new classifier: {var.shape[-1]} classes, checkpoint has {self.stored[key].shape[-1]})"
 
     def _missing(self, entry: Entry, var: _GraphVariable) -> Entry:
