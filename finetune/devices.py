@@ -2,7 +2,7 @@
 
 The training loop uses one code path for one CPU, one GPU and several GPUs:
 
-    devs = devices.visible_devices()                 # ['/gpu:0', '/gpu:1'] or ['/cpu:0']
+    devs = devices.select_devices(args.num_devices)  # ['/gpu:0', '/gpu:1'] or ['/cpu:0']
     precision = devices.get_precision(args.precision)
     def model_fn(batch):
         images, labels = batch
@@ -12,15 +12,16 @@ The training loop uses one code path for one CPU, one GPU and several GPUs:
     towers = devices.build_towers(model_fn, devices.split_batch((images, labels), len(devs)), devs)
     opt = precision.wrap_optimizer(optim.make_optimizer(...))
     grads = devices.average_gradients(devices.tower_gradients(opt, [t.outputs for t in towers], towers, var_list))
-    sess = tf.train.MonitoredTrainingSession(config=devices.session_config(xla=args.xla), ...)
+    sess = tf.train.MonitoredTrainingSession(config=devices.session_config(args.xla, devices=devs), ...)
 
 Variables live once, on `variables_device(devs)` (the CPU when there are several devices, as
 TF-Slim's model_deploy keeps them; the device itself when there is one); each tower reuses them.
 Collections filled by the model (UPDATE_OPS, LOSSES) can be read per tower with `tower.scope`;
 regularization losses exist once (variables are created by the first tower only).
 
-On a CPU-only machine `split_cpu(n)` (before TF's eager runtime starts) or, for one session at any
-time, `session_config(cpu_devices=n)` gives n CPU devices, so the multi-device path runs and is tested.
+On a CPU-only machine `select_devices(n)` names n logical CPUs, which `session_config(devices=...)`
+creates for its session (at any time; `split_cpu(n)` does it process-wide, before TF's eager runtime
+starts), so the multi-device path runs and is tested without GPUs.
 """
 
 from __future__ import annotations
@@ -83,6 +84,26 @@ def split_cpu(n: int) -> list[str]:
         raise RuntimeError(f"Cannot split the CPU into {n} devices: TensorFlow's runtime is already initialized; "
                            "call devices.split_cpu before any eager op.") from error
     return [f"/cpu:{i}" for i in range(n)]
+
+
+def select_devices(num_devices: int | None = None) -> list[str]:
+    """The first num_devices of visible_devices() (default: all of them), e.g. for `--num-devices`.
+
+    On a machine without GPUs, num_devices > 1 means that many logical CPUs '/cpu:0'.. (give the
+    same list to session_config, which creates them). Asking for more GPUs than TensorFlow sees is
+    a ValueError.
+    """
+    available = visible_devices()
+    if num_devices is None:
+        return available
+    if num_devices < 1:
+        raise ValueError(f"--num-devices must be >= 1, got {num_devices}.")
+    if not available[0].startswith("/gpu"):
+        return [f"/cpu:{i}" for i in range(num_devices)]
+    if num_devices > len(available):
+        raise ValueError(f"--num-devices {num_devices}: TensorFlow sees only {len(available)} GPU(s) "
+                         f"({', '.join(available)}).")
+    return available[:num_devices]
 
 
 def variables_device(devices: Sequence[str]) -> str:
@@ -196,19 +217,20 @@ def average_gradients(tower_grads_and_vars: Sequence[Sequence[tuple]]) -> GradsA
 # Session configuration
 
 
-def session_config(xla: bool = False, *, cpu_devices: int | None = None, allow_soft_placement: bool = True,
+def session_config(xla: bool = False, *, devices: Sequence[str] = (), allow_soft_placement: bool = True,
                    allow_growth: bool = True, log_device_placement: bool = False) -> tf.ConfigProto:
     """The tf.ConfigProto for training and evaluation sessions.
 
     Soft placement (ops without a kernel on the GPU fall back to the CPU), GPU memory grown on
     demand, and with xla=True XLA auto-clustering (global_jit_level ON_1), on the CPU too (see
-    `_enable_xla_on_cpu`). cpu_devices is the number of CPU devices '/cpu:0'.. the session has,
-    by default split_cpu's count: a session given a config does not inherit split_cpu's devices.
-    Unlike split_cpu it works at any time, so graph-mode tests can run towers on several CPUs.
+    `_enable_xla_on_cpu`). `devices` are those the graph is placed on (select_devices): the
+    session gets as many CPU devices as they name, at least split_cpu's count (a session given a
+    config does not inherit split_cpu's devices). Unlike split_cpu this works at any time.
     """
     config = tf.ConfigProto(allow_soft_placement=allow_soft_placement, log_device_placement=log_device_placement)
     config.gpu_options.allow_growth = allow_growth
-    cpu_devices = cpu_devices or _logical_cpu_count()
+    named = [tf.DeviceSpec.from_string(d) for d in devices]
+    cpu_devices = max([_logical_cpu_count()] + [d.device_index + 1 for d in named if d.device_type == "CPU"])
     if cpu_devices > 1:
         config.device_count["CPU"] = cpu_devices
     if xla:

@@ -85,7 +85,7 @@ def test_towers_place_ops_share_variables_and_average_to_batch_gradient(graph):
 
     x, y = _feed()
     run_metadata = tf.RunMetadata()
-    with tf.Session(config=devices.session_config(cpu_devices=2)) as sess:
+    with tf.Session(config=devices.session_config(devices=["/cpu:0", "/cpu:1"])) as sess:
         sess.run(tf.global_variables_initializer())
         got = sess.run([g for g, _ in averaged], {images: x, labels: y},
                        options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=run_metadata)
@@ -171,7 +171,15 @@ def test_unknown_precision_and_session_config():
     config = devices.session_config()
     assert config.allow_soft_placement and config.gpu_options.allow_growth
     assert config.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.DEFAULT
-    assert devices.session_config(cpu_devices=3).device_count["CPU"] == 3
+    assert devices.session_config(devices=["/cpu:0", "/cpu:2"]).device_count["CPU"] == 3
+    assert "CPU" not in devices.session_config(devices=["/gpu:0", "/gpu:1"]).device_count
+
+
+def test_select_devices_without_gpus():
+    assert devices.select_devices() == devices.visible_devices()
+    assert devices.select_devices(3) == ["/cpu:0", "/cpu:1", "/cpu:2"]
+    with pytest.raises(ValueError, match="--num-devices must be >= 1"):
+        devices.select_devices(0)
 
 
 def test_xla_session_compiles_and_matches():
@@ -232,7 +240,7 @@ def test_zoo_net_in_mixed_precision_towers_trains_float32_checkpoint_variables(g
     with tf.control_dependencies(update_ops):
         train_op = opt.apply_gradients(grads)
     weights = next(v for v in variables if v.op.name == "MobilenetV1/Conv2d_0/weights")
-    with tf.Session(config=devices.session_config(cpu_devices=2)) as sess:
+    with tf.Session(config=devices.session_config(devices=["/cpu:0", "/cpu:1"])) as sess:
         sess.run(tf.global_variables_initializer())
         before = sess.run(weights)
         for _ in range(20):  # float16 skips the first steps while the dynamic loss scale (2**15) halves
