@@ -323,6 +323,6 @@ def get_precision(name: str) -> Precision:
 
 
 __all__ = [
-    "PRECISIONS", "Precision", "Tower", "average_gradients", "build_towers", "get_precision", "session_config",
-    "split_batch", "split_cpu", "tower_gradients", "variables_device", "visible_devices",
+    "PRECISIONS", "Precision", "Tower", "average_gradients", "build_towers", "get_precision", "select_devices",
+    "session_config", "split_batch", "split_cpu", "tower_gradients", "variables_device", "visible_devices",
 ]
