@@ -136,6 +136,8 @@ def read_run_config(train_dir: str) -> dict:
 
 def read_labels(path: str | Path) -> list[str]:
     """Class names, one per line, in label order."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"labels file {path} not found: give a text file with one class name per line.")
     return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
 
 

@@ -1,0 +1,57 @@
+"""`finetune export`: a frozen inference graph (.pb) and optionally a SavedModel, verified against the checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = (
+    "Export a checkpoint for inference: a frozen .pb (variables as constants, BatchNorm folded, preprocessing "
+    "inside; input `input`, outputs `logits`, `probabilities`, `classes`) with labels.txt and a JSON beside it, "
+    "optionally a SavedModel; then verify both against the checkpoint graph."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("what to export (a train dir, or a checkpoint and its net)")
+    source.add_argument("--train-dir", help="a training run's directory: its latest checkpoint and run_config.json")
+    source.add_argument("--ckpt", help="a checkpoint (prefix, file, directory or registry name); "
+                        "with --train-dir, this one of it")
+    source.add_argument("--net", help="the checkpoint's network (with --ckpt outside a train dir)")
+    source.add_argument("--num-classes", type=int, help="the checkpoint's class count (default: --labels', else the "
+                        "net's published count)")
+    source.add_argument("--labels", help="class names, one per line in label order (with --ckpt)")
+    source.add_argument("--image-size", type=int, help="input size in pixels (default: the run's, else the net's)")
+    source.add_argument("--moving-average", action="store_true",
+                        help="export the checkpoint's ExponentialMovingAverage shadow weights (with --ckpt)")
+    parser.add_argument("--output", required=True, help="the frozen graph to write, e.g. model.pb")
+    parser.add_argument("--input-type", default="float", choices=("float", "jpeg"),
+                        help="'float': [None, H, W, 3] pixel values 0-255; 'jpeg': [None] encoded image bytes")
+    parser.add_argument("--saved-model", help="also write a SavedModel (serving_default signature) to this new dir")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="fail when the exported outputs differ from the checkpoint graph's by more")
+
+
+def _model(args: argparse.Namespace):
+    from finetune.evaluate import TrainedModel, read_labels
+
+    if args.train_dir:
+        return TrainedModel.from_train_dir(args.train_dir, checkpoint=args.ckpt, image_size=args.image_size)
+    if not (args.ckpt and args.net):
+        raise ValueError("say what to export: --train-dir DIR, or --ckpt PATH --net NAME [--num-classes N].")
+    names = read_labels(args.labels) if args.labels else None
+    return TrainedModel.from_checkpoint(args.ckpt, args.net, args.num_classes, image_size=args.image_size,
+                                        class_names=names, use_moving_average=args.moving_average)
+
+
+def run(args: argparse.Namespace) -> int:
+    from finetune import export
+
+    result = export.export(_model(args), args.output, input_type=args.input_type,
+                           saved_model_dir=args.saved_model, tolerance=args.tolerance)
+    difference = result.max_difference
+    print(f"wrote {result.graph} ({result.size_bytes / 2**20:.1f} MiB, {result.nodes} nodes, "
+          f"{result.batch_norms_folded} BatchNorms folded, {result.batch_norms_left} left)")
+    print(f"      {result.labels}, {result.info}" + (f", SavedModel {result.saved_model}" if result.saved_model else ""))
+    print(f"verified against the checkpoint graph: max |difference| logits {difference['logits']:.2e} "
+          f"(relative {difference['logits_relative']:.2e}), probabilities {difference['probabilities']:.2e}")
+    return 0
