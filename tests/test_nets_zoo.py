@@ -16,19 +16,6 @@ SPECS = nets_factory.specs()
 NEW_CLASSES = 7
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_graph_building():
-    """Hash variables by identity, as graph mode always does, without TF2's eager check per hash.
-
-    Keras' legacy layers put all global variables in a set for each new weight; with TF2's tensor
-    equality on, each hash asks the eager context, which makes building a deep net quadratic
-    (resnet_v1_200: ~22 s instead of ~7 s). Graph-mode semantics are the same either way.
-    """
-    tf.disable_tensor_equality()
-    yield
-    tf.enable_tensor_equality()
-
-
 def _in_scopes(name: str, scopes: tuple[str, ...]) -> bool:
     return any(name.startswith(scope + "/") for scope in scopes)
 

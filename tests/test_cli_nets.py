@@ -1,0 +1,48 @@
+"""`finetune nets`: the zoo as a table, one row per registered net."""
+
+from __future__ import annotations
+
+import pytest
+
+from finetune import cli
+from nets import nets_factory
+
+
+def _rows(output: str) -> dict[str, list[str]]:
+    """Table rows by net name (the header and rule lines dropped)."""
+    rows = {}
+    for line in output.splitlines()[2:]:
+        cells = line.split()
+        rows[cells[0]] = cells
+    return rows
+
+
+def test_lists_every_registered_net_with_its_parameter_count(capsys):
+    assert cli.main(["nets"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    specs = nets_factory.specs()
+    assert set(rows) == set(specs)
+    for name, spec in specs.items():
+        assert rows[name][1:4] == [str(spec.image_size), f"{spec.num_parameters / 1e6:.2f}M", str(spec.num_classes)]
+        assert rows[name][4] == spec.preprocessing
+        assert spec.classifier_scopes[0] in rows[name][5]
+
+
+@pytest.mark.parametrize(
+    "name, parameters",
+    # The published VGG models' well-known sizes (weights and biases, 1000 classes).
+    [("vgg_a", "132.86M"), ("vgg_16", "138.36M"), ("vgg_19", "143.67M")],
+)
+def test_parameter_counts_match_the_published_models(capsys, name, parameters):
+    assert cli.main(["nets", name]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert list(rows) == [name] and rows[name][2] == parameters
+
+
+def test_unknown_net_is_a_one_line_error_naming_close_matches(capsys):
+    assert cli.main(["nets", "vgg16"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().count("\n") == 0
+    assert captured.err.startswith("finetune nets: error: Unknown net 'vgg16'.") and "vgg_16" in captured.err
+    assert "`finetune nets`" in captured.err
