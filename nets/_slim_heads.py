@@ -67,8 +67,8 @@ def classifier_head(
 def resnet_with_head(slim_resnet: Callable) -> Callable:
     """tf_slim's `resnet_vX_N` with a squeezable `logits` head; num_classes=0/None returns the pooled features.
 
-    End points as TF-Slim's research version: '<scope>/logits' (the returned logits), 'predictions',
-    'global_pool'.
+    End points as TF-Slim's research version ('<scope>/spatial_squeeze', 'predictions', 'global_pool'),
+    except that '<scope>/logits' is the returned logits, squeezed when spatial_squeeze (research: [B, 1, 1, C]).
     """
     default_scope = slim_resnet.__name__
 
@@ -91,6 +91,7 @@ def resnet_with_head(slim_resnet: Callable) -> Callable:
             logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="logits")
             if spatial_squeeze:
                 logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+                end_points[f"{sc.name}/spatial_squeeze"] = logits
             end_points[f"{sc.name}/logits"] = logits
             end_points["predictions"] = slim.softmax(logits, scope="predictions")
         return logits, end_points
