@@ -105,6 +105,9 @@ class RunConfig:
     train_bn_stats: bool = field(default=False, metadata=_flag(
         "let BatchNorm moving statistics of frozen layers update (by default frozen layers run BatchNorm in "
         "inference mode and keep the restored statistics)"))
+    batch_norm_decay: float | None = field(default=None, metadata=_flag(
+        "moving-average decay of the BatchNorm statistics that train (default: the net's, e.g. 0.9997); "
+        "lower it for short runs from scratch", float))
 
     # optimizer and schedule
     optimizer: str = field(default="momentum", metadata=_flag(
@@ -236,6 +239,8 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--validation-fraction must be in [0, 1), got {c.validation_fraction}.")
     if not 0 <= c.label_smoothing < 1:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}.")
+    if c.batch_norm_decay is not None and not 0 < c.batch_norm_decay < 1:
+        raise ValueError(f"--batch-norm-decay must be in (0, 1), got {c.batch_norm_decay}.")
     if c.moving_average_decay is not None and not 0 < c.moving_average_decay < 1:
         raise ValueError(f"--moving-average-decay must be in (0, 1), got {c.moving_average_decay}.")
     for name in ("optimizer", "lr_schedule", "precision"):

@@ -25,7 +25,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -33,8 +33,8 @@ from nets.compat import slim, tf
 from nets import nets_factory
 
 import checkpoints
-from finetune import data, optim
-from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, RunConfig
+from finetune import data, devices, optim
+from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, Recipe, RunConfig
 
 AUX_LOGITS = "AuxLogits"
 AUX_LOSS_WEIGHT = 0.4  # TF-Slim's weight of the auxiliary classifier's loss
@@ -45,7 +45,7 @@ LABELS_FILE = "labels.txt"
 CHECKPOINT_BASENAME = "model.ckpt"
 TRAIN_ACCURACY_WINDOW = 20  # final train accuracy: mean over this many last batches
 _SLIM_NAMESPACES = ("tf_slim", "tf_slim.layers", "tf_slim.layers.layers")
-_MODE_LAYERS = {"batch_norm": "BatchNorm", "dropout": "Dropout"}  # layer -> its default scope name
+_MODE_LAYERS = ("batch_norm", "dropout")
 
 
 class NonFiniteLossError(ValueError):
@@ -84,17 +84,18 @@ def select_trainable(variables: Sequence[tf.Variable], scopes: Sequence[str]) ->
 
 
 @contextlib.contextmanager
-def _inference_mode_outside(scopes: Sequence[str]) -> Iterator[list[str]]:
-    """While building a net: slim.batch_norm and slim.dropout outside `scopes` get is_training=False.
+def _layer_modes(scopes: Sequence[str] | None, batch_norm_decay: float | None) -> Iterator[list[str]]:
+    """While building a net: slim.batch_norm and slim.dropout outside `scopes` get is_training=False
+    (scopes None: every layer keeps the net's mode), and batch_norm gets `decay` when given.
 
     Yields the list (filled as the net builds) of the BatchNorm layers left in training mode.
     """
     modules = [sys.modules[name] for name in _SLIM_NAMESPACES]
     originals = {layer: getattr(modules[-1], layer) for layer in _MODE_LAYERS}
     training_bn: list[str] = []
-    wrapped = {layer: _scoped_mode(original, _MODE_LAYERS[layer], scopes,
-                                   training_bn if layer == "batch_norm" else [])
-               for layer, original in originals.items()}
+    wrapped = {"batch_norm": _scoped_mode(originals["batch_norm"], "BatchNorm", scopes, training_bn,
+                                          {} if batch_norm_decay is None else {"decay": batch_norm_decay}),
+               "dropout": _scoped_mode(originals["dropout"], "Dropout", scopes, [], {})}
     try:
         for module in modules:
             for layer, function in wrapped.items():
@@ -106,26 +107,28 @@ def _inference_mode_outside(scopes: Sequence[str]) -> Iterator[list[str]]:
                 setattr(module, layer, function)
 
 
-def _scoped_mode(layer: Callable, default_scope: str, scopes: Sequence[str], training: list[str]) -> Callable:
+def _scoped_mode(layer: Callable, default_scope: str, scopes: Sequence[str] | None, training: list[str],
+                 fixed: dict) -> Callable:
     @functools.wraps(layer)
     def call(*args, **kwargs):
         name = f"{tf.get_variable_scope().name}/{kwargs.get('scope') or default_scope}".lstrip("/")
-        if in_scopes(name, scopes):
+        if scopes is None or in_scopes(name, scopes):
             training.append(name)
         else:
             kwargs["is_training"] = False
-        return layer(*args, **kwargs)
+        return layer(*args, **{**kwargs, **fixed})
 
     call._key_op = layer._key_op  # the same arg_scope key: arg scopes set for slim's layer apply to it
     return call
 
 
-def _check_frozen_batch_norm(graph: tf.Graph, training_bn: Sequence[str]) -> None:
-    """No fused BatchNorm runs in training mode but those built in trainable scopes (catches a net that
-    bypasses slim's layers, which the frozen-scope switch cannot reach)."""
+def _check_frozen_batch_norm(graph: tf.Graph, name_scope: str, training_bn: Sequence[str]) -> None:
+    """No fused BatchNorm of the net just built (under name_scope) runs in training mode but those in
+    trainable scopes (catches a net that bypasses slim's layers, which the switch cannot reach)."""
+    prefix = f"{name_scope}/" if name_scope else ""
     in_training = [op.name for op in graph.get_operations()
-                   if op.type.startswith("FusedBatchNorm") and not op.type.endswith("Grad")
-                   and op.get_attr("is_training")]
+                   if op.name.startswith(prefix) and op.type.startswith("FusedBatchNorm")
+                   and not op.type.endswith("Grad") and op.get_attr("is_training")]
     if len(in_training) > len(training_bn):
         raise ValueError(f"BatchNorm outside the trainable scopes runs in training mode ({in_training[0]}...): this "
                          "net does not build BatchNorm through slim.batch_norm; use --train-bn-stats or --trainable all.")
@@ -149,14 +152,17 @@ class Model:
 
 
 def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int, scopes: Sequence[str], *,
-                 weight_decay: float, train_bn_stats: bool) -> tuple[tf.Tensor, dict]:
-    """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats)."""
+                 weight_decay: float, train_bn_stats: bool, batch_norm_decay: float | None = None
+                 ) -> tuple[tf.Tensor, dict]:
+    """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats).
+
+    batch_norm_decay overrides the net's BatchNorm moving-average decay (e.g. for short runs from scratch).
+    """
     network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True)
-    if train_bn_stats:
-        return network_fn(images)
-    with _inference_mode_outside(scopes) as training_bn:
+    with _layer_modes(None if train_bn_stats else scopes, batch_norm_decay) as training_bn:
         logits, end_points = network_fn(images)
-    _check_frozen_batch_norm(images.graph, training_bn)
+    if not train_bn_stats:
+        _check_frozen_batch_norm(images.graph, images.graph.get_name_scope(), training_bn)
     return logits, end_points
 
 
@@ -180,29 +186,44 @@ def regularization_loss(trained: Sequence[tf.Variable]) -> tf.Tensor:
 
 
 def build_model(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor, labels: tf.Tensor,
-                num_classes: int, *, steps_per_epoch: int, max_steps: int) -> Model:
-    """Net, loss and train op: gradients of the trainable scopes, processed, applied, then BN updates and EMA."""
+                num_classes: int, *, steps_per_epoch: int, max_steps: int, places: Sequence[str]) -> Model:
+    """Net, loss and train op: one tower per device; gradients of the trainable scopes, averaged over the
+    towers, processed (multipliers, global-norm clip), applied; then BatchNorm updates and EMA."""
     global_step = tf.train.get_or_create_global_step()
     scopes = trainable_scopes(spec, config.trainable)
-    logits, end_points = build_logits(spec, images, num_classes, scopes, weight_decay=config.weight_decay,
-                                      train_bn_stats=config.train_bn_stats)
+    precision = devices.get_precision(config.precision)
+
+    def tower(batch):
+        tower_images, tower_labels = batch
+        with precision.scope():
+            logits, end_points = build_logits(spec, precision.cast(tower_images), num_classes, scopes,
+                                              weight_decay=config.weight_decay, train_bn_stats=config.train_bn_stats,
+                                              batch_norm_decay=config.batch_norm_decay)
+        end_points = {k: tf.cast(v, tf.float32) for k, v in end_points.items() if k == AUX_LOGITS}
+        logits = tf.cast(logits, tf.float32)
+        loss = classification_loss(logits, end_points, tower_labels, num_classes, config.label_smoothing)
+        correct = tf.cast(tf.equal(tf.argmax(logits, 1), tower_labels), tf.float32)
+        return loss, tf.reduce_mean(correct)
+
+    towers = devices.build_towers(tower, devices.split_batch((images, labels), len(places)), places)
     model_variables = [v for v in slim.get_model_variables() if in_scopes(v.op.name, [spec.scope])]
     trained = select_trainable(tf.trainable_variables(), scopes)
     with tf.name_scope("loss"):
-        loss = classification_loss(logits, end_points, labels, num_classes, config.label_smoothing)
-        loss = tf.add(loss, regularization_loss(trained), name="total")
-        correct = tf.equal(tf.argmax(logits, 1), labels)
-        accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
+        regularization = regularization_loss(trained)
+        losses = [tf.add(t.outputs[0], regularization, name=f"total_{t.index}") for t in towers]
+        loss = tf.reduce_mean(losses, name="total")
+        accuracy = tf.reduce_mean([t.outputs[1] for t in towers], name="accuracy")
     lr = optim.learning_rate(config.lr_schedule, config.learning_rate, global_step, steps_per_epoch=steps_per_epoch,
                              total_steps=max_steps, decay_epochs=config.decay_epochs,
                              decay_factor=config.decay_factor, end_lr=config.end_learning_rate,
                              warmup_steps=config.warmup_steps)
-    optimizer = optim.make_optimizer(config.optimizer, lr, **config.optimizer_params)
-    grads_and_vars = optimizer.compute_gradients(loss, var_list=trained)
+    optimizer = precision.wrap_optimizer(optim.make_optimizer(config.optimizer, lr, **config.optimizer_params))
+    grads_and_vars = devices.average_gradients(devices.tower_gradients(optimizer, losses, towers, trained))
     grads_and_vars, grad_norm = optim.process_gradients(grads_and_vars, clip_norm=config.clip_grad_norm,
                                                         multipliers=dict(config.lr_multiplier) or None)
-    # BatchNorm statistics update with the step (only training-mode BatchNorm adds UPDATE_OPS).
-    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+    # BatchNorm statistics update with the step, from the first tower as TF-Slim's model_deploy does
+    # (only training-mode BatchNorm adds UPDATE_OPS).
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS, towers[0].scope)):
         train_op = optimizer.apply_gradients(grads_and_vars, global_step=global_step)
     if config.moving_average_decay:
         with tf.control_dependencies([train_op]):
@@ -301,8 +322,13 @@ def run_length(config: RunConfig, num_train: int) -> tuple[int, int]:
     return steps_per_epoch, max(1, math.ceil(config.epochs * steps_per_epoch))
 
 
-def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), verbose: bool = True) -> dict:
-    """Train as `config` says; returns the run summary (also written to train_dir/run_summary.json)."""
+def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), verbose: bool = True,
+          progress_bar: bool | None = None) -> dict:
+    """Train as `config` says; returns the run summary (also written to train_dir/run_summary.json).
+
+    verbose prints the resolved config, the restore plan and the final summary; progress_bar
+    (default: verbose) shows the tqdm bar.
+    """
     say = print if verbose else (lambda *a, **k: None)
     spec = nets_factory.get_spec(config.net)
     info = data.describe_dataset(config.dataset, config.validation_fraction, config.seed)
@@ -313,16 +339,20 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         f"{info.num_examples['train']} train / {info.num_examples.get('validation', 0)} validation images")
     say(config.describe())
 
+    places = devices.select_devices(config.num_devices)
+    if config.batch_size % len(places):
+        raise ValueError(f"--batch-size {config.batch_size} does not divide over {len(places)} devices.")
     with tf.Graph().as_default():
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
         with tf.device("/cpu:0"):
             dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
-                                         preprocessing=spec.preprocessing, is_training=True, seed=config.seed)
+                                         preprocessing=spec.preprocessing, is_training=True, seed=config.seed,
+                                         drop_remainder=True)
             images, labels = data.make_iterator(dataset).get_next()
             skipped = data.skipped_images("train")
         model = build_model(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,
-                            max_steps=max_steps)
+                            max_steps=max_steps, places=places)
         summary_op = _summaries(model)
         saver = tf.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
 
@@ -347,7 +377,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
             _write_run_files(train_dir, config, spec, info, image_size, plan)
 
         progress = _ProgressHook(model, global_step, skipped, _step_of(resume_from), max_steps, config.batch_size,
-                                 verbose)
+                                 verbose if progress_bar is None else progress_bar)
         save_every = {"save_steps": config.save_interval_steps} if config.save_interval_steps else \
             {"save_secs": config.save_interval_secs}
         run_hooks = [
@@ -362,7 +392,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         ]
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
         creator = tf.train.ChiefSessionCreator(scaffold=scaffold, checkpoint_filename_with_path=resume_from,
-                                               config=_session_config(config))
+                                               config=devices.session_config(config.xla, devices=places))
         stopped = "max_steps"
         start = time.perf_counter()
         try:
@@ -404,6 +434,38 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     return summary
 
 
+def run_recipe(recipe: Recipe, datasets: Mapping[str, str], train_dirs: Mapping[str, str], *, ckpt: str | None = None,
+               verbose: bool = False, progress_bar: bool = True) -> dict[str, dict]:
+    """Run a recipe's stages in order, each in its train dir; returns {stage: run summary}.
+
+    A stage starts from scratch (init None), from `ckpt` ('ckpt') or from an earlier stage's final
+    checkpoint. A stage whose train dir already holds a finished run is not run again.
+    """
+    summaries: dict[str, dict] = {}
+    for stage in recipe.stages:
+        init = ckpt if stage.init == "ckpt" else summaries[stage.init]["checkpoint"] if stage.init else None
+        config = RunConfig(**{**recipe.base, **stage.overrides, "dataset": datasets[stage.dataset],
+                              "train_dir": train_dirs[stage.name], "ckpt": init})
+        done = finished_run(config)
+        start = f"from {stage.init}" if stage.init else "from scratch"
+        print(f"[{stage.name}] {config.net}, trainable {config.trainable}, {start}, {config.max_steps} steps at "
+              f"learning rate {config.learning_rate:g} on the {stage.dataset} task"
+              + (f": done before, reusing {done['checkpoint']}" if done else ""))
+        summaries[stage.name] = done or train(config, verbose=verbose, progress_bar=progress_bar)
+    return summaries
+
+
+def finished_run(config: RunConfig) -> dict | None:
+    """The run summary in config.train_dir if that run reached config.max_steps, else None."""
+    path = os.path.join(config.train_dir, RUN_SUMMARY_FILE)
+    if config.max_steps is None or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        summary = json.load(f)
+    done = summary.get("stopped") == "max_steps" and summary.get("final_step", 0) >= config.max_steps
+    return summary if done and summary.get("checkpoint") and tf.train.checkpoint_exists(summary["checkpoint"]) else None
+
+
 def _step_of(checkpoint: str | None) -> int:
     return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
 
@@ -416,13 +478,6 @@ def _check_same_labels(train_dir: str, class_names: list[str], resume_from: str 
         if labels is not None and labels != class_names:
             raise ValueError(f"{train_dir} was trained on other classes ({', '.join(labels[:5])}...) than this "
                              "dataset's: use a new --train-dir.")
-
-
-def _session_config(config: RunConfig) -> tf.ConfigProto:
-    session_config = tf.ConfigProto(allow_soft_placement=True)
-    if config.xla:
-        session_config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
-    return session_config
 
 
 def _write_json(path: str, value: dict) -> None:

@@ -174,3 +174,11 @@ def test_ctrl_c_saves_a_checkpoint_and_returns(datasets, tmp_path):
     assert summary["stopped"] == "interrupted"
     assert summary["checkpoint"].endswith("model.ckpt-2")
     assert json.loads((tmp_path / "run_summary.json").read_text())["final_step"] == 2
+
+
+def test_two_towers_train_the_same_variables(datasets, tmp_path):
+    summary = train.train(RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", max_steps=2,
+                                    num_devices=2, skip_eval=True, **SMALL), verbose=False)
+    values = _values(summary["checkpoint"])
+    assert summary["final_step"] == 2 and not any(n.startswith("tower_") for n in values)
+    assert "MobilenetV1/Conv2d_0/weights" in values
