@@ -43,6 +43,7 @@ RUN_SUMMARY_FILE = "run_summary.json"
 RESTORE_REPORT_FILE = "restore_report.json"
 LABELS_FILE = "labels.txt"
 CHECKPOINT_BASENAME = "model.ckpt"
+EVAL_DIR = "eval"  # metrics.json and confusion_matrix.png of the final validation
 TRAIN_ACCURACY_WINDOW = 20  # final train accuracy: mean over this many last batches
 _SLIM_NAMESPACES = ("tf_slim", "tf_slim.layers", "tf_slim.layers.layers")
 _MODE_LAYERS = ("batch_norm", "dropout")
@@ -413,7 +414,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     checkpoint = tf.train.latest_checkpoint(train_dir)
     validation = None
     if not config.skip_eval and info.num_examples.get("validation", 0) and stopped != "interrupted":
-        validation = validation_accuracy(checkpoint, config, spec, info, image_size)
+        validation = validation_accuracy(train_dir, checkpoint, info, config.batch_size)
     summary = {
         "net": config.net,
         "stopped": stopped,
@@ -505,27 +506,14 @@ def _write_run_files(train_dir: str, config: RunConfig, spec: nets_factory.NetSp
         plan.save_json(os.path.join(train_dir, RESTORE_REPORT_FILE))
 
 
-def validation_accuracy(checkpoint: str, config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo,
-                        image_size: int) -> float:
-    """Top-1 accuracy of `checkpoint` on the validation split, the net in inference mode."""
-    with tf.Graph().as_default():
-        dataset = data.build_dataset(info, "validation", batch_size=config.batch_size, image_size=image_size,
-                                     preprocessing=spec.preprocessing, is_training=False, num_epochs=1)
-        images, labels = data.make_iterator(dataset).get_next()
-        network_fn = nets_factory.get_network_fn(spec.name, info.num_classes, is_training=False)
-        logits, _ = network_fn(images)
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.int64))
-        count = tf.size(labels, out_type=tf.int64)
-        saver = tf.train.Saver(slim.get_model_variables())
-        with tf.Session() as session:
-            session.run([tf.local_variables_initializer(), tf.tables_initializer()])
-            saver.restore(session, checkpoint)
-            right = total = 0
-            with contextlib.suppress(tf.errors.OutOfRangeError):
-                while True:
-                    c, n = session.run([correct, count])
-                    right, total = right + c, total + n
-    return float(right / total) if total else float("nan")
+def validation_accuracy(train_dir: str, checkpoint: str, info: data.DatasetInfo, batch_size: int) -> float:
+    """Top-1 accuracy of `checkpoint` on the validation split (finetune.evaluate; report in train_dir/eval)."""
+    from finetune import evaluate
+
+    model = evaluate.TrainedModel.from_train_dir(train_dir, checkpoint)
+    metrics = evaluate.evaluate(model, info, split="validation", batch_size=batch_size,
+                                output_dir=os.path.join(train_dir, EVAL_DIR), progress=False)
+    return float(metrics["top1"])
 
 
 def format_summary(summary: dict) -> str:

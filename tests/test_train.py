@@ -68,6 +68,7 @@ def test_logits_only_run_keeps_every_other_variable_and_bn_statistics(datasets, 
     assert report  # the restore plan's JSON
     saved = json.loads((tmp_path / "run_summary.json").read_text())
     assert saved["steps"] == 3 and 0.0 <= saved["validation_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["top1"] == saved["validation_accuracy"]
 
 
 def test_frozen_scopes_build_batch_norm_in_inference_mode(graph):
