@@ -164,3 +164,12 @@ def test_cli_export_and_its_errors(exported, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert "finetune export: error:" in bad.stderr and "missing" in bad.stderr
+
+
+def test_bench_export_smoke():
+    from finetune import bench
+
+    result = bench.bench_export("mobilenet_v1_025", num_classes=4, image_size=32, batch_size=2, repeats=1)
+    assert result["pb_bytes"] > 4 * 200_000  # MobileNet v1 0.25's ~0.21M weights as float32 constants
+    assert result["batch_norms_folded"] == 27
+    assert result["latency_frozen"]["runs"] == 1 and result["latency_checkpoint"]["median_ms"] > 0

@@ -1,0 +1,76 @@
+"""`finetune bench`: numbers for export (size, latency), restore (time) and training (images/s)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = (
+    "Benchmarks that print numbers: `export` (.pb size, latency of the frozen graph versus the checkpoint graph), "
+    "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images). "
+    "Without --ckpt a checkpoint of random weights is written to a temporary directory."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=("export", "restore", "train"))
+    parser.add_argument("--net", required=True, help="network name (`finetune nets`)")
+    parser.add_argument("--ckpt", help="checkpoint to use (export, restore); default: random weights")
+    parser.add_argument("--num-classes", type=int,
+                        help="class count (default: the net's published count; train: 10)")
+    parser.add_argument("--image-size", type=int, help="input size in pixels (default: the net's)")
+    parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
+    parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+
+
+def _ms(timing: dict) -> str:
+    return f"{timing['median_ms']:.1f} ms (min {timing['min_ms']:.1f}, {timing['runs']} runs)"
+
+
+def _export_text(r: dict) -> str:
+    frozen, graph = r["latency_frozen"]["median_ms"], r["latency_checkpoint"]["median_ms"]
+    return "\n".join([
+        f"{r['net']} at {r['image_size']} px, {r['num_classes']} classes",
+        f"frozen .pb: {r['pb_bytes'] / 2**20:.1f} MiB ({r['pb_bytes']} bytes), {r['pb_nodes']} nodes, "
+        f"{r['batch_norms_folded']} BatchNorms folded; export + verification {r['export_seconds']:.1f} s, "
+        f"max |difference| probabilities {r['max_difference']['probabilities']:.1e}",
+        f"latency, batch {r['batch_size']}: frozen .pb {_ms(r['latency_frozen'])}",
+        f"                   checkpoint graph {_ms(r['latency_checkpoint'])}",
+        f"checkpoint graph / frozen .pb: {graph / frozen:.2f}x",
+    ])
+
+
+def _restore_text(r: dict) -> str:
+    return "\n".join([
+        f"{r['net']}: {r['variables']} variables, {r['parameters'] / 1e6:.2f}M parameters",
+        f"plan_restore:        {_ms(r['plan'])}",
+        f"restore op (plan):   {_ms(r['restore'])}",
+        f"tf.train.Saver:      {_ms(r['saver_restore'])}",
+    ])
+
+
+def _train_text(r: dict) -> str:
+    return (f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}: "
+            f"step {_ms(r['step'])}, {r['images_per_second']:.1f} images/s")
+
+
+def run(args: argparse.Namespace) -> int:
+    from finetune import bench
+
+    if args.what == "export":
+        result = bench.bench_export(args.net, checkpoint=args.ckpt, num_classes=args.num_classes,
+                                    image_size=args.image_size, batch_size=args.batch_size or 1,
+                                    repeats=args.repeats)
+        text = _export_text(result)
+    elif args.what == "restore":
+        result = bench.bench_restore(args.net, checkpoint=args.ckpt, num_classes=args.num_classes,
+                                     repeats=args.repeats)
+        text = _restore_text(result)
+    else:
+        result = bench.bench_train(args.net, image_size=args.image_size, batch_size=args.batch_size or 8,
+                                   steps=args.repeats, num_classes=args.num_classes or 10, trainable=args.trainable)
+        text = _train_text(result)
+    print(json.dumps(result, indent=2) if args.json else text)
+    return 0
