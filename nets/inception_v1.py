@@ -36,19 +36,21 @@ def inception_v1(
     The final 7x7 pooling shrinks to the feature map below 224 px (as in Inception V2/V3);
     global_pool=True averages any feature map.
     """
-    with tf.variable_scope(scope, "InceptionV1", [inputs], reuse=reuse) as sc:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v1_base(inputs, scope=sc)
-            logits = classifier_head(
-                net,
-                end_points,
-                _HEAD,
-                num_classes=num_classes,
-                dropout_keep_prob=dropout_keep_prob,
-                spatial_squeeze=spatial_squeeze,
-                global_pool=global_pool,
-                prediction_fn=prediction_fn,
-            )
+    with (
+        tf.variable_scope(scope, "InceptionV1", [inputs], reuse=reuse) as sc,
+        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
+    ):
+        net, end_points = inception_v1_base(inputs, scope=sc)
+        logits = classifier_head(
+            net,
+            end_points,
+            _HEAD,
+            num_classes=num_classes,
+            dropout_keep_prob=dropout_keep_prob,
+            spatial_squeeze=spatial_squeeze,
+            global_pool=global_pool,
+            prediction_fn=prediction_fn,
+        )
     return logits, end_points
 
 

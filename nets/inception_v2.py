@@ -37,21 +37,21 @@ def inception_v2(
 
     depth_multiplier scales every conv's depth (not below min_depth): small variants for tests.
     """
-    with tf.variable_scope(scope, "InceptionV2", [inputs], reuse=reuse) as sc:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v2_base(
-                inputs, scope=sc, min_depth=min_depth, depth_multiplier=depth_multiplier
-            )
-            logits = classifier_head(
-                net,
-                end_points,
-                _HEAD,
-                num_classes=num_classes,
-                dropout_keep_prob=dropout_keep_prob,
-                spatial_squeeze=spatial_squeeze,
-                global_pool=global_pool,
-                prediction_fn=prediction_fn,
-            )
+    with (
+        tf.variable_scope(scope, "InceptionV2", [inputs], reuse=reuse) as sc,
+        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
+    ):
+        net, end_points = inception_v2_base(inputs, scope=sc, min_depth=min_depth, depth_multiplier=depth_multiplier)
+        logits = classifier_head(
+            net,
+            end_points,
+            _HEAD,
+            num_classes=num_classes,
+            dropout_keep_prob=dropout_keep_prob,
+            spatial_squeeze=spatial_squeeze,
+            global_pool=global_pool,
+            prediction_fn=prediction_fn,
+        )
     return logits, end_points
 
 

@@ -22,30 +22,32 @@ _HEAD = HeadNames(pool="AvgPool_1a_{}x{}", dropout="Dropout_1b", logits="Conv2d_
 
 def _aux_logits(net: tf.Tensor, num_classes: int, depth: Callable[[int], int], spatial_squeeze: bool) -> tf.Tensor:
     """The auxiliary classifier on Mixed_6e (17x17 at 299 px); its kernels shrink to fit smaller maps."""
-    with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"):
-        with tf.variable_scope("AuxLogits"):
-            net = slim.avg_pool2d(net, reduced_kernel_size(net, 5), stride=3, padding="VALID", scope="AvgPool_1a_5x5")
-            net = slim.conv2d(net, depth(128), [1, 1], scope="Conv2d_1b_1x1")
-            kernel_size = reduced_kernel_size(net, 5)  # 5x5 at 299 px
-            net = slim.conv2d(
-                net,
-                depth(768),
-                kernel_size,
-                weights_initializer=tf.truncated_normal_initializer(stddev=0.01),
-                padding="VALID",
-                scope="Conv2d_2a_{}x{}".format(*kernel_size),
-            )
-            net = slim.conv2d(
-                net,
-                num_classes,
-                [1, 1],
-                activation_fn=None,
-                normalizer_fn=None,
-                weights_initializer=tf.truncated_normal_initializer(stddev=0.001),
-                scope="Conv2d_2b_1x1",
-            )
-            if spatial_squeeze:
-                net = tf.squeeze(net, [1, 2], name="SpatialSqueeze")
+    with (
+        slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"),
+        tf.variable_scope("AuxLogits"),
+    ):
+        net = slim.avg_pool2d(net, reduced_kernel_size(net, 5), stride=3, padding="VALID", scope="AvgPool_1a_5x5")
+        net = slim.conv2d(net, depth(128), [1, 1], scope="Conv2d_1b_1x1")
+        kernel_size = reduced_kernel_size(net, 5)  # 5x5 at 299 px
+        net = slim.conv2d(
+            net,
+            depth(768),
+            kernel_size,
+            weights_initializer=tf.truncated_normal_initializer(stddev=0.01),
+            padding="VALID",
+            scope="Conv2d_2a_{}x{}".format(*kernel_size),
+        )
+        net = slim.conv2d(
+            net,
+            num_classes,
+            [1, 1],
+            activation_fn=None,
+            normalizer_fn=None,
+            weights_initializer=tf.truncated_normal_initializer(stddev=0.001),
+            scope="Conv2d_2b_1x1",
+        )
+        if spatial_squeeze:
+            net = tf.squeeze(net, [1, 2], name="SpatialSqueeze")
     return net
 
 
@@ -68,26 +70,27 @@ def inception_v3(
     The smallest image it builds at is 75 px. depth_multiplier scales every conv's depth (not below
     min_depth): small variants for tests.
     """
+
     def depth(d: int) -> int:
         return max(int(d * depth_multiplier), min_depth)
 
-    with tf.variable_scope(scope, "InceptionV3", [inputs], reuse=reuse) as sc:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v3_base(
-                inputs, scope=sc, min_depth=min_depth, depth_multiplier=depth_multiplier
-            )
-            if create_aux_logits and num_classes:
-                end_points["AuxLogits"] = _aux_logits(end_points["Mixed_6e"], num_classes, depth, spatial_squeeze)
-            logits = classifier_head(
-                net,
-                end_points,
-                _HEAD,
-                num_classes=num_classes,
-                dropout_keep_prob=dropout_keep_prob,
-                spatial_squeeze=spatial_squeeze,
-                global_pool=global_pool,
-                prediction_fn=prediction_fn,
-            )
+    with (
+        tf.variable_scope(scope, "InceptionV3", [inputs], reuse=reuse) as sc,
+        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
+    ):
+        net, end_points = inception_v3_base(inputs, scope=sc, min_depth=min_depth, depth_multiplier=depth_multiplier)
+        if create_aux_logits and num_classes:
+            end_points["AuxLogits"] = _aux_logits(end_points["Mixed_6e"], num_classes, depth, spatial_squeeze)
+        logits = classifier_head(
+            net,
+            end_points,
+            _HEAD,
+            num_classes=num_classes,
+            dropout_keep_prob=dropout_keep_prob,
+            spatial_squeeze=spatial_squeeze,
+            global_pool=global_pool,
+            prediction_fn=prediction_fn,
+        )
     return logits, end_points
 
 

@@ -39,7 +39,7 @@ class NetSpec:
     num_classes: int  # of the published checkpoint: 1001 (with background) or 1000
     preprocessing: str  # one of PREPROCESSING_STYLES
     scope: str  # the net's top variable scope, e.g. "InceptionResnetV2"
-    classifier_scopes: tuple[str, ...]  # what `--trainable logits` and the default excludes mean
+    classifier_scopes: tuple[str, ...]  # what `--trainable logits` and the default excludes mean; main one first
     logits_end_point: str = "Logits"
     predictions_end_point: str | None = "Predictions"
 

@@ -61,7 +61,9 @@ def test_same_weights_give_tf_slims_logits(graph, name, slim_fn, slim_arg_scope,
     assert got.shape == (2, CLASSES) and np.abs(want).max() > 1e-3
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     for (ours_value, slims_value), end_point in zip(pairs, end_points):
-        np.testing.assert_allclose(np.squeeze(ours_value), np.squeeze(slims_value), rtol=1e-4, atol=1e-5, err_msg=end_point)
+        np.testing.assert_allclose(
+            np.squeeze(ours_value), np.squeeze(slims_value), rtol=1e-4, atol=1e-5, err_msg=end_point
+        )
 
 
 def _pooled_head(features: np.ndarray, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
@@ -88,7 +90,9 @@ def test_small_images_pool_globally_where_tf_slim_fails(graph, name, size, featu
 
 def test_inception_v3_aux_head_fits_its_smallest_image(graph):
     # tf_slim's 5x5 VALID aux pooling fails on the 3x3 Mixed_6e of a 75 px image; ours shrinks it.
-    logits, end_points = nets_factory.get_network_fn("inception_v3", CLASSES)(tf.placeholder(tf.float32, [2, 75, 75, 3]))
+    logits, end_points = nets_factory.get_network_fn("inception_v3", CLASSES)(
+        tf.placeholder(tf.float32, [2, 75, 75, 3])
+    )
     assert end_points["Mixed_6e"].shape.as_list()[1:3] == [3, 3]
     assert end_points["AuxLogits"].shape.as_list() == logits.shape.as_list() == [2, CLASSES]
 

@@ -47,7 +47,9 @@ def _logits_weights(spec: nets_factory.NetSpec) -> tuple[int, ...]:
     shapes = [
         shape
         for name, shape in spec.published_variables().items()
-        if name.startswith(spec.classifier_scopes[0] + "/") and name.endswith("weights") and shape[-1] == spec.num_classes
+        if name.startswith(spec.classifier_scopes[0] + "/")
+        and name.endswith("weights")
+        and shape[-1] == spec.num_classes
     ]
     assert len(shapes) == 1, f"{spec.name}: expected one logits kernel under {spec.classifier_scopes[0]}, got {shapes}"
     return shapes[0]
