@@ -35,6 +35,7 @@ def _vgg(
     global_pool: bool | None,
     reuse: bool | None,
 ) -> tuple[tf.Tensor, dict]:
+    """conv1..conv5 (`convs_per_block` 3x3 convs each, then a 2x2 max pool), fc6, fc7, fc8 as convs."""
     with tf.variable_scope(scope, scope, [inputs], reuse=reuse) as sc:
         end_points_collection = sc.original_name_scope + "_end_points"
         with slim.arg_scope([slim.conv2d, slim.max_pool2d], outputs_collections=end_points_collection):
