@@ -167,8 +167,9 @@ def test_the_registry_agrees_with_the_zoo():
     assert len(registry.REGISTRY) == 20
     for entry in registry.REGISTRY.values():
         assert entry.url(None).startswith(("http://download.tensorflow.org/", "https://storage.googleapis.com/"))
-        if entry.net in specs:  # (image sizes may differ: resnet_v2 was evaluated at 299, slim builds it at 224)
-            assert entry.num_classes == specs[entry.net].num_classes, entry.name
+        assert entry.net in specs, entry.name
+        assert entry.num_classes == specs[entry.net].num_classes, entry.name
+        assert entry.image_size == specs[entry.net].image_size, entry.name
 
 
 def test_download_and_inspect_commands(server, tmp_path, capsys):
