@@ -155,38 +155,40 @@ def inception_resnet_v2_base(
     valid = "SAME" if align_feature_maps else "VALID"
     atrous = output_stride == 8
 
-    with tf.variable_scope(scope, "InceptionResnetV2", [inputs]):
-        with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"):
-            net = inputs
-            for layer in STEM:
-                net = apply_layer(net, layer, valid)
-                if end_points.stop_at(layer.scope, net):
-                    return net, end_points.tensors
-
-            with tf.variable_scope("Mixed_5b"):
-                net = mixed(net, MIXED_5B)  # 35 x 35 x 320
-            if end_points.stop_at("Mixed_5b", net):
-                return net, end_points.tensors
-            net = residual_stack(net, BLOCK35, 10, 0.17, activation_fn, "Repeat", "block35")  # 35 x 35 x 320
-
-            with tf.variable_scope("Mixed_6a"):
-                net = mixed(net, mixed_6a(stride=1 if atrous else 2), valid)  # 17 x 17 x 1088
-            if end_points.stop_at("Mixed_6a", net):
-                return net, end_points.tensors
-            with slim.arg_scope([slim.conv2d], rate=2 if atrous else 1):
-                net = residual_stack(net, BLOCK17, 20, 0.10, activation_fn, "Repeat_1", "block17")  # 17 x 17 x 1088
-            if end_points.stop_at("PreAuxLogits", net):
+    with (
+        tf.variable_scope(scope, "InceptionResnetV2", [inputs]),
+        slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"),
+    ):
+        net = inputs
+        for layer in STEM:
+            net = apply_layer(net, layer, valid)
+            if end_points.stop_at(layer.scope, net):
                 return net, end_points.tensors
 
-            with tf.variable_scope("Mixed_7a"):
-                net = mixed(net, MIXED_7A, valid)  # 8 x 8 x 2080
-            if end_points.stop_at("Mixed_7a", net):
-                return net, end_points.tensors
-            net = residual_stack(net, BLOCK8, 9, 0.20, activation_fn, "Repeat_2", "block8")  # 8 x 8 x 2080
-            net = residual_block(net, BLOCK8, 1.0, None, "Block8")  # 8 x 8 x 2080
-            net = slim.conv2d(net, 1536, 1, scope="Conv2d_7b_1x1")  # 8 x 8 x 1536
-            end_points.stop_at("Conv2d_7b_1x1", net)
+        with tf.variable_scope("Mixed_5b"):
+            net = mixed(net, MIXED_5B)  # 35 x 35 x 320
+        if end_points.stop_at("Mixed_5b", net):
             return net, end_points.tensors
+        net = residual_stack(net, BLOCK35, 10, 0.17, activation_fn, "Repeat", "block35")  # 35 x 35 x 320
+
+        with tf.variable_scope("Mixed_6a"):
+            net = mixed(net, mixed_6a(stride=1 if atrous else 2), valid)  # 17 x 17 x 1088
+        if end_points.stop_at("Mixed_6a", net):
+            return net, end_points.tensors
+        with slim.arg_scope([slim.conv2d], rate=2 if atrous else 1):
+            net = residual_stack(net, BLOCK17, 20, 0.10, activation_fn, "Repeat_1", "block17")  # 17 x 17 x 1088
+        if end_points.stop_at("PreAuxLogits", net):
+            return net, end_points.tensors
+
+        with tf.variable_scope("Mixed_7a"):
+            net = mixed(net, MIXED_7A, valid)  # 8 x 8 x 2080
+        if end_points.stop_at("Mixed_7a", net):
+            return net, end_points.tensors
+        net = residual_stack(net, BLOCK8, 9, 0.20, activation_fn, "Repeat_2", "block8")  # 8 x 8 x 2080
+        net = residual_block(net, BLOCK8, 1.0, None, "Block8")  # 8 x 8 x 2080
+        net = slim.conv2d(net, 1536, 1, scope="Conv2d_7b_1x1")  # 8 x 8 x 1536
+        end_points.stop_at("Conv2d_7b_1x1", net)
+        return net, end_points.tensors
 
 
 _AUX_SCOPES = AuxScopes(pool="Conv2d_1a_3x3", conv="Conv2d_2a_5x5", logits="Logits")
@@ -210,14 +212,16 @@ def inception_resnet_v2(
     Any image size from 75 px works; the final pool spans the last map and the aux head's kernels
     follow its input (so only AuxLogits/Conv2d_2a_5x5 and the classifiers change shape).
     """
-    with tf.variable_scope(scope, "InceptionResnetV2", [inputs], reuse=reuse) as net_scope:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_resnet_v2_base(inputs, scope=net_scope, activation_fn=activation_fn)
-            if create_aux_logits and num_classes:
-                with tf.variable_scope("AuxLogits"):
-                    end_points["AuxLogits"] = aux_logits(end_points["PreAuxLogits"], num_classes, _AUX_SCOPES)
-            with tf.variable_scope("Logits"):
-                net = classifier(net, num_classes, dropout_keep_prob, end_points, _HEAD_SCOPES)
+    with (
+        tf.variable_scope(scope, "InceptionResnetV2", [inputs], reuse=reuse) as net_scope,
+        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
+    ):
+        net, end_points = inception_resnet_v2_base(inputs, scope=net_scope, activation_fn=activation_fn)
+        if create_aux_logits and num_classes:
+            with tf.variable_scope("AuxLogits"):
+                end_points["AuxLogits"] = aux_logits(end_points["PreAuxLogits"], num_classes, _AUX_SCOPES)
+        with tf.variable_scope("Logits"):
+            net = classifier(net, num_classes, dropout_keep_prob, end_points, _HEAD_SCOPES)
     return net, end_points
 
 
@@ -244,16 +248,18 @@ def inception_resnet_v2_arg_scope(
         "fused": None,  # fused kernel whenever the input allows it
         "scale": batch_norm_scale,
     }
-    with slim.arg_scope(
-        [slim.conv2d, slim.fully_connected], weights_regularizer=regularizer, biases_regularizer=regularizer
-    ):
-        with slim.arg_scope(
+    with (
+        slim.arg_scope(
+            [slim.conv2d, slim.fully_connected], weights_regularizer=regularizer, biases_regularizer=regularizer
+        ),
+        slim.arg_scope(
             [slim.conv2d],
             activation_fn=activation_fn,
             normalizer_fn=slim.batch_norm,
             normalizer_params=batch_norm_params,
-        ) as scope:
-            return scope
+        ) as scope,
+    ):
+        return scope
 
 
 nets_factory.register(

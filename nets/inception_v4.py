@@ -124,17 +124,19 @@ def inception_v4_base(
     Returns the final end point's tensor and every end point built so far, by name.
     """
     end_points = EndPoints(final_endpoint, END_POINTS)
-    with tf.variable_scope(scope, "InceptionV4", [inputs]):
-        with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"):
-            net = inputs
-            for name, body in STAGES:
-                if isinstance(body, Layer):
-                    net = apply_layer(net, body)
-                else:
-                    with tf.variable_scope(name):
-                        net = mixed(net, body)
-                if end_points.stop_at(name, net):
-                    break
+    with (
+        tf.variable_scope(scope, "InceptionV4", [inputs]),
+        slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"),
+    ):
+        net = inputs
+        for name, body in STAGES:
+            if isinstance(body, Layer):
+                net = apply_layer(net, body)
+            else:
+                with tf.variable_scope(name):
+                    net = mixed(net, body)
+            if end_points.stop_at(name, net):
+                break
     return net, end_points.tensors
 
 
@@ -158,15 +160,17 @@ def inception_v4(
     Any image size from 75 px works; the final pool spans the last map and the aux head's kernels
     follow its input (so only AuxLogits/Conv2d_2a and the classifiers change shape).
     """
-    with tf.variable_scope(scope, "InceptionV4", [inputs], reuse=reuse) as net_scope:
-        with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v4_base(inputs, scope=net_scope)
-            with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"):
-                if create_aux_logits and num_classes:
-                    with tf.variable_scope("AuxLogits"):
-                        end_points["AuxLogits"] = aux_logits(end_points[AUX_END_POINT], num_classes, _AUX_SCOPES)
-                with tf.variable_scope("Logits"):
-                    net = classifier(net, num_classes, dropout_keep_prob, end_points, _HEAD_SCOPES)
+    with (
+        tf.variable_scope(scope, "InceptionV4", [inputs], reuse=reuse) as net_scope,
+        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
+    ):
+        net, end_points = inception_v4_base(inputs, scope=net_scope)
+        with slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"):
+            if create_aux_logits and num_classes:
+                with tf.variable_scope("AuxLogits"):
+                    end_points["AuxLogits"] = aux_logits(end_points[AUX_END_POINT], num_classes, _AUX_SCOPES)
+            with tf.variable_scope("Logits"):
+                net = classifier(net, num_classes, dropout_keep_prob, end_points, _HEAD_SCOPES)
     return net, end_points
 
 
