@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nets.compat import tf
-from nets import nets_factory
-
 from finetune import export
 from finetune.evaluate import TrainedModel
+from nets import nets_factory
+from nets.compat import tf
 
 
 def timed(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, dict[str, float]]:
@@ -150,7 +149,7 @@ def bench_restore(net: str, *, checkpoint: str | None = None, num_classes: int |
     return {
         "net": net,
         "variables": len(variables),
-        "parameters": int(sum(np.prod(v.shape.as_list()) for v in variables)),
+        "values": int(sum(np.prod(v.shape.as_list()) for v in variables)),
         "plan": plan_times,
         "restore": restores["plan"],
         "saver_restore": restores["saver"],

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nets.compat import tf
 from nets import nets_factory
+from nets.compat import tf
 
 RUN_CONFIG = "run_config.json"
 LABELS_FILE = "labels.txt"

@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from nets.compat import tf
-import tensorflow as tf2  # noqa: E402  (after nets.compat)
+
+# isort: split
+import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
 from finetune.evaluate import LABELS_FILE, TrainedModel
 
@@ -113,7 +115,7 @@ def load_graph_def(path: str | Path) -> tf.GraphDef:
     graph_def = tf.GraphDef()
     try:
         graph_def.ParseFromString(path.read_bytes())
-    except Exception as error:  # noqa: BLE001  (protobuf raises its own DecodeError)
+    except Exception as error:  # protobuf raises its own DecodeError
         raise ValueError(f"{path} is not a frozen TensorFlow graph (.pb): {error}") from error
     return graph_def
 

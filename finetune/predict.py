@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nets.compat import tf
-
 from finetune import export
 from finetune.evaluate import LABELS_FILE, read_labels
+from nets.compat import tf
 
 _TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP")
 

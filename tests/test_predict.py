@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from test_evaluate import CLASSES, IMAGE_SIZE, make_train_dir
+from test_export import _checkpoint_logits
 
 from finetune import export, predict, synthetic
 from finetune.evaluate import TrainedModel
-from test_evaluate import CLASSES, IMAGE_SIZE, make_train_dir
-from test_export import _checkpoint_logits
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,12 @@ def test_bad_images_are_reported_and_the_others_run(setup, tmp_path):
 def test_cli_predict_json_and_table(setup, tmp_path):
     _, result, images = setup
     command = [sys.executable, "-m", "finetune.cli", "predict", "--model", result.graph, "--top-k", "2"]
-    as_json = subprocess.run(command + ["--json", *images[:2]], capture_output=True, text=True, timeout=300)
+    as_json = subprocess.run(command + ["--json", *images[:2]], check=False, capture_output=True, text=True, timeout=300)
     assert as_json.returncode == 0, as_json.stderr[-2000:]
     printed = json.loads(as_json.stdout)
     assert [len(r["predictions"]) for r in printed] == [2, 2]
-    table = subprocess.run(command + [images[0], str(tmp_path / "gone.jpg")], capture_output=True, text=True,
-                           timeout=300)
+    table = subprocess.run(command + [images[0], str(tmp_path / "gone.jpg")], check=False, capture_output=True,
+                           text=True, timeout=300)
     assert table.returncode == 1
     assert printed[0]["predictions"][0]["label"] in table.stdout and "probability" in table.stdout
     assert "gone.jpg: no such file" in table.stderr

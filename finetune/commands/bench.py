@@ -33,9 +33,9 @@ def _export_text(r: dict) -> str:
     frozen, graph = r["latency_frozen"]["median_ms"], r["latency_checkpoint"]["median_ms"]
     return "\n".join([
         f"{r['net']} at {r['image_size']} px, {r['num_classes']} classes",
-        f"frozen .pb: {r['pb_bytes'] / 2**20:.1f} MiB ({r['pb_bytes']} bytes), {r['pb_nodes']} nodes, "
-        f"{r['batch_norms_folded']} BatchNorms folded; export + verification {r['export_seconds']:.1f} s, "
-        f"max |difference| probabilities {r['max_difference']['probabilities']:.1e}",
+        (f"frozen .pb: {r['pb_bytes'] / 2**20:.1f} MiB ({r['pb_bytes']} bytes), {r['pb_nodes']} nodes, "
+         f"{r['batch_norms_folded']} BatchNorms folded; export + verification {r['export_seconds']:.1f} s, "
+         f"max |difference| probabilities {r['max_difference']['probabilities']:.1e}"),
         f"latency, batch {r['batch_size']}: frozen .pb {_ms(r['latency_frozen'])}",
         f"                   checkpoint graph {_ms(r['latency_checkpoint'])}",
         f"checkpoint graph / frozen .pb: {graph / frozen:.2f}x",
@@ -44,7 +44,7 @@ def _export_text(r: dict) -> str:
 
 def _restore_text(r: dict) -> str:
     return "\n".join([
-        f"{r['net']}: {r['variables']} variables, {r['parameters'] / 1e6:.2f}M parameters",
+        f"{r['net']}: {r['variables']} variables, {r['values'] / 1e6:.2f}M values (weights and BatchNorm statistics)",
         f"plan_restore:        {_ms(r['plan'])}",
         f"restore op (plan):   {_ms(r['restore'])}",
         f"tf.train.Saver:      {_ms(r['saver_restore'])}",
