@@ -148,6 +148,12 @@ class RunConfig:
     label_smoothing: float = field(default=0.0, metadata=_flag("label smoothing of the cross-entropy", float,
                                                                group="optimizer"))
 
+    # augmentation
+    crop_min_area: float = field(default=0.05, metadata=_flag(
+        "smallest share of a training image's area its random crop keeps (inception preprocessing; TF-Slim's "
+        "0.05); raise it when a small crop would cut the object out, e.g. 0.5 for small images", float,
+        group="augmentation"))
+
     # how long, how big
     batch_size: int = field(default=32, metadata=_flag("images per step (over all devices)", int, group="loop"))
     image_size: int | None = field(default=None, metadata=_flag("input size in pixels (default: the net's)", int,
@@ -237,6 +243,8 @@ def _validate(c: RunConfig) -> None:
             raise ValueError(f"--{_flag_name(name)} must be >= 0, got {value}.")
     if not 0 <= c.validation_fraction < 1:
         raise ValueError(f"--validation-fraction must be in [0, 1), got {c.validation_fraction}.")
+    if not 0 < c.crop_min_area <= 1:
+        raise ValueError(f"--crop-min-area must be in (0, 1], got {c.crop_min_area}.")
     if not 0 <= c.label_smoothing < 1:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}.")
     if c.batch_norm_decay is not None and not 0 < c.batch_norm_decay < 1:
@@ -261,7 +269,8 @@ def _choices(name: str) -> tuple:
 
 
 _GROUP_TITLES = {"run": "run", "restore": "restore from a checkpoint", "training": "what trains",
-                 "optimizer": "optimizer and learning rate", "loop": "loop", "devices": "devices and precision"}
+                 "optimizer": "optimizer and learning rate", "augmentation": "augmentation", "loop": "loop",
+                 "devices": "devices and precision"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -432,13 +432,15 @@ def build_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
     color_distortion: bool = True,
+    crop_min_area: float = preprocessing_lib.CROP_AREA_RANGE[0],
 ) -> tf2.data.Dataset:
     """Batches of (images float32 [B, image_size, image_size, 3], labels int64 [B]) of one split.
 
     Training shuffles (seeded) and augments with the `preprocessing` style's training mode;
-    evaluation reads in order with its evaluation mode. `num_epochs=None` repeats forever.
-    Undecodable images are skipped and counted in `skipped_images(split)` (see the module docstring:
-    iterate with `make_iterator`).
+    evaluation reads in order with its evaluation mode (`color_distortion` and `crop_min_area`, the
+    smallest share of the image a random crop keeps, tune the inception style's training augmentation;
+    see finetune.preprocessing). `num_epochs=None` repeats forever. Undecodable images are skipped
+    and counted in `skipped_images(split)` (see the module docstring: iterate with `make_iterator`).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}.")
@@ -457,7 +459,8 @@ def build_dataset(
 
     def prepare(image, label):
         image = preprocessing_lib.preprocess_image(
-            image, image_size, image_size, is_training, preprocessing, color_distortion=color_distortion
+            image, image_size, image_size, is_training, preprocessing, color_distortion=color_distortion,
+            crop_min_area=crop_min_area,
         )
         return image, label
 

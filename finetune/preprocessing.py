@@ -5,7 +5,8 @@ or float [h, w, 3] in [0, 1]) into the float32 [height, width, 3] tensor the net
 
 - ``inception`` (Inception, Inception-ResNet, MobileNet, NASNet, ... in TF-Slim): training takes a
   random crop covering 5-100% of the image with aspect ratio 3/4-4/3 (at least 10% of the whole
-  image, up to 100 attempts), resizes it bilinearly, flips left-right at random and, optionally,
+  image, up to 100 attempts; `crop_min_area` raises the 5% for small images whose object a small
+  crop would cut out), resizes it bilinearly, flips left-right at random and, optionally,
   distorts brightness (max delta 32/255) and saturation ([0.5, 1.5]); evaluation keeps the central
   87.5% and resizes. Both scale to [-1, 1].
 - ``vgg`` (VGG, ResNet v1): training resizes the smallest side to a random length in [256, 512],
@@ -50,8 +51,9 @@ def _to_unit_float(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(image, tf.float32)
 
 
-def _random_crop_box(image: tf.Tensor, seed: int | None) -> tf.Tensor:
-    """A random crop of the image as Inception trains: TF-Slim's distorted bounding box."""
+def _random_crop_box(image: tf.Tensor, seed: int | None, min_area: float) -> tf.Tensor:
+    """A random crop of the image as Inception trains: TF-Slim's distorted bounding box, covering
+    `min_area`-100% of the image."""
     whole_image = tf.constant([[[0.0, 0.0, 1.0, 1.0]]])
     # The stateless op, seeded from a stateful draw, follows the graph seed (the stateful op's v2 does not).
     op_seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32, seed=seed)
@@ -61,7 +63,7 @@ def _random_crop_box(image: tf.Tensor, seed: int | None) -> tf.Tensor:
         seed=op_seed,
         min_object_covered=CROP_MIN_OBJECT_COVERED,
         aspect_ratio_range=CROP_ASPECT_RATIO_RANGE,
-        area_range=CROP_AREA_RANGE,
+        area_range=(min_area, CROP_AREA_RANGE[1]),
         max_attempts=CROP_MAX_ATTEMPTS,
         use_image_if_no_bounding_boxes=True,
     )
@@ -86,12 +88,13 @@ def inception_preprocessing(
     is_training: bool,
     *,
     color_distortion: bool = True,
+    crop_min_area: float = CROP_AREA_RANGE[0],
     seed: int | None = None,
 ) -> tf.Tensor:
     """See the module docstring; returns float32 [height, width, 3] in [-1, 1]."""
     image = _to_unit_float(image)
     if is_training:
-        image = _resize(_random_crop_box(image, seed), height, width)
+        image = _resize(_random_crop_box(image, seed, crop_min_area), height, width)
         image = tf.image.random_flip_left_right(image, seed=seed)
         if color_distortion:
             image = _distort_color(image, seed)
@@ -128,13 +131,15 @@ def vgg_preprocessing(
     is_training: bool,
     *,
     color_distortion: bool = True,
+    crop_min_area: float = CROP_AREA_RANGE[0],
     seed: int | None = None,
 ) -> tf.Tensor:
     """See the module docstring; returns float32 [height, width, 3], mean-subtracted [0, 255] values.
 
-    `color_distortion` is accepted for a uniform signature; TF-Slim's VGG preprocessing has none.
+    `color_distortion` and `crop_min_area` are accepted for a uniform signature; TF-Slim's VGG
+    preprocessing has no colour distortion and crops by its resize range instead.
     """
-    del color_distortion
+    del color_distortion, crop_min_area
     image = _to_unit_float(image) * 255.0
     side_min, side_max = _vgg_resize_range(height, width)
     if is_training:
@@ -160,15 +165,20 @@ def preprocess_image(
     style: str,
     *,
     color_distortion: bool = True,
+    crop_min_area: float = CROP_AREA_RANGE[0],
     seed: int | None = None,
 ) -> tf.Tensor:
     """Preprocess one image [h, w, 3] (uint8, or float in [0, 1]) as the net's style does.
 
-    Returns float32 [height, width, 3]. `color_distortion` applies to the inception style's training
-    mode only. `seed` makes the random ops repeatable (op-level seed; combine with the graph seed).
+    Returns float32 [height, width, 3]. `color_distortion` and `crop_min_area` (the smallest share of
+    the image's area a random crop keeps, TF-Slim's 0.05 by default) apply to the inception style's
+    training mode only. `seed` makes the random ops repeatable (op-level seed; combine with the graph seed).
     """
     if style not in STYLES:
         raise ValueError(f"Unknown preprocessing style {style!r}: choose one of {', '.join(STYLES)}.")
-    image = STYLES[style](image, height, width, is_training, color_distortion=color_distortion, seed=seed)
+    if not 0 < crop_min_area <= CROP_AREA_RANGE[1]:
+        raise ValueError(f"crop_min_area must be in (0, 1], got {crop_min_area}.")
+    image = STYLES[style](image, height, width, is_training, color_distortion=color_distortion,
+                          crop_min_area=crop_min_area, seed=seed)
     image.set_shape([height, width, 3])
     return image

@@ -349,7 +349,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         with tf.device("/cpu:0"):
             dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
                                          preprocessing=spec.preprocessing, is_training=True, seed=config.seed,
-                                         drop_remainder=True)
+                                         drop_remainder=True, crop_min_area=config.crop_min_area)
             images, labels = data.make_iterator(dataset).get_next()
             skipped = data.skipped_images("train")
         model = build_model(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,

@@ -53,6 +53,7 @@ def test_every_field_has_a_documented_flag():
     ({"batch_size": 0}, "--batch-size"),
     ({"learning_rate": -1.0}, "--learning-rate"),
     ({"label_smoothing": 1.5}, "--label-smoothing"),
+    ({"crop_min_area": 0.0}, "--crop-min-area"),
     ({"moving_average_decay": 1.0}, "--moving-average-decay"),
     ({"optimizer": "adagrad"}, "--optimizer"),
     ({"lr_schedule": "step"}, "--lr-schedule"),

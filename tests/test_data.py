@@ -33,8 +33,8 @@ def _colour_folder(root: Path, per_class: int = 4, layout: str = "flat") -> Path
     return root
 
 
-def _read(info, split, *, is_training=False, style="inception", size=16, epochs=1, seed=0, batch_size=4):
-    """Run `build_dataset` to the end in a new graph: (images, labels, skipped count)."""
+def _read(info, split, *, is_training=False, style="inception", size=16, epochs=1, seed=0, batch_size=4, **kwargs):
+    """Run `build_dataset` (extra kwargs passed on) to the end in a new graph: (images, labels, skipped count)."""
     with tf.Graph().as_default():
         dataset = data.build_dataset(
             info,
@@ -45,6 +45,7 @@ def _read(info, split, *, is_training=False, style="inception", size=16, epochs=
             is_training=is_training,
             num_epochs=epochs,
             seed=seed,
+            **kwargs,
         )
         images, labels = data.make_iterator(dataset).get_next()
         skipped = data.skipped_images(split)
@@ -208,6 +209,24 @@ def test_training_shuffles_by_seed_and_repeats_epochs(tmp_path):
     assert not np.array_equal(first, other)
     assert not np.array_equal(first[:12], first[12:])  # reshuffled each epoch
     assert list(_read(info, "train")[1]) == list(range(12))  # evaluation reads in order
+
+
+def test_training_crop_keeps_at_least_crop_min_area(tmp_path):
+    # Left half red, right half blue: crop_min_area 1 keeps the whole image; TF-Slim's 5% often one half only.
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:, :16, 0] = image[:, 16:, 2] = 255
+    root = tmp_path / "d"
+    for i in range(8):
+        (root / "c").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / "c" / f"{i}.png")
+    info = data.describe_dataset(str(root), validation_fraction=0.0)
+    kwargs = {"is_training": True, "size": 32, "color_distortion": False}
+    expected = (image / 255.0 - 0.5) * 2.0
+    whole, _, _ = _read(info, "train", crop_min_area=1.0, **kwargs)
+    for out in whole:  # the whole image, or its mirror
+        assert np.allclose(out, expected, atol=1e-5) or np.allclose(out, expected[:, ::-1], atol=1e-5)
+    small, _, _ = _read(info, "train", epochs=8, **kwargs)
+    assert ((small[..., 0].max(axis=(1, 2)) < 0) | (small[..., 2].max(axis=(1, 2)) < 0)).any()
 
 
 def test_corrupt_images_are_skipped_and_counted(tmp_path):

@@ -113,6 +113,28 @@ def test_color_distortion_can_be_turned_off():
     assert not np.allclose(distorted, (128 / 255 - 0.5) * 2, atol=1e-3)
 
 
+def test_crop_min_area_one_keeps_the_whole_image_and_the_default_crops():
+    # A square image at its own size: a crop of all of its area is the image itself (or its mirror).
+    image = _ramp(32, 32)
+    whole = (image / 255.0 - 0.5) * 2.0
+    outs = _run(image, 32, True, "inception", repeats=8, color_distortion=False, crop_min_area=1.0)
+    for out in outs:
+        assert np.allclose(out, whole, atol=1e-5) or np.allclose(out, whole[:, ::-1], atol=1e-5)
+    cropped = _run(image, 32, True, "inception", repeats=8, color_distortion=False)
+    assert not all(np.allclose(out, whole, atol=1e-3) or np.allclose(out, whole[:, ::-1], atol=1e-3)
+                   for out in cropped)
+
+
+def test_crop_min_area_default_is_tf_slims_and_bad_values_are_errors(graph):
+    from finetune.config import RunConfig
+
+    assert preprocessing.CROP_AREA_RANGE == (0.05, 1.0)
+    assert RunConfig.__dataclass_fields__["crop_min_area"].default == preprocessing.CROP_AREA_RANGE[0]
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="crop_min_area must be in"):
+            preprocessing.preprocess_image(tf.zeros([8, 8, 3], tf.uint8), 8, 8, True, "inception", crop_min_area=bad)
+
+
 def test_unknown_style_is_a_one_line_error(graph):
     with pytest.raises(ValueError, match="Unknown preprocessing style 'resnet'.*inception, vgg"):
         preprocessing.preprocess_image(tf.zeros([8, 8, 3], tf.uint8), 8, 8, False, "resnet")
