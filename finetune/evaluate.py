@@ -119,9 +119,15 @@ class TrainedModel:
         """One op restoring every one of `variables` from the checkpoint; ValueError if any does not fit."""
         from checkpoints import plan_restore
 
-        plan = plan_restore(
-            variables, self.checkpoint, exclude_scopes=(), use_moving_average=self.use_moving_average
-        )
+        try:
+            plan = plan_restore(variables, self.checkpoint, exclude_scopes=(),
+                                use_moving_average=self.use_moving_average)
+        except ValueError as error:
+            what = str(error).split(": ", 1)[0]  # the plan's headline; its per-variable list follows
+            raise ValueError(
+                f"{what}: it is not a {self.net} with {self.num_classes} classes; "
+                "give the net and class count it was trained with."
+            ) from error
         return plan.restore_op()
 
 

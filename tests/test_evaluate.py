@@ -165,3 +165,12 @@ def test_cli_eval_train_dir(run, tmp_path):
     printed = json.loads(result.stdout)
     assert printed == json.loads((out / "metrics.json").read_text())
     assert printed["num_examples"] == 12
+
+
+def test_checkpoint_of_another_net_is_a_clear_error(run):
+    train_dir, dataset = run
+    model = evaluate.TrainedModel.from_checkpoint(str(train_dir), "mobilenet_v1_050", len(CLASSES),
+                                                  image_size=IMAGE_SIZE, class_names=CLASSES)
+    with pytest.raises(ValueError, match="it is not a mobilenet_v1_050 with 6 classes") as error:
+        evaluate.evaluate(model, str(dataset), progress=False)
+    assert len(str(error.value).splitlines()[0]) < 300
