@@ -73,3 +73,18 @@ def test_slim_learning_train_runs_with_compat(graph, tmp_path):
     final_loss = slim.learning.train(train_op, str(tmp_path), number_of_steps=3, save_summaries_secs=3600)
     assert np.isfinite(final_loss)
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-3")
+
+
+def test_tensor_equality_is_on_by_default_and_off_with_compat():
+    result = _run_without_compat(
+        """
+        import tensorflow as tf
+        assert tf.Tensor._USE_EQUALITY
+        """
+    )
+    # If this starts failing, TF2's default changed and the switch can go.
+    assert result.returncode == 0, result.stderr
+    import tensorflow as tf2
+
+    # Off: building a slim net no longer pays an eager-context check per variable hash.
+    assert not tf2.Tensor._USE_EQUALITY
