@@ -51,6 +51,15 @@ def test_every_class_draws_varied_images():
         assert not np.array_equal(images[0], images[1])
 
 
+def test_patterns_are_dark_ink_on_light_paper():
+    # The darkest pixels (the pattern) are well below the brightest ones (the background) in every image.
+    for name in synthetic.SHAPE_CLASSES:
+        for i in range(5):
+            grey = synthetic.draw_shape(name, 48, np.random.default_rng([9, i])).astype(np.float32).mean(axis=2)
+            dark, light = np.percentile(grey, [3, 60])
+            assert light > 130 and light - dark > 60, (name, i, dark, light)
+
+
 def test_texture_classes_have_more_edges_than_filled_shapes():
     # A measurable class signal: vertical stripes cross many more horizontal edges than a disc.
     def energy(name: str) -> np.ndarray:
