@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import pkgutil
 import sys
+import warnings
 
 from finetune import commands
 
@@ -45,8 +47,16 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_tensorflow() -> None:
+    """Keep TF's deprecation notices (about its own v1 APIs, which slim needs) off the user's screen."""
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r"`layer.apply` is deprecated")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not os.environ.get(_DEBUG_ENV):
+        _quiet_tensorflow()
     name = DEFAULT_COMMAND
     if argv and argv[0] in _command_names():
         name = argv.pop(0)
