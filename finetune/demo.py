@@ -38,9 +38,9 @@ def write_datasets(recipe: Recipe, work_dir: Path) -> dict[str, str]:
              "target": (extra["target_classes"], extra["target_train_per_class"])}
     roots = {}
     for task, (classes, train_per_class) in tasks.items():
-        values = dict(class_names=list(classes), train_per_class=train_per_class,
-                      validation_per_class=extra["validation_per_class"], image_size=extra["drawn_size"],
-                      seed=recipe.base["seed"] + (task == "target"))
+        values = {"class_names": list(classes), "train_per_class": train_per_class,
+                  "validation_per_class": extra["validation_per_class"], "image_size": extra["drawn_size"],
+                  "seed": recipe.base["seed"] + (task == "target")}
         root = work_dir / "data" / f"{task}-{_digest(values)}"
         if not (root / synthetic.MANIFEST).exists():
             synthetic.write_shapes_dataset(root, **values)
@@ -48,12 +48,13 @@ def write_datasets(recipe: Recipe, work_dir: Path) -> dict[str, str]:
     return roots
 
 
-def _train_dirs(recipe: Recipe, work_dir: Path) -> dict[str, str]:
-    """Cached stages get a dir named by the values they depend on; the others start fresh each run."""
+def _train_dirs(recipe: Recipe, datasets: dict[str, str], work_dir: Path) -> dict[str, str]:
+    """Cached stages get a dir named by the values they depend on (their config and their dataset,
+    whose dir is named by its own values); the others start fresh each run."""
     dirs = {}
     for stage in recipe.stages:
         if stage.name in recipe.extra["cached_stages"]:
-            key = _digest([recipe.base, stage.overrides, stage.dataset, recipe.extra])
+            key = _digest([recipe.base, stage.overrides, stage.init, datasets[stage.dataset]])
             dirs[stage.name] = str(work_dir / "runs" / f"{stage.name}-{key}")
         else:
             dirs[stage.name] = str(work_dir / "runs" / stage.name)
@@ -62,24 +63,26 @@ def _train_dirs(recipe: Recipe, work_dir: Path) -> dict[str, str]:
 
 
 def run_demo(work_dir: str | Path | None = None, recipe: Recipe | None = None, *, progress_bar: bool = True) -> dict:
-    """Run the demo recipe (recipes/demo.py unless given); prints and returns the comparison."""
+    """Run the demo recipe (recipes/demo.py's `demo()` unless given); prints and returns the comparison."""
     from recipes.demo import demo
 
     recipe = recipe or demo()
     work_dir = Path(work_dir) if work_dir else default_work_dir()
     started = time.perf_counter()
     print(f"finetune demo: {recipe.description} (work dir {work_dir})")
-    summaries = train.run_recipe(recipe, write_datasets(recipe, work_dir), _train_dirs(recipe, work_dir),
-                                 progress_bar=progress_bar)
+    datasets = write_datasets(recipe, work_dir)
+    summaries = train.run_recipe(recipe, datasets, _train_dirs(recipe, datasets, work_dir), progress_bar=progress_bar)
     fine_tuned, scratch = recipe.extra["compare"]
     result = {
         "validation_accuracy": {name: s["validation_accuracy"] for name, s in summaries.items()},
+        "tasks": {stage.name: stage.dataset for stage in recipe.stages},
         "fine_tuned": summaries[fine_tuned]["validation_accuracy"],
         "from_scratch": summaries[scratch]["validation_accuracy"],
         "target_steps": summaries[scratch]["final_step"],
         "seconds": round(time.perf_counter() - started, 1),
         "checkpoint": summaries[fine_tuned]["checkpoint"],
         "train_dir": str(Path(summaries[fine_tuned]["checkpoint"]).parent),
+        "work_dir": str(work_dir),
     }
     (work_dir / DEMO_SUMMARY_FILE).write_text(json.dumps(result, indent=1) + "\n")
     print(format_result(result))
@@ -87,14 +90,15 @@ def run_demo(work_dir: str | Path | None = None, recipe: Recipe | None = None, *
 
 
 def format_result(result: dict) -> str:
-    """The demo's last screen: every stage's validation accuracy, then fine-tuned next to from scratch."""
-    lines = ["", "validation accuracy on the target task:"]
-    lines += [f"  {name:<10} {100 * acc:5.1f}%" for name, acc in result["validation_accuracy"].items()]
+    """The demo's last screen: every stage's validation accuracy on its task, then fine-tuned next to from scratch."""
+    lines = ["", "validation accuracy:"]
+    lines += [f"  {name:<10} {100 * acc:5.1f}%  ({result['tasks'][name]} task)"
+              for name, acc in result["validation_accuracy"].items()]
     lines += [
         "",
-        f"fine-tuned {100 * result['fine_tuned']:.1f}%  vs  from scratch {100 * result['from_scratch']:.1f}% "
-        f"(same net, same {result['target_steps']} steps on the target images)",
-        f"done in {result['seconds']:.0f} s; fine-tuned model: {result['train_dir']} "
-        f"(try `finetune eval --train-dir {result['train_dir']}`)",
+        (f"fine-tuned {100 * result['fine_tuned']:.1f}%  vs  from scratch {100 * result['from_scratch']:.1f}% "
+         f"(same net, same {result['target_steps']} steps on the target images)"),
+        f"done in {result['seconds']:.0f} s; work dir {result['work_dir']} (images, cached source checkpoint, runs)",
+        f"fine-tuned model: {result['train_dir']} (try `finetune eval --train-dir {result['train_dir']}`)",
     ]
     return "\n".join(lines)
