@@ -6,13 +6,14 @@
 """
 
 from checkpoints.download import fetch
-from checkpoints.plan import RestorePlan, build_plan, check_resume, plan_restore
+from checkpoints.plan import RestoreError, RestorePlan, build_plan, check_resume, plan_restore
 from checkpoints.reader import TensorInfo, describe_checkpoint, read_variables, resolve_checkpoint
 from checkpoints.registry import REGISTRY, Pretrained
 
 __all__ = [
     "REGISTRY",
     "Pretrained",
+    "RestoreError",
     "RestorePlan",
     "TensorInfo",
     "build_plan",

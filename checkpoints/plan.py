@@ -2,8 +2,9 @@
 
 `build_plan` never raises on a misfit (inspection shows every problem); `plan_restore` is
 `build_plan` + `RestorePlan.check()`, the strict restore training uses: any shape mismatch or
-missing variable that no rule explains is an error naming every such variable, and so is a plan
-that restores nothing or far less than the net. `RestorePlan.restore_op()` is one RestoreV2 op for
+missing variable that no rule explains is a `RestoreError`, and so is a plan that restores
+nothing or far less than the net. The error is one line (the count, the first few variables, the
+flags that fix it); the plan's table and `to_dict()` list every variable. `RestorePlan.restore_op()` is one RestoreV2 op for
 every tensor plus the assignments (sliced for the background-class offset), grouped.
 """
 
@@ -25,6 +26,33 @@ DROP_BACKGROUND, ADD_BACKGROUND = "drop background row", "add background row"
 MIN_RESTORED_FRACTION = 0.5  # of the variables not excluded (training state aside)
 TRAINING_STATE = "training state; not in checkpoint"
 _TABLE_ROWS = 25
+_NAMED = 3  # variables an error names before "... and N more"
+MESSAGE_CHARS = 300  # an error names fewer variables (at least one) to stay within this
+
+
+class RestoreError(ValueError):
+    """A checkpoint that does not fit: `problem` (what, how many, the first few variables) and `fix`."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__(f"{problem}. {fix}")
+        self.problem, self.fix = problem, fix
+
+    @classmethod
+    def naming(cls, headline: str, names: Sequence[str], fix: str, sep: str = ", ") -> RestoreError:
+        """`headline: NAME, NAME ... and N more. fix`, naming as many as fit in MESSAGE_CHARS."""
+        room = MESSAGE_CHARS - len(f"{headline}: ... and {len(names)} more. {fix}")
+        return cls(f"{headline}: {_first_few(names, sep, room)}", fix)
+
+
+def _first_few(items: Sequence[str], sep: str = ", ", room: int = MESSAGE_CHARS // 3) -> str:
+    """Up to _NAMED items within `room` characters (at least one), then "... and N more"."""
+    shown: list[str] = []
+    for item in items[:_NAMED]:
+        if shown and len(sep.join([*shown, item])) > room:
+            break
+        shown.append(item)
+    rest = len(items) - len(shown)
+    return sep.join(shown) + (f" ... and {rest} more" if rest else "")
 
 
 @dataclass
@@ -126,28 +154,28 @@ class RestorePlan:
     # -- checks ---------------------------------------------------------------------------------
 
     def check(self) -> RestorePlan:
-        """Raise ValueError naming every variable no rule explains; return self when the plan fits."""
+        """Raise RestoreError for variables no rule explains or a plan restoring too little; else return self."""
+        whole_plan = f"`finetune inspect CKPT --net {self.options.get('net') or 'NET'}` lists all"
         mismatched = self._with(MISMATCH)
         if mismatched:
-            listed = "; ".join(f"{e.variable} {list(e.shape)} vs {list(e.checkpoint_shape)}" for e in mismatched)
-            raise ValueError(
-                f"{len(mismatched)} variables do not fit checkpoint {self.checkpoint} (graph vs checkpoint shape): "
-                f"{listed}. Exclude their scopes (--checkpoint_exclude_scopes) or use --background-class for 1001/1000."
-            )
+            raise RestoreError.naming(
+                f"{len(mismatched)} variables do not fit {self.checkpoint} (graph vs checkpoint)",
+                [f"{e.variable} {_shape(e.shape)} vs {_shape(e.checkpoint_shape)}" for e in mismatched],
+                f"Fix: --net, --exclude-scopes, or --background-class for 1001/1000; {whole_plan}.", sep="; ")
         missing = self._with(MISSING)
         if missing:
-            listed = ", ".join(e.variable for e in missing)
-            hint = f" Unused checkpoint names look like: {', '.join(self.unused[:3])}." if self.unused else ""
-            raise ValueError(
-                f"{len(missing)} variables are missing from checkpoint {self.checkpoint}: {listed}. Map names with "
-                f"rename rules (OLD:NEW) or allow them to start fresh (allow_missing).{hint}"
-            )
+            has = f" (it has e.g. {self.unused[0]})" if self.unused else ""
+            raise RestoreError.naming(
+                f"{len(missing)} variables are missing from {self.checkpoint}",
+                [e.variable for e in missing],
+                f"Map names with --ckpt-rename OLD:NEW{has}, or --exclude-scopes; {whole_plan}.")
         wanted = [e for e in self.entries if e.status != EXCLUDED and e.reason != TRAINING_STATE]
         restored = self.restored
         if not restored or len(restored) < MIN_RESTORED_FRACTION * len(wanted):
-            raise ValueError(
-                f"restore from {self.checkpoint} would restore only {len(restored)} of {len(wanted)} variables: "
-                "this would train from random weights. Check the checkpoint and the net, or the rename rules."
+            raise RestoreError(
+                f"restore from {self.checkpoint} would restore only {len(restored)} of {len(wanted)} variables "
+                "(training from random weights)",
+                f"Check --net, --ckpt-rename and --exclude-scopes; {whole_plan}.",
             )
         return self
 
@@ -416,8 +444,8 @@ def plan_restore(
     background_class: 'drop' (1001-class checkpoint -> 1000-class graph), 'add' (1000 -> 1001, the
       background row keeps its initial value), 'auto' (either, as the shapes say) or None.
     allow_missing: scopes whose variables may be missing from the checkpoint (they start fresh).
-    Raises ValueError naming every variable that does not fit, and when the plan restores nothing or
-    less than half of the variables not excluded.
+    Raises RestoreError (a ValueError: the count, the first few variables, the flags that fix it) when
+    variables do not fit, and when the plan restores nothing or less than half of those not excluded.
     """
     return build_plan(
         variables,
@@ -445,14 +473,15 @@ def check_resume(train_dir: str, variables) -> str | None:
     graph_vars, _ = _graph_variables(variables)
     missing = [v.name for v in graph_vars if v.name not in stored]
     mismatched = [v for v in graph_vars if v.name in stored and stored[v.name].shape != v.shape]
-    fix = f"Use a new train dir, or delete {train_dir} to start over."
+    fix = f"Use a new --train-dir, or delete {train_dir} to start over."
     if mismatched:
-        listed = "; ".join(f"{v.name} is {_shape(stored[v.name].shape)} there, {_shape(v.shape)} here" for v in mismatched)
-        raise ValueError(f"{latest} belongs to a different net or class count: {listed}. {fix}")
+        listed = _first_few([f"{v.name} is {_shape(stored[v.name].shape)} there, {_shape(v.shape)} here"
+                             for v in mismatched], "; ")
+        raise ValueError(f"{latest} belongs to a different net or class count: {len(mismatched)} variables differ in "
+                         f"shape: {listed}. {fix}")
     if missing:
-        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise ValueError(
             f"{latest} belongs to a different net or training setup: {len(missing)} of {len(graph_vars)} variables "
-            f"are not in it ({listed}). {fix}"
+            f"are not in it ({_first_few(missing)}). {fix}"
         )
     return latest

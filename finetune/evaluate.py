@@ -117,17 +117,14 @@ class TrainedModel:
 
     def restore_op(self, variables: Sequence[tf.Variable]) -> tf.Operation:
         """One op restoring every one of `variables` from the checkpoint; ValueError if any does not fit."""
-        from checkpoints import plan_restore
+        from checkpoints import RestoreError, plan_restore
 
         try:
             plan = plan_restore(variables, self.checkpoint, exclude_scopes=(),
                                 use_moving_average=self.use_moving_average)
-        except ValueError as error:
-            what = str(error).split(": ", 1)[0]  # the plan's headline; its per-variable list follows
-            raise ValueError(
-                f"{what}: it is not a {self.net} with {self.num_classes} classes; "
-                "give the net and class count it was trained with."
-            ) from error
+        except RestoreError as error:  # its fix names training flags; here the net or class count is wrong
+            raise ValueError(f"{error.problem}; it is not a {self.net} with {self.num_classes} classes: give the "
+                             "--net and --num-classes it was trained with.") from error
         return plan.restore_op()
 
 

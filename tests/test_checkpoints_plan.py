@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -126,9 +127,12 @@ def test_name_mappings_restore_under_another_scope(graph, ckpt, outer_scope, ren
 def test_without_a_rule_another_scope_is_missing_and_named(graph, ckpt):
     path, _ = ckpt
     build(outer_scope="tower_0")
-    with pytest.raises(ValueError, match=r"10 variables are missing .*tower_0/TinyNet/Conv1/weights") as error:
+    with pytest.raises(checkpoints.RestoreError, match=r"^10 variables are missing from .*: "
+                                                      r"tower_0/TinyNet/Conv1/weights[ ,].* and [7-9] more\. ") as error:
         checkpoints.plan_restore(slim.get_model_variables(), path, detect_prefix=False)
-    assert "Unused checkpoint names look like: TinyNet/Conv1/" in str(error.value)
+    message = str(error.value)
+    assert "--ckpt-rename OLD:NEW (it has e.g. TinyNet/Conv1/" in message and "--exclude-scopes" in message
+    assert "\n" not in message and len(message) < 300
 
 
 def test_moving_average_shadows_restore_when_asked(graph, tmp_path):
@@ -174,20 +178,28 @@ def test_background_row_added_1000_to_1001(graph, tmp_path):
         np.testing.assert_array_equal(after[name][..., 0], before[name][..., 0])
 
 
-def test_shape_mismatch_names_every_offending_variable(graph, ckpt):
+def test_shape_mismatch_is_a_short_line_naming_the_count_the_first_variables_and_the_flags(graph, ckpt):
     variables = build(num_classes=1000, depth=16)
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(checkpoints.RestoreError) as error:
         checkpoints.plan_restore(variables, ckpt[0])  # no net: nothing explains either difference
-    first_line = str(error.value).splitlines()[0]
-    for name in ("Conv2/weights", "Conv2/BatchNorm/beta", "Conv2/BatchNorm/moving_mean",
-                 "Conv2/BatchNorm/moving_variance", "Logits/weights", "Logits/biases"):
-        assert f"TinyNet/{name}" in first_line
-    assert "Conv1" not in first_line and first_line.startswith("6 variables do not fit")
+    message = str(error.value)
+    assert message.startswith(f"6 variables do not fit {ckpt[0]} (graph vs checkpoint): "
+                              "TinyNet/Conv2/weights [3,3,4,16] vs [3,3,4,8]")
+    assert re.search(r" \.\.\. and [3-5] more\. ", message) and "Conv1" not in message
+    assert all(flag in message for flag in ("--net", "--exclude-scopes", "--background-class", "finetune inspect CKPT"))
+    assert "checkpoint_exclude_scopes" not in message
+    assert "\n" not in message and len(message) < 300
+    # the whole list: the plan's table and report
+    plan = checkpoints.build_plan(variables, ckpt[0])
+    expected = {f"TinyNet/{name}" for name in ("Conv2/weights", "Conv2/BatchNorm/beta", "Conv2/BatchNorm/moving_mean",
+                                               "Conv2/BatchNorm/moving_variance", "Logits/weights", "Logits/biases")}
+    assert {e["variable"] for e in plan.to_dict()["errors"]} == expected
+    assert all(name in plan.table(limit=None) for name in expected)
 
 
 def test_missing_variable_is_an_error_unless_allowed(graph, ckpt):
     variables = build(extra=True)
-    with pytest.raises(ValueError, match="4 variables are missing from checkpoint .*: TinyNet/Extra/weights, TinyNet/Extra/BatchNorm/beta"):
+    with pytest.raises(ValueError, match="4 variables are missing from .*: TinyNet/Extra/weights, TinyNet/Extra/BatchNorm/beta"):
         checkpoints.plan_restore(variables, ckpt[0], net=TINY)
     plan = checkpoints.plan_restore(variables, ckpt[0], net=TINY, allow_missing=["TinyNet/Extra"])
     assert {e.variable for e in plan.fresh} == {f"TinyNet/Extra/{n}" for n in
@@ -197,7 +209,8 @@ def test_missing_variable_is_an_error_unless_allowed(graph, ckpt):
 
 def test_a_plan_restoring_nothing_or_far_less_is_an_error(graph, ckpt):
     variables = build()
-    with pytest.raises(ValueError, match="would restore only 0 of 10 variables"):
+    with pytest.raises(ValueError, match="would restore only 0 of 10 variables .*Check --net, --ckpt-rename and "
+                                         "--exclude-scopes; `finetune inspect CKPT --net NET` lists all"):
         checkpoints.plan_restore(variables, ckpt[0], allow_missing=["TinyNet"], rename=["TinyNet:Other"],
                                  detect_prefix=False)
     with pytest.raises(ValueError, match="would restore only 2 of 10"):
@@ -257,7 +270,7 @@ def test_check_resume_accepts_its_own_run_and_refuses_another(graph, tmp_path):
         saved = tf.train.Saver().save(sess, str(train_dir / "model.ckpt"), global_step=3)
     assert checkpoints.check_resume(str(train_dir), variables) == saved
 
-    other_classes = r"class count: TinyNet/Logits/weights is \[1,1,8,1001\] there, \[1,1,8,5\] here; TinyNet/Logits/biases"
+    other_classes = r"class count: 2 variables differ in shape: TinyNet/Logits/weights is \[1,1,8,1001\] there, \[1,1,8,5\] here"
     with tf.Graph().as_default(), pytest.raises(ValueError, match=other_classes):
         checkpoints.check_resume(str(train_dir), build(num_classes=5))
     with tf.Graph().as_default(), pytest.raises(ValueError, match="10 of 10 variables are not in it"):
