@@ -25,6 +25,7 @@ BACKGROUND_OPTIONS = (None, "auto", "drop", "add")
 DROP_BACKGROUND, ADD_BACKGROUND = "drop background row", "add background row"
 MIN_RESTORED_FRACTION = 0.5  # of the variables not excluded (training state aside)
 TRAINING_STATE = "training state; not in checkpoint"
+TRAINING_STATE_KINDS = OPTIMIZER_SLOT, EMA_SHADOW, BOOKKEEPING = "optimizer slot", "moving-average shadow", "bookkeeping"
 _TABLE_ROWS = 25
 _NAMED = 3  # variables an error names before "... and N more"
 MESSAGE_CHARS = 300  # an error names fewer variables (at least one) to stay within this
@@ -164,7 +165,8 @@ class RestorePlan:
                 f"Fix: --net, --exclude-scopes, or --background-class for 1001/1000; {whole_plan}.", sep="; ")
         missing = self._with(MISSING)
         if missing:
-            has = f" (it has e.g. {self.unused[0]})" if self.unused else ""
+            unused_model = self._unused_by_kind()[0]
+            has = f" (it has e.g. {unused_model[0]})" if unused_model else ""
             raise RestoreError.naming(
                 f"{len(missing)} variables are missing from {self.checkpoint}",
                 [e.variable for e in missing],
@@ -197,7 +199,11 @@ class RestorePlan:
         return f"restore from {self.checkpoint}: " + "; ".join(parts)
 
     def table(self, limit: int | None = _TABLE_ROWS) -> str:
-        """The summary line and a table of every variable not restored as is, then the unused scopes."""
+        """The summary line and a table of every variable not restored as is, then the unused scopes.
+
+        Unused optimizer slots, moving-average shadows and bookkeeping (global_step) share one row;
+        to_dict() lists every name.
+        """
         from tabulate import tabulate
 
         rows = [
@@ -205,7 +211,7 @@ class RestorePlan:
             for e in self.entries
             if e.status != RESTORED or e.transform
         ]
-        rows += [(scope + "/*", f"{n} tensors", "unused", "in the checkpoint only") for scope, n in self._unused_scopes()]
+        rows += self._unused_rows()
         lines = [self.summary()]
         if rows:
             shown = rows if limit is None else rows[:limit]
@@ -214,8 +220,27 @@ class RestorePlan:
                 lines.append(f"... and {len(rows) - len(shown)} more rows (the JSON report lists all)")
         return "\n".join(lines)
 
-    def _unused_scopes(self) -> list[tuple[str, int]]:
-        return sorted(Counter("/".join(k.split("/")[:2]) for k in self.unused).items())
+    def _unused_rows(self) -> list[tuple[str, str, str, str]]:
+        """Unused model variables by scope, then one row for the training state (slots, shadows, step)."""
+        model, kinds = self._unused_by_kind()
+        rows = [(scope + "/*", f"{n} tensors", "unused", "in the checkpoint only")
+                for scope, n in sorted(Counter("/".join(k.split("/")[:2]) for k in model).items())]
+        if kinds:
+            rows.append(("training state", f"{sum(map(len, kinds.values()))} tensors", "unused",
+                         "; ".join(_describe_kind(kind, kinds[kind]) for kind in TRAINING_STATE_KINDS if kind in kinds)))
+        return rows
+
+    def _unused_by_kind(self) -> tuple[list[str], dict[str, list[str]]]:
+        """(unused model variables, {training-state kind: unused keys})."""
+        keys = set(self.unused) | {e.checkpoint_key for e in self.restored}
+        model, kinds = [], {}
+        for key in self.unused:
+            kind = _training_state_kind(key, keys)
+            if kind is None:
+                model.append(key)
+            else:
+                kinds.setdefault(kind, []).append(key)
+        return model, kinds
 
     def to_dict(self) -> dict:
         def brief(entry: Entry) -> dict:
@@ -289,6 +314,29 @@ class RestorePlan:
         if entry.transform == ADD_BACKGROUND:
             return variable[..., 1:].assign(value)
         return tf.assign(variable, value)
+
+
+def _training_state_kind(key: str, keys: set[str]) -> str | None:
+    """OPTIMIZER_SLOT, EMA_SHADOW or BOOKKEEPING for a checkpoint tensor that is no model variable, else None.
+
+    A slot or shadow is named after its variable plus one scope (`.../weights/Momentum`); bookkeeping
+    sits outside every scope (global_step, Adam's beta powers), where slim nets keep no variable.
+    """
+    variable = key.rpartition("/")[0]
+    if not variable:
+        return BOOKKEEPING
+    if variable not in keys:
+        return None
+    return EMA_SHADOW if key.endswith(mapping.EMA_SUFFIX) else OPTIMIZER_SLOT
+
+
+def _describe_kind(kind: str, keys: Sequence[str]) -> str:
+    """'84 optimizer slots (Momentum)', '10 moving-average shadows (...)', 'bookkeeping: global_step'."""
+    if kind == OPTIMIZER_SLOT:
+        return f"{len(keys)} optimizer slots ({', '.join(sorted({k.rpartition('/')[2] for k in keys}))})"
+    if kind == EMA_SHADOW:
+        return f"{len(keys)} moving-average shadows (--ckpt-moving-average restores them)"
+    return f"{kind}: {_first_few(keys)}"
 
 
 def _shape(shape) -> str:

@@ -43,13 +43,17 @@ def build(num_classes=1001, outer_scope=None, **kwargs):
     return slim.get_model_variables()
 
 
-def write_checkpoint(path, num_classes=1001, ema=False, v1=False, seed=0, **kwargs) -> dict:
-    """Save a tiny net with random values (and EMA shadows of other values); return name -> saved value."""
+def write_checkpoint(path, num_classes=1001, ema=False, v1=False, seed=0, optimizer=False, **kwargs) -> dict:
+    """Save a tiny net with random values (and EMA shadows of other values, Momentum slots and a global step);
+    return name -> saved value."""
     rng = np.random.default_rng(seed)
     with tf.Graph().as_default():
         variables = build(num_classes, **kwargs)
         if ema:
             tf.train.ExponentialMovingAverage(0.9).apply(variables)
+        if optimizer:
+            loss = tf.add_n([tf.reduce_sum(v) for v in tf.trainable_variables()])
+            tf.train.MomentumOptimizer(0.1, 0.9).minimize(loss, tf.train.get_or_create_global_step())
         everything = tf.global_variables()
         values = {v.op.name: rng.normal(size=v.shape.as_list()).astype(np.float32) for v in everything}
         version = tf.train.SaverDef.V1 if v1 else tf.train.SaverDef.V2
@@ -258,6 +262,25 @@ def test_report_table_and_json(graph, ckpt, tmp_path):
     assert len(report["restored"]) == 8 and report["unused"] == [f"{CLASSIFIER}/biases", f"{CLASSIFIER}/weights"]
     assert [e["variable"] for e in report["skipped"]] == [f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"]
     assert report["options"]["exclude_scopes"] == [CLASSIFIER]
+
+
+def test_table_collapses_training_state_of_the_checkpoint_into_one_row(graph, tmp_path):
+    path = str(tmp_path / "trained.ckpt")
+    write_checkpoint(path, ema=True, optimizer=True)
+    plan = checkpoints.plan_restore(build(num_classes=5), path, net=TINY)
+    table = plan.table(limit=None)
+    assert "/Momentum" not in table and "ExponentialMovingAverage" not in table
+    rows = [line.split() for line in table.splitlines()[3:]]
+    assert [row[:4] for row in rows] == [
+        [f"{CLASSIFIER}/weights", "[1,1,8,5]", "excluded", "excluded"],
+        [f"{CLASSIFIER}/biases", "[5]", "excluded", "excluded"],
+        [f"{CLASSIFIER}/*", "2", "tensors", "unused"],  # model variables stay listed
+        ["training", "state", "17", "tensors"],
+    ]
+    assert table.splitlines()[-1].endswith("unused    6 optimizer slots (Momentum); 10 moving-average shadows "
+                                           "(--ckpt-moving-average restores them); bookkeeping: global_step")
+    unused = plan.to_dict()["unused"]  # the report keeps every name
+    assert len(unused) == 19 and "global_step" in unused and f"{CLASSIFIER}/weights/Momentum" in unused
 
 
 def test_check_resume_accepts_its_own_run_and_refuses_another(graph, tmp_path):
