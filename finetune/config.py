@@ -62,6 +62,12 @@ def _optimizer_names() -> tuple[str, ...]:
     return tuple(optim.OPTIMIZERS)
 
 
+def _background_options() -> tuple[str, ...]:
+    from checkpoints.plan import BACKGROUND_OPTIONS
+
+    return tuple(option for option in BACKGROUND_OPTIONS if option)
+
+
 def _schedule_names() -> tuple[str, ...]:
     from finetune import optim
 
@@ -97,6 +103,11 @@ class RunConfig:
     ckpt_moving_average: bool = field(default=False, metadata=_flag(
         "restore the checkpoint's ExponentialMovingAverage shadow values instead of the raw weights",
         group="restore"))
+    background_class: str | None = field(default=None, metadata=_flag(
+        "TF-Slim's 1001 vs 1000 class offset (class 0 of 1001-class checkpoints is 'background'): 'drop' restores "
+        "a 1001-class classifier into 1000 classes without the background row, 'add' a 1000-class one into 1001 "
+        "(the background row starts fresh), 'auto' either as the shapes need; unset, such a classifier is excluded",
+        str, group="restore", choices=_background_options))
 
     # what trains
     trainable: str = field(default=TRAINABLE_LOGITS, metadata=_flag(
@@ -251,9 +262,9 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--batch-norm-decay must be in (0, 1), got {c.batch_norm_decay}.")
     if c.moving_average_decay is not None and not 0 < c.moving_average_decay < 1:
         raise ValueError(f"--moving-average-decay must be in (0, 1), got {c.moving_average_decay}.")
-    for name in ("optimizer", "lr_schedule", "precision"):
+    for name in ("optimizer", "lr_schedule", "precision", "background_class"):
         choices = _choices(name)
-        if getattr(c, name) not in choices:
+        if getattr(c, name) not in (*choices, RunConfig.__dataclass_fields__[name].default):  # None: not set
             raise ValueError(f"--{_flag_name(name)} {getattr(c, name)!r} is not one of: {', '.join(choices)}.")
     if c.max_steps is not None and c.warmup_steps > c.max_steps:
         raise ValueError(f"--warmup-steps {c.warmup_steps} exceeds --max-steps {c.max_steps}.")

@@ -368,7 +368,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
             plan = checkpoints.plan_restore(
                 model.model_variables, checkpoints.resolve_checkpoint(config.ckpt), net=spec,
                 exclude_scopes=config.exclude_scopes, rename=[f"{old}:{new}" for old, new in config.ckpt_rename],
-                use_moving_average=config.ckpt_moving_average)
+                use_moving_average=config.ckpt_moving_average, background_class=config.background_class)
             say(plan.table())
             init_fn = plan.init_fn()
         else:

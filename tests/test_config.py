@@ -33,10 +33,11 @@ def test_flags_round_trip_to_fields():
     c = _parse("--trainable", "Conv2d_13_pointwise, Logits", "--lr-multiplier", "MobilenetV1/Logits=10",
                "--lr-multiplier", "MobilenetV1/Conv2d_13_pointwise=2", "--exclude-scopes", "A,B/",
                "--ckpt-rename", "Old:New", "--clip-grad-norm", "5", "--xla", "--learning-rate", "0.05",
-               "--max-steps", "7", "--train-bn-stats")
+               "--max-steps", "7", "--train-bn-stats", "--background-class", "drop")
     assert c.lr_multiplier == (("MobilenetV1/Logits", 10.0), ("MobilenetV1/Conv2d_13_pointwise", 2.0))
     assert c.exclude_scopes == ("A", "B") and c.ckpt_rename == (("Old", "New"),)
     assert (c.clip_grad_norm, c.xla, c.learning_rate, c.max_steps, c.train_bn_stats) == (5.0, True, 0.05, 7, True)
+    assert c.background_class == "drop" and _parse().background_class is None
     assert _parse() == RunConfig(**BASE)  # unset flags fall back to the fields' defaults
 
 
@@ -58,6 +59,7 @@ def test_every_field_has_a_documented_flag():
     ({"optimizer": "adagrad"}, "--optimizer"),
     ({"lr_schedule": "step"}, "--lr-schedule"),
     ({"precision": "float8"}, "--precision"),
+    ({"background_class": "remove"}, "--background-class"),
     ({"max_steps": 5, "warmup_steps": 10}, "--warmup-steps"),
     ({"net": "mobilenet_v9"}, "mobilenet_v9"),
     ({"dataset": ""}, "--dataset"),

@@ -71,6 +71,51 @@ def test_logits_only_run_keeps_every_other_variable_and_bn_statistics(datasets, 
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["top1"] == saved["validation_accuracy"]
 
 
+def _kilo_class_dataset(root, images) -> str:
+    """A TFRecord dataset with 1000 classes in labels.txt and the given PNG files as examples of classes 0, 1, ..."""
+    root.mkdir()
+    (root / "labels.txt").write_text("".join(f"{i}:class_{i}\n" for i in range(1000)))
+    with tf.io.TFRecordWriter(str(root / "kilo_train.tfrecord")) as writer:
+        for label, path in enumerate(images):
+            feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.read_bytes()])),
+                       "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+                       "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return str(root)
+
+
+def _random_checkpoint(path: str, num_classes: int) -> None:
+    """The net with `num_classes` classes and random values everywhere (biases too), saved at `path`."""
+    rng = np.random.default_rng(0)
+    with tf.Graph().as_default():
+        nets_factory.get_network_fn(NET, num_classes)(tf.zeros([1, 32, 32, 3]))
+        with tf.Session() as session:
+            for variable in tf.global_variables():
+                variable.load(rng.normal(size=variable.shape.as_list()).astype(np.float32), session)
+            tf.train.Saver().save(session, path)
+
+
+def test_background_class_drop_restores_a_1001_class_classifier_into_1000_classes(datasets, tmp_path):
+    assert nets_factory.get_spec(NET).num_classes == 1001
+    ckpt = str(tmp_path / "k1001" / "model.ckpt")
+    _random_checkpoint(ckpt, 1001)
+    dataset = _kilo_class_dataset(tmp_path / "kilo", sorted((datasets[1] / "train" / "plus").glob("*.png"))[:4])
+    train.train(RunConfig(dataset=dataset, train_dir=str(tmp_path / "run"), ckpt=ckpt, background_class="drop",
+                          max_steps=1, skip_eval=True, **SMALL), verbose=False)
+
+    pretrained, initial = _values(ckpt), _values(str(tmp_path / "run" / "model.ckpt-0"))
+    classifier = [n for n in _model_names(initial) if n.startswith("MobilenetV1/Logits")]
+    assert sorted(classifier) == ["MobilenetV1/Logits/Conv2d_1c_1x1/biases", "MobilenetV1/Logits/Conv2d_1c_1x1/weights"]
+    for name in classifier:
+        assert pretrained[name].shape[-1] == 1001 and initial[name].shape[-1] == 1000
+        np.testing.assert_array_equal(initial[name], pretrained[name][..., 1:], err_msg=name)  # rows 1..1000
+        assert not np.array_equal(initial[name], pretrained[name][..., :1000])
+    report = json.loads((tmp_path / "run" / "restore_report.json").read_text())
+    assert report["options"]["background_class"] == "drop" and not report["skipped"]
+    assert {e["variable"]: e.get("transform") for e in report["restored"] if e["variable"] in classifier} == \
+        dict.fromkeys(classifier, "drop background row")
+
+
 def test_frozen_scopes_build_batch_norm_in_inference_mode(graph):
     spec = nets_factory.get_spec(NET)
     images = tf.zeros([2, 32, 32, 3])

@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint scope OLD is the graph's NEW, or re:PATTERN=REPLACEMENT (repeatable)")
     parser.add_argument("--ckpt-moving-average", action="store_true", help="use the EMA shadow values")
     parser.add_argument("--background-class", choices=["auto", "drop", "add"],
-                        help="fit a 1001-class classifier to 1000 classes or back")
+                        help="TF-Slim's 1001 vs 1000 class offset: 'drop' the checkpoint's background row (class 0), "
+                             "'add' one to a 1000-class classifier, 'auto' as the shapes need")
 
 
 def _net_variables(name: str, num_classes: int | None):
