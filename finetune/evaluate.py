@@ -128,6 +128,14 @@ class TrainedModel:
         return plan.restore_op()
 
 
+def report_dir(directory: str, split: str) -> str:
+    """Where a split's metrics.json and confusion_matrix.png go by default: DIRECTORY/eval_<split>.
+
+    Training's final evaluation and `finetune eval --train-dir` both write there.
+    """
+    return str(Path(directory) / f"eval_{split}")
+
+
 def read_run_config(train_dir: str) -> dict:
     path = Path(train_dir) / RUN_CONFIG
     if not Path(train_dir).is_dir():

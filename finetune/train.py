@@ -43,7 +43,6 @@ RUN_SUMMARY_FILE = "run_summary.json"
 RESTORE_REPORT_FILE = "restore_report.json"
 LABELS_FILE = "labels.txt"
 CHECKPOINT_BASENAME = "model.ckpt"
-EVAL_DIR = "eval"  # metrics.json and confusion_matrix.png of the final validation
 TRAIN_ACCURACY_WINDOW = 20  # final train accuracy: mean over this many last batches
 _SLIM_NAMESPACES = ("tf_slim", "tf_slim.layers", "tf_slim.layers.layers")
 _MODE_LAYERS = ("batch_norm", "dropout")
@@ -507,12 +506,13 @@ def _write_run_files(train_dir: str, config: RunConfig, spec: nets_factory.NetSp
 
 
 def validation_accuracy(train_dir: str, checkpoint: str, info: data.DatasetInfo, batch_size: int) -> float:
-    """Top-1 accuracy of `checkpoint` on the validation split (finetune.evaluate; report in train_dir/eval)."""
+    """Top-1 accuracy of `checkpoint` on the validation split (finetune.evaluate; report in train_dir/eval_validation,
+    where `finetune eval --train-dir` writes too)."""
     from finetune import evaluate
 
     model = evaluate.TrainedModel.from_train_dir(train_dir, checkpoint)
     metrics = evaluate.evaluate(model, info, split="validation", batch_size=batch_size,
-                                output_dir=os.path.join(train_dir, EVAL_DIR), progress=False)
+                                output_dir=evaluate.report_dir(train_dir, "validation"), progress=False)
     return float(metrics["top1"])
 
 

@@ -1,5 +1,6 @@
 """Evaluation: metrics equal a hand computation from the same logits; reports are written and readable."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -165,6 +166,17 @@ def test_cli_eval_train_dir(run, tmp_path):
     printed = json.loads(result.stdout)
     assert printed == json.loads((out / "metrics.json").read_text())
     assert printed["num_examples"] == 12
+
+
+def test_cli_eval_reports_where_training_does(tmp_path):
+    from finetune.commands import eval as eval_command
+
+    args = argparse.Namespace(output_dir=None, train_dir=str(tmp_path), split="validation")
+    assert eval_command._output_dir(args, None) == str(tmp_path / "eval_validation")
+    assert evaluate.report_dir(str(tmp_path), "validation") == str(tmp_path / "eval_validation")  # what training uses
+    checkpoint = str(tmp_path / "elsewhere" / "model.ckpt-3")
+    assert eval_command._output_dir(argparse.Namespace(output_dir=None, train_dir=None, split="train"), checkpoint) == \
+        str(tmp_path / "elsewhere" / "eval_train")
 
 
 def test_checkpoint_of_another_net_is_a_clear_error(run):

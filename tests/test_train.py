@@ -68,7 +68,8 @@ def test_logits_only_run_keeps_every_other_variable_and_bn_statistics(datasets, 
     assert report  # the restore plan's JSON
     saved = json.loads((tmp_path / "run_summary.json").read_text())
     assert saved["steps"] == 3 and 0.0 <= saved["validation_accuracy"] <= 1.0
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["top1"] == saved["validation_accuracy"]
+    # where `finetune eval --train-dir` writes too
+    assert json.loads((tmp_path / "eval_validation" / "metrics.json").read_text())["top1"] == saved["validation_accuracy"]
 
 
 def _kilo_class_dataset(root, images) -> str:

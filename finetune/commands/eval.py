@@ -61,10 +61,11 @@ def _dataset(args: argparse.Namespace):
 
 
 def _output_dir(args: argparse.Namespace, checkpoint: str | None) -> str:
+    from finetune.evaluate import report_dir
+
     if args.output_dir:
         return args.output_dir
-    base = Path(args.train_dir) if args.train_dir else Path(checkpoint).parent
-    return str(base / f"eval_{args.split}")
+    return report_dir(args.train_dir or str(Path(checkpoint).parent), args.split)
 
 
 def _render(metrics: dict, as_json: bool) -> str:
