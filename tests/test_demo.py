@@ -7,23 +7,23 @@ from finetune import cli, demo
 from recipes import demo as recipes
 
 
-def test_quick_demo_fine_tuned_beats_from_scratch(tmp_path, capsys):
-    # The whole command (recipes/demo.py's quick plan): ~45 s on 2 cores.
-    assert cli.main(["demo", "--quick", "--work-dir", str(tmp_path)]) == 0
+def test_demo_fine_tuned_beats_from_scratch(tmp_path, capsys):
+    # The whole command with recipes/demo.py's plan, source checkpoint not cached: ~65 s on 2 cores.
+    assert cli.main(["demo", "--work-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / demo.DEMO_SUMMARY_FILE).read_text())
     accuracy = result["validation_accuracy"]
-    assert accuracy["pretrain"] > 0.8  # the source task was learned: there is something to transfer
-    # Measured about 75% vs 50% (chance is 17%); a net that did not transfer gives the same as from scratch.
+    assert accuracy["pretrain"] > 0.9  # the source task was learned: there is something to transfer
+    # Measured 93-95% vs 73-82% (chance is 17%); a net that did not transfer gives about the same as from scratch.
     assert result["fine_tuned"] == accuracy["all"] and result["from_scratch"] == accuracy["scratch"]
-    assert result["fine_tuned"] > result["from_scratch"] + 0.1
-    assert result["target_steps"] == sum(recipes.quick().stage(s).overrides["max_steps"] for s in ("logits", "all"))
+    assert result["fine_tuned"] > 0.85 and result["fine_tuned"] > result["from_scratch"]
+    assert result["target_steps"] == sum(recipes.demo().stage(s).overrides["max_steps"] for s in ("logits", "all"))
     out = capsys.readouterr().out
     assert f"fine-tuned {100 * result['fine_tuned']:.1f}%  vs  from scratch {100 * result['from_scratch']:.1f}%" in out
     assert f"work dir {tmp_path}" in out
 
 
 def test_source_checkpoint_dir_is_named_by_what_it_depends_on(tmp_path):
-    recipe = recipes.quick()
+    recipe = recipes.demo()
     datasets = {"source": str(tmp_path / "source-1"), "target": str(tmp_path / "target-1")}
     first = demo._train_dirs(recipe, datasets, tmp_path)
     assert first == demo._train_dirs(recipe, datasets, tmp_path)  # the next run finds it
@@ -39,7 +39,7 @@ def test_source_checkpoint_dir_is_named_by_what_it_depends_on(tmp_path):
 
 
 def test_target_runs_start_fresh_and_the_cached_source_run_is_kept(tmp_path):
-    recipe = recipes.quick()
+    recipe = recipes.demo()
     datasets = {"source": str(tmp_path / "source"), "target": str(tmp_path / "target")}
     dirs = demo._train_dirs(recipe, datasets, tmp_path)
     for path in dirs.values():
