@@ -4,8 +4,9 @@
 `build_plan` + `RestorePlan.check()`, the strict restore training uses: any shape mismatch or
 missing variable that no rule explains is a `RestoreError`, and so is a plan that restores
 nothing or far less than the net. The error is one line (the count, the first few variables, the
-flags that fix it); the plan's table and `to_dict()` list every variable. `RestorePlan.restore_op()` is one RestoreV2 op for
-every tensor plus the assignments (sliced for the background-class offset), grouped.
+flags that fix it); the plan's table and `to_dict()` list every variable. `RestorePlan.restore_op()`
+is one RestoreV2 op for every tensor plus the assignments (sliced for the background-class
+offset), grouped.
 """
 
 from __future__ import annotations
