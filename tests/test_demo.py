@@ -2,8 +2,14 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
-from finetune import cli, demo
+import numpy as np
+
+from finetune import cli, demo, predict
+from finetune.evaluate import TrainedModel
+from finetune.preprocessing import preprocess_image
+from nets.compat import tf
 from recipes import demo as recipes
 
 
@@ -20,6 +26,37 @@ def test_demo_fine_tuned_beats_from_scratch(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"fine-tuned {100 * result['fine_tuned']:.1f}%  vs  from scratch {100 * result['from_scratch']:.1f}%" in out
     assert f"work dir {tmp_path}" in out
+    _check_exported_demo_model_predicts_as_in_process(tmp_path)
+
+
+def _in_process_classes(model: TrainedModel, pixels: np.ndarray) -> np.ndarray:
+    """Classes of the checkpoint graph itself, restored with a plain Saver, preprocessing as evaluation does."""
+    size = model.image_size
+    with tf.Graph().as_default():
+        images = tf.stack([preprocess_image(tf.constant(p / 255.0), size, size, False, model.preprocessing)
+                           for p in pixels])
+        logits = model.logits(images)
+        with tf.Session() as session:
+            tf.train.Saver().restore(session, model.checkpoint)
+            return session.run(logits).argmax(axis=1)
+
+
+def _check_exported_demo_model_predicts_as_in_process(work_dir: Path) -> None:
+    """`finetune export` of the demo's fine-tuned run, then `finetune predict` on target validation images."""
+    train_dir = work_dir / "runs" / "all"
+    assert cli.main(["export", "--train-dir", str(train_dir), "--output", str(work_dir / "out" / "model.pb")]) == 0
+    target = next((work_dir / "data").glob("target-*"))
+    images = sorted(str(p) for p in (target / "validation").glob("*/*"))[::5]
+    exported = predict.load_model(work_dir / "out" / "model.pb")
+    results = predict.predict(exported, images, top_k=1, batch_size=8)
+    pixels = np.stack([predict.read_image(path, exported) for path in images])
+    exported.close()
+    model = TrainedModel.from_train_dir(str(train_dir))
+    expected = [model.class_names[c] for c in _in_process_classes(model, pixels)]
+    assert [r["predictions"][0]["label"] for r in results] == expected
+    # The labels are the folder names of a model that learned: most predictions are right.
+    truth = [Path(path).parent.name for path in images]
+    assert np.mean([e == t for e, t in zip(expected, truth)]) > 0.7
 
 
 def test_source_checkpoint_dir_is_named_by_what_it_depends_on(tmp_path):
