@@ -29,12 +29,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from nets.compat import slim, tf
-from nets import nets_factory
-
 import checkpoints
 from finetune import data, devices, optim
 from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, Recipe, RunConfig
+from nets import nets_factory
+from nets.compat import slim, tf
 
 AUX_LOGITS = "AuxLogits"
 AUX_LOSS_WEIGHT = 0.4  # TF-Slim's weight of the auxiliary classifier's loss

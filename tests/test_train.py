@@ -1,16 +1,14 @@
 """The training loop on mobilenet_v1_025 at 32 px, batch 4, a few steps: what trains, what stays, what is saved."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 
-from nets.compat import tf
-from nets import nets_factory
-
 from finetune import synthetic, train
 from finetune.config import RunConfig
+from nets import nets_factory
+from nets.compat import tf
 
 NET = "mobilenet_v1_025"
 SMALL = {"net": NET, "batch_size": 4, "image_size": 32, "save_interval_secs": 3600}
