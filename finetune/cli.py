@@ -50,7 +50,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
 def _quiet_tensorflow() -> None:
     """Keep TF's deprecation notices (about its own v1 APIs, which slim needs) off the user's screen."""
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=r"`layer.apply` is deprecated")
+    warnings.filterwarnings("ignore", message=r"`[^`]+` is deprecated", category=UserWarning)
 
 
 def main(argv: list[str] | None = None) -> int:
