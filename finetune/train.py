@@ -394,15 +394,20 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
                                                config=devices.session_config(config.xla, devices=places))
         stopped = "max_steps"
         start = time.perf_counter()
-        try:
-            with tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks) as session:
-                try:
-                    while not session.should_stop():
-                        session.run(model.train_op)
-                except KeyboardInterrupt:
-                    stopped = "interrupted"  # leaving the block runs the hooks' end(): the saver saves a checkpoint
-        finally:
-            progress.close()
+        if progress.start_step >= max_steps:
+            # StopAtStepHook checks after a step: without this a finished run would take one more.
+            say(f"{resume_from} is already at step {progress.start_step} (>= {max_steps}): nothing to train; "
+                "raise --max-steps or --epochs to go on.")
+        else:
+            try:
+                with tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks) as session:
+                    try:
+                        while not session.should_stop():
+                            session.run(model.train_op)
+                    except KeyboardInterrupt:
+                        stopped = "interrupted"  # leaving the block runs the hooks' end(): the saver saves a checkpoint
+            finally:
+                progress.close()
         seconds = time.perf_counter() - start
 
     if stopped == "interrupted":
