@@ -78,7 +78,9 @@ def select_trainable(variables: Sequence[tf.Variable], scopes: Sequence[str]) ->
     for scope in scopes:
         if not any(in_scopes(v.op.name, [scope]) for v in variables):
             top = sorted({"/".join(v.op.name.split("/")[:2]) for v in variables})
-            raise ValueError(f"--trainable scope {scope!r} matches no variable of the net; scopes: {', '.join(top)}.")
+            shown = ", ".join(top[:4]) + (f" ... and {len(top) - 4} more" if len(top) > 4 else "")
+            raise ValueError(f"--trainable scope {scope!r} matches no variable of the net (its scopes: {shown}; "
+                             "`finetune inspect CKPT --net NET` lists the variables).")
     return [v for v in variables if in_scopes(v.op.name, scopes)]
 
 

@@ -232,3 +232,15 @@ def test_two_towers_train_the_same_variables(datasets, tmp_path):
     values = _values(summary["checkpoint"])
     assert summary["final_step"] == 2 and not any(n.startswith("tower_") for n in values)
     assert "MobilenetV1/Conv2d_0/weights" in values
+
+
+def test_unknown_trainable_scope_is_a_short_error(graph):
+    variables = [tf.Variable(0.0, name=f"Net/Block_{i}/w") for i in range(30)]
+    assert select_trainable_names(variables, ["Net/Block_3"]) == ["Net/Block_3/w"]
+    with pytest.raises(ValueError, match=r"'Net/Nope' matches no variable .*Net/Block_0.* and 26 more") as error:
+        train.select_trainable(variables, ["Net/Nope"])
+    assert len(str(error.value)) < 300
+
+
+def select_trainable_names(variables, scopes):
+    return [v.op.name for v in train.select_trainable(variables, scopes)]
