@@ -191,6 +191,9 @@ class RunConfig:
     num_devices: int | None = field(default=None, metadata=_flag(
         "train on this many devices, one tower each, gradients averaged (default: every GPU, else the CPU)", int,
         group="devices"))
+    sync_replicas: bool = field(default=False, metadata=_flag(
+        "cluster training (TF_CONFIG set): one synchronous step from every worker's gradients (TensorFlow's "
+        "SyncReplicasOptimizer) instead of asynchronous updates; no effect in one process", group="devices"))
 
     def __post_init__(self):
         _validate(self)

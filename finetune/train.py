@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 import checkpoints
+from finetune import cluster as clusters
 from finetune import data, devices, optim
 from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, Recipe, RunConfig
 from nets import nets_factory
@@ -150,6 +151,7 @@ class Model:
     train_op: tf.Operation
     trained: list[tf.Variable]
     model_variables: list[tf.Variable]
+    optimizer: tf.train.Optimizer | None = None
 
 
 def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int, scopes: Sequence[str], *,
@@ -187,9 +189,12 @@ def regularization_loss(trained: Sequence[tf.Variable]) -> tf.Tensor:
 
 
 def build_model(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor, labels: tf.Tensor,
-                num_classes: int, *, steps_per_epoch: int, max_steps: int, places: Sequence[str]) -> Model:
+                num_classes: int, *, steps_per_epoch: int, max_steps: int, places: Sequence[str],
+                sync_cluster: clusters.Cluster | None = None) -> Model:
     """Net, loss and train op: one tower per device; gradients of the trainable scopes, averaged over the
-    towers, processed (multipliers, global-norm clip), applied; then BatchNorm updates and EMA."""
+    towers, processed (multipliers, global-norm clip), applied; then BatchNorm updates and EMA.
+
+    sync_cluster: apply the gradients of all its workers together (SyncReplicasOptimizer)."""
     global_step = tf.train.get_or_create_global_step()
     scopes = trainable_scopes(spec, config.trainable)
     precision = devices.get_precision(config.precision)
@@ -219,6 +224,8 @@ def build_model(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor
                              decay_factor=config.decay_factor, end_lr=config.end_learning_rate,
                              warmup_steps=config.warmup_steps)
     optimizer = precision.wrap_optimizer(optim.make_optimizer(config.optimizer, lr, **config.optimizer_params))
+    if sync_cluster is not None:
+        optimizer = clusters.sync_replicas(optimizer, sync_cluster)
     grads_and_vars = devices.average_gradients(devices.tower_gradients(optimizer, losses, towers, trained))
     grads_and_vars, grad_norm = optim.process_gradients(grads_and_vars, clip_norm=config.clip_grad_norm,
                                                         multipliers=dict(config.lr_multiplier) or None)
@@ -230,7 +237,7 @@ def build_model(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor
         with tf.control_dependencies([train_op]):
             train_op = optim.moving_average_op(config.moving_average_decay, trained, global_step)
     return Model(loss=loss, accuracy=accuracy, learning_rate=lr, grad_norm=grad_norm, train_op=train_op,
-                 trained=trained, model_variables=model_variables)
+                 trained=trained, model_variables=model_variables, optimizer=optimizer)
 
 
 def _summaries(model: Model) -> tf.Tensor:
@@ -331,6 +338,10 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     (default: verbose) shows the tqdm bar.
     """
     say = print if verbose else (lambda *a, **k: None)
+    cluster = clusters.from_env()  # None: one process
+    if cluster is not None and cluster.is_ps:
+        clusters.serve(cluster)  # until killed
+    chief = cluster is None or cluster.is_chief
     spec = nets_factory.get_spec(config.net)
     info = data.describe_dataset(config.dataset, config.validation_fraction, config.seed)
     image_size = config.image_size or spec.image_size
@@ -343,25 +354,30 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     places = devices.select_devices(config.num_devices)
     if config.batch_size % len(places):
         raise ValueError(f"--batch-size {config.batch_size} does not divide over {len(places)} devices.")
-    with tf.Graph().as_default():
+    server = clusters.start_server(cluster) if cluster else None
+    with tf.Graph().as_default(), clusters.device_scope(cluster):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
-        with tf.device("/cpu:0"):
+        with tf.device(clusters.input_device(cluster)):
             dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
-                                         preprocessing=spec.preprocessing, is_training=True, seed=config.seed,
+                                         preprocessing=spec.preprocessing, is_training=True,
+                                         seed=config.seed + (cluster.replica if cluster else 0),
                                          drop_remainder=True, crop_min_area=config.crop_min_area)
             images, labels = data.make_iterator(dataset).get_next()
             skipped = data.skipped_images("train")
         model = build_model(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,
-                            max_steps=max_steps, places=places)
+                            max_steps=max_steps, places=places,
+                            sync_cluster=cluster if config.sync_replicas else None)
         summary_op = _summaries(model)
         saver = tf.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
 
         # Resume beats warm start, and a train dir of another run is refused before anything is written.
-        resume_from = checkpoints.check_resume(train_dir, tf.global_variables())
+        resume_from = checkpoints.check_resume(train_dir, tf.global_variables()) if chief else None
         _check_same_labels(train_dir, info.class_names, resume_from)
         init_fn, plan = None, None
-        if resume_from:
+        if not chief:
+            say(f"Worker {cluster.device}: the chief initializes the variables and writes {train_dir}.")
+        elif resume_from:
             say(f"Resuming from {resume_from} (step {_step_of(resume_from)} of {max_steps}); "
                 "--ckpt is not restored again.")
         elif config.ckpt:
@@ -373,8 +389,9 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
             init_fn = plan.init_fn()
         else:
             say(f"No --ckpt: {config.net} trains from scratch.")
-        os.makedirs(train_dir, exist_ok=True)
-        if not resume_from:
+        if chief:
+            os.makedirs(train_dir, exist_ok=True)
+        if chief and not resume_from:
             _write_run_files(train_dir, config, spec, info, image_size, plan)
 
         progress = _ProgressHook(model, global_step, skipped, _step_of(resume_from), max_steps, config.batch_size,
@@ -385,15 +402,16 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
             _NonFiniteLossHook(model.loss, train_dir),
             tf.train.StopAtStepHook(last_step=max_steps),
             progress,
-            tf.train.SummarySaverHook(save_steps=config.summary_interval_steps, output_dir=train_dir,
-                                      summary_op=summary_op),
-            tf.train.CheckpointSaverHook(train_dir, saver=saver, checkpoint_basename=CHECKPOINT_BASENAME,
-                                         **save_every),
+            *([tf.train.SummarySaverHook(save_steps=config.summary_interval_steps, output_dir=train_dir,
+                                         summary_op=summary_op),
+               tf.train.CheckpointSaverHook(train_dir, saver=saver, checkpoint_basename=CHECKPOINT_BASENAME,
+                                            **save_every)] if chief else []),
+            *clusters.sync_hooks(model.optimizer, chief),
             *hooks,
         ]
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
-        creator = tf.train.ChiefSessionCreator(scaffold=scaffold, checkpoint_filename_with_path=resume_from,
-                                               config=devices.session_config(config.xla, devices=places))
+        creator = clusters.session_creator(cluster, server, scaffold, devices.session_config(config.xla, devices=places),
+                                           resume_from)
         stopped = "max_steps"
         start = time.perf_counter()
         if progress.start_step >= max_steps:
@@ -402,7 +420,9 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
                 "raise --max-steps or --epochs to go on.")
         else:
             try:
-                with tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks) as session:
+                with tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks,
+                                               stop_grace_period_secs=clusters.stop_grace_secs(model.optimizer)
+                                               ) as session:
                     try:
                         while not session.should_stop():
                             session.run(model.train_op)
@@ -418,7 +438,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         say(f"{progress.skipped} training images skipped (corrupt or undecodable).")
     checkpoint = tf.train.latest_checkpoint(train_dir)
     validation = None
-    if not config.skip_eval and info.num_examples.get("validation", 0) and stopped != "interrupted":
+    if chief and not config.skip_eval and info.num_examples.get("validation", 0) and stopped != "interrupted":
         validation = validation_accuracy(train_dir, checkpoint, info, config.batch_size)
     summary = {
         "net": config.net,
@@ -435,7 +455,8 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         "checkpoint": checkpoint,
         "train_dir": os.path.abspath(train_dir),
     }
-    _write_json(os.path.join(train_dir, RUN_SUMMARY_FILE), summary)
+    if chief:
+        _write_json(os.path.join(train_dir, RUN_SUMMARY_FILE), summary)
     say(format_summary(summary))
     return summary
 
