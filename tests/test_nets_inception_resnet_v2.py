@@ -1,11 +1,9 @@
-"""nets/inception_resnet_v2.py: the published checkpoint's variables, fine-tuning sizes, wiring, modes.
+"""nets/inception_resnet_v2.py: the published checkpoint's variables, end points, modes, base options
+(the fine-tuning size and golden logits: test_nets_inception_golden.py).
 
 Only one build at 299 px (a placeholder, never run); everything that runs uses 75-107 px images.
 """
 
-import zlib
-
-import numpy as np
 import pytest
 
 from nets import _inception_common, nets_factory
@@ -14,45 +12,6 @@ from nets.inception_resnet_v2 import inception_resnet_v2_arg_scope, inception_re
 
 NAME = "inception_resnet_v2"
 SCOPE = "InceptionResnetV2"
-GOLDEN_SIZE, GOLDEN_CLASSES = 107, 5  # 107 px: the smallest input whose aux head sees a 5 x 5 map
-
-# Logits and AuxLogits of TF-Slim's reference code (tensorflow/models research/slim/nets/
-# inception_resnet_v2.py @ 608bd221, under its arg scope, is_training=False, 5 classes) for
-# golden_images() with deterministic_values() loaded: the same weights must give the same outputs.
-GOLDEN_LOGITS = [
-    [-10.272041, -2.8560803, 0.90480042, -11.225296, -10.725502],
-    [-10.512483, -3.8381407, -0.075255893, -10.949909, -10.52497],
-]
-GOLDEN_AUX_LOGITS = [
-    [-1.0992241, 4.8345823, -3.0316288, -3.2511632, -1.4627147],
-    [-0.96816546, 4.8598151, -2.9898884, -3.3032181, -1.463964],
-]
-
-
-def deterministic_values(variables: list) -> dict:
-    """A fixed value per variable, derived from its name only: He-scaled weights, BN stats near (0, 1)."""
-    values = {}
-    for variable in variables:
-        name, shape = variable.op.name, variable.shape.as_list()
-        rng = np.random.default_rng(zlib.crc32(name.encode()))
-        if name.endswith("/weights"):
-            value = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
-        elif name.endswith("/moving_variance"):
-            value = rng.uniform(0.5, 1.5, shape)
-        else:  # biases, beta, moving_mean
-            value = 0.1 * rng.standard_normal(shape)
-        values[variable] = value.astype(np.float32)
-    return values
-
-
-def load_deterministic_values(session, variables: list) -> None:
-    """Initialize `variables` with deterministic_values() in one run (feeding each initializer's value)."""
-    values = deterministic_values(variables)
-    session.run([v.initializer for v in values], {v.initializer.inputs[1]: value for v, value in values.items()})
-
-
-def golden_images(size: int = GOLDEN_SIZE) -> np.ndarray:
-    return np.random.default_rng(0).uniform(-1.0, 1.0, (2, size, size, 3)).astype(np.float32)
 
 
 def _variables(graph: tf.Graph) -> dict:
@@ -114,53 +73,6 @@ def test_manifest():
     assert spec.classifier_scopes == (f"{SCOPE}/Logits", f"{SCOPE}/AuxLogits")
     assert (spec.logits_end_point, spec.predictions_end_point) == ("Logits", "Predictions")
     assert nets_factory.get_network_fn(NAME, 10).default_image_size == 299
-
-
-def test_same_weights_give_the_reference_logits_at_a_fine_tuning_size(graph):
-    """107 px, 5 classes: only the classifier variables change shape, and the wiring is TF-Slim's."""
-    network_fn = nets_factory.get_network_fn(NAME, num_classes=GOLDEN_CLASSES)
-    logits, end_points = network_fn(tf.constant(golden_images()))
-
-    published = nets_factory.get_spec(NAME).published_variables()
-    built = _variables(graph)
-    assert set(built) == set(published)
-    changed = sorted(name for name in built if built[name] != published[name])
-    assert changed == [
-        f"{SCOPE}/AuxLogits/Conv2d_2a_5x5/weights",  # its kernel spans the aux map: 1 x 1 at 107 px
-        f"{SCOPE}/AuxLogits/Logits/biases",
-        f"{SCOPE}/AuxLogits/Logits/weights",
-        f"{SCOPE}/Logits/Logits/biases",
-        f"{SCOPE}/Logits/Logits/weights",
-    ]
-    assert built[f"{SCOPE}/Logits/Logits/weights"] == (1536, GOLDEN_CLASSES)
-
-    with tf.Session() as session:
-        load_deterministic_values(session, tf.global_variables())
-        got_logits, got_aux = session.run([logits, end_points["AuxLogits"]])
-    np.testing.assert_allclose(got_logits, GOLDEN_LOGITS, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(got_aux, GOLDEN_AUX_LOGITS, rtol=1e-4, atol=1e-5)
-
-
-def test_training_mode_without_classes_gives_features_and_updates_batch_norm(graph):
-    """num_classes=0, any image size, is_training=True: pooled features, BatchNorm moving averages update."""
-    network_fn = nets_factory.get_network_fn(NAME, num_classes=0, is_training=True)
-    images = tf.placeholder(tf.float32, [None, None, None, 3])
-    features, end_points = network_fn(images)
-    assert features is end_points["global_pool"]
-    assert not {"Logits", "Predictions", "AuxLogits", "PreLogitsFlatten"} & set(end_points)
-    assert not [name for name in _variables(graph) if "Logits" in name]
-
-    moving_means = [v for v in tf.global_variables() if v.op.name.endswith("/moving_mean")]
-    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-    assert len(update_ops) == 2 * len(moving_means)  # a mean and a variance update per BatchNorm
-    (stem_mean,) = [v for v in moving_means if v.op.name == f"{SCOPE}/Conv2d_1a_3x3/BatchNorm/moving_mean"]
-    with tf.Session() as session:
-        session.run(tf.global_variables_initializer())
-        before = session.run(stem_mean)
-        got, _ = session.run([features, update_ops], {images: golden_images(75)})
-        after = session.run(stem_mean)
-    assert got.shape == (2, 1, 1, 1536)
-    assert np.all(before == 0) and np.any(after != 0)
 
 
 def test_base_stops_at_the_final_endpoint_and_supports_output_stride_8(graph):

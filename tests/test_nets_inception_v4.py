@@ -1,11 +1,10 @@
-"""nets/inception_v4.py: the published checkpoint's variables, fine-tuning sizes, wiring, modes.
+"""nets/inception_v4.py: the published checkpoint's variables, end points, modes, base options
+(the fine-tuning size and golden logits: test_nets_inception_golden.py).
 
 Only one build at 299 px (a placeholder, never run); everything that runs uses 75-107 px images.
 """
 
-import numpy as np
 import pytest
-from test_nets_inception_resnet_v2 import GOLDEN_CLASSES, golden_images, load_deterministic_values
 
 from nets import nets_factory
 from nets.compat import slim, tf
@@ -13,18 +12,6 @@ from nets.inception_v4 import END_POINTS, inception_v4_arg_scope, inception_v4_b
 
 NAME = "inception_v4"
 SCOPE = "InceptionV4"
-
-# Logits and AuxLogits of TF-Slim's reference code (tensorflow/models research/slim/nets/
-# inception_v4.py @ 03cdc5fe, under inception_utils.inception_arg_scope, is_training=False, 5 classes)
-# for golden_images() with deterministic_values() loaded: the same weights must give the same outputs.
-GOLDEN_LOGITS = [
-    [0.43299434, 0.7548753, -0.20741397, 0.34747171, 0.093939759],
-    [0.43321142, 0.76939034, -0.19329453, 0.34842029, 0.11777794],
-]
-GOLDEN_AUX_LOGITS = [
-    [0.48504278, -2.1200409, 0.8581695, -0.077858187, -1.1692282],
-    [0.47752842, -2.1042283, 0.82891899, -0.078944542, -1.1886425],
-]
 
 
 def _variables(graph: tf.Graph) -> dict:
@@ -84,53 +71,6 @@ def test_manifest():
     assert spec.classifier_scopes == (f"{SCOPE}/Logits", f"{SCOPE}/AuxLogits")
     assert (spec.logits_end_point, spec.predictions_end_point) == ("Logits", "Predictions")
     assert nets_factory.get_network_fn(NAME, 10).default_image_size == 299
-
-
-def test_same_weights_give_the_reference_logits_at_a_fine_tuning_size(graph):
-    """107 px, 5 classes: only the classifier variables change shape, and the wiring is TF-Slim's."""
-    network_fn = nets_factory.get_network_fn(NAME, num_classes=GOLDEN_CLASSES)
-    logits, end_points = network_fn(tf.constant(golden_images()))
-
-    published = nets_factory.get_spec(NAME).published_variables()
-    built = _variables(graph)
-    assert set(built) == set(published)
-    changed = sorted(name for name in built if built[name] != published[name])
-    assert changed == [
-        f"{SCOPE}/AuxLogits/Aux_logits/biases",
-        f"{SCOPE}/AuxLogits/Aux_logits/weights",
-        f"{SCOPE}/AuxLogits/Conv2d_2a/weights",  # its kernel spans the aux map: 1 x 1 at 107 px
-        f"{SCOPE}/Logits/Logits/biases",
-        f"{SCOPE}/Logits/Logits/weights",
-    ]
-    assert built[f"{SCOPE}/Logits/Logits/weights"] == (1536, GOLDEN_CLASSES)
-
-    with tf.Session() as session:
-        load_deterministic_values(session, tf.global_variables())
-        got_logits, got_aux = session.run([logits, end_points["AuxLogits"]])
-    np.testing.assert_allclose(got_logits, GOLDEN_LOGITS, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(got_aux, GOLDEN_AUX_LOGITS, rtol=1e-4, atol=1e-5)
-
-
-def test_training_mode_without_classes_gives_features_and_updates_batch_norm(graph):
-    """num_classes=0, any image size, is_training=True: pooled features, BatchNorm moving averages update."""
-    network_fn = nets_factory.get_network_fn(NAME, num_classes=0, is_training=True)
-    images = tf.placeholder(tf.float32, [None, None, None, 3])
-    features, end_points = network_fn(images)
-    assert features is end_points["global_pool"]
-    assert not {"Logits", "Predictions", "AuxLogits", "PreLogitsFlatten"} & set(end_points)
-    assert not [name for name in _variables(graph) if "Logits" in name]
-
-    moving_means = [v for v in tf.global_variables() if v.op.name.endswith("/moving_mean")]
-    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
-    assert len(update_ops) == 2 * len(moving_means)  # a mean and a variance update per BatchNorm
-    (stem_mean,) = [v for v in moving_means if v.op.name == f"{SCOPE}/Conv2d_1a_3x3/BatchNorm/moving_mean"]
-    with tf.Session() as session:
-        session.run(tf.global_variables_initializer())
-        before = session.run(stem_mean)
-        got, _ = session.run([features, update_ops], {images: golden_images(75)})
-        after = session.run(stem_mean)
-    assert got.shape == (2, 1, 1, 1536)
-    assert np.all(before == 0) and np.any(after != 0)
 
 
 def test_base_stops_at_the_final_endpoint(graph):
