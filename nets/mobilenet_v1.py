@@ -12,7 +12,6 @@ The width variants scale every depth by `depth_multiplier`, never below `min_dep
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -220,14 +219,9 @@ def mobilenet_v1_arg_scope(
         return scope
 
 
-def _width(depth_multiplier: float) -> Callable:
-    """mobilenet_v1 at another width, keeping its name, docstring and default_image_size."""
-    return functools.update_wrapper(functools.partial(mobilenet_v1, depth_multiplier=depth_multiplier), mobilenet_v1)
-
-
-mobilenet_v1_075 = _width(0.75)
-mobilenet_v1_050 = _width(0.50)
-mobilenet_v1_025 = _width(0.25)
+mobilenet_v1_075 = nets_factory.width_variant(mobilenet_v1, 0.75)
+mobilenet_v1_050 = nets_factory.width_variant(mobilenet_v1, 0.50)
+mobilenet_v1_025 = nets_factory.width_variant(mobilenet_v1, 0.25)
 
 
 def _register(name: str, network_fn: Callable) -> None:

@@ -17,7 +17,6 @@ more than 10% down); bottleneck expansions are rounded likewise from the actual 
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -240,13 +239,8 @@ def mobilenet_v2_arg_scope(
         return scope
 
 
-def _width(depth_multiplier: float) -> Callable:
-    """mobilenet_v2 at another width, keeping its name, docstring and default_image_size."""
-    return functools.update_wrapper(functools.partial(mobilenet_v2, depth_multiplier=depth_multiplier), mobilenet_v2)
-
-
-mobilenet_v2_140 = _width(1.4)
-mobilenet_v2_035 = _width(0.35)
+mobilenet_v2_140 = nets_factory.width_variant(mobilenet_v2, 1.4)
+mobilenet_v2_035 = nets_factory.width_variant(mobilenet_v2, 0.35)
 
 
 def _register(name: str, network_fn: Callable) -> None:

@@ -113,6 +113,11 @@ def get_spec(name: str) -> NetSpec:
     return registered[name]
 
 
+def width_variant(network_fn: Callable, depth_multiplier: float) -> Callable:
+    """`network_fn` at another width (depth_multiplier), keeping its name, docstring and default_image_size."""
+    return functools.update_wrapper(functools.partial(network_fn, depth_multiplier=depth_multiplier), network_fn)
+
+
 def __getattr__(attr: str):
     # `networks_map` (name -> network function) as in TF-Slim's factory, built on first use so that
     # importing this module does not import every family.
