@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from netcheck import variable_shapes
 
 from nets import nets_factory
 from nets.compat import tf
@@ -95,10 +96,6 @@ def golden_images(size: int = GOLDEN_SIZE) -> np.ndarray:
     return np.random.default_rng(0).uniform(-1.0, 1.0, (2, size, size, 3)).astype(np.float32)
 
 
-def _variables(graph: tf.Graph) -> dict:
-    return {v.op.name: tuple(v.shape.as_list()) for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_same_weights_give_the_reference_logits_at_a_fine_tuning_size(graph, case):
     """107 px, 5 classes: only the classifier variables change shape, and the wiring is TF-Slim's."""
@@ -106,7 +103,7 @@ def test_same_weights_give_the_reference_logits_at_a_fine_tuning_size(graph, cas
     logits, end_points = network_fn(tf.constant(golden_images()))
 
     published = nets_factory.get_spec(case.name).published_variables()
-    built = _variables(graph)
+    built = variable_shapes(graph)
     assert set(built) == set(published)
     changed = sorted(name for name in built if built[name] != published[name])
     assert changed == [f"{case.scope}/{name}" for name in case.changed]
@@ -127,7 +124,7 @@ def test_training_mode_without_classes_gives_features_and_updates_batch_norm(gra
     features, end_points = network_fn(images)
     assert features is end_points["global_pool"]
     assert not {"Logits", "Predictions", "AuxLogits", "PreLogitsFlatten"} & set(end_points)
-    assert not [name for name in _variables(graph) if "Logits" in name]
+    assert not [name for name in variable_shapes(graph) if "Logits" in name]
 
     moving_means = [v for v in tf.global_variables() if v.op.name.endswith("/moving_mean")]
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)

@@ -5,6 +5,7 @@ Only one build at 299 px (a placeholder, never run); everything that runs uses 7
 """
 
 import pytest
+from netcheck import build_published, variable_shapes
 
 from nets import _inception_common, nets_factory
 from nets.compat import slim, tf
@@ -14,23 +15,16 @@ NAME = "inception_resnet_v2"
 SCOPE = "InceptionResnetV2"
 
 
-def _variables(graph: tf.Graph) -> dict:
-    return {v.op.name: tuple(v.shape.as_list()) for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
-
-
 @pytest.fixture(scope="module")
 def published_build():
-    """The net as the factory builds it for the published checkpoint: 299 px, 1001 classes, eval mode."""
-    with tf.Graph().as_default() as graph:
-        network_fn = nets_factory.get_network_fn(NAME, num_classes=1001)
-        logits, end_points = network_fn(tf.placeholder(tf.float32, [1, 299, 299, 3]))
-    return graph, logits, end_points
+    """299 px, 1001 classes, eval mode: the published checkpoint's build."""
+    return build_published(NAME)
 
 
 def test_variables_are_the_published_checkpoints(published_build):
     graph, _, _ = published_build
     published = nets_factory.get_spec(NAME).published_variables()
-    built = _variables(graph)
+    built = variable_shapes(graph)
     assert len(built) == len(published) == 908
     assert sorted(set(built) - set(published)) == [] and sorted(set(published) - set(built)) == []
     assert built == published  # shapes too
@@ -86,7 +80,7 @@ def test_base_stops_at_the_final_endpoint_and_supports_output_stride_8(graph):
     assert list(end_points)[-1] == "PreAuxLogits" and net is end_points["PreAuxLogits"]
     assert net.shape.as_list() == [1, 8, 8, 1088]  # SAME padding, stride 8
     published = nets_factory.get_spec(NAME).published_variables()
-    built = _variables(graph)
+    built = variable_shapes(graph)
     assert built and all(published[name] == shape for name, shape in built.items())
     assert not any(name.startswith(f"{SCOPE}/Mixed_7a") for name in built)
 
@@ -102,7 +96,7 @@ def test_base_stops_at_the_final_endpoint_and_supports_output_stride_8(graph):
 def test_base_rejects_bad_arguments(graph, kwargs, message):
     with pytest.raises(ValueError, match=message):
         inception_resnet_v2_base(tf.placeholder(tf.float32, [1, 75, 75, 3]), **kwargs)
-    assert _variables(graph) == {}
+    assert variable_shapes(graph) == {}
 
 
 def test_aux_head_needs_a_static_size(graph):

@@ -5,6 +5,7 @@ Only one build at 299 px (a placeholder, never run); everything that runs uses 7
 """
 
 import pytest
+from netcheck import build_published, variable_shapes
 
 from nets import nets_factory
 from nets.compat import slim, tf
@@ -14,23 +15,16 @@ NAME = "inception_v4"
 SCOPE = "InceptionV4"
 
 
-def _variables(graph: tf.Graph) -> dict:
-    return {v.op.name: tuple(v.shape.as_list()) for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
-
-
 @pytest.fixture(scope="module")
 def published_build():
-    """The net as the factory builds it for the published checkpoint: 299 px, 1001 classes, eval mode."""
-    with tf.Graph().as_default() as graph:
-        network_fn = nets_factory.get_network_fn(NAME, num_classes=1001)
-        logits, end_points = network_fn(tf.placeholder(tf.float32, [1, 299, 299, 3]))
-    return graph, logits, end_points
+    """299 px, 1001 classes, eval mode: the published checkpoint's build."""
+    return build_published(NAME)
 
 
 def test_variables_are_the_published_checkpoints(published_build):
     graph, _, _ = published_build
     published = nets_factory.get_spec(NAME).published_variables()
-    built = _variables(graph)
+    built = variable_shapes(graph)
     assert len(built) == len(published) == 608
     assert sorted(set(built) - set(published)) == [] and sorted(set(published) - set(built)) == []
     assert built == published  # shapes too
@@ -79,7 +73,7 @@ def test_base_stops_at_the_final_endpoint(graph):
     assert list(end_points) == list(END_POINTS[: END_POINTS.index("Mixed_5a") + 1])
     assert net is end_points["Mixed_5a"] and net.shape.as_list() == [1, 7, 7, 384]
     published = nets_factory.get_spec(NAME).published_variables()
-    built = _variables(graph)
+    built = variable_shapes(graph)
     assert built and all(published[name] == shape for name, shape in built.items())
     assert not any(name.startswith(f"{SCOPE}/Mixed_5b") for name in built)
 
@@ -87,4 +81,4 @@ def test_base_stops_at_the_final_endpoint(graph):
 def test_base_rejects_an_unknown_final_endpoint(graph):
     with pytest.raises(ValueError, match="Unknown final_endpoint 'Mixed_8a'"):
         inception_v4_base(tf.placeholder(tf.float32, [1, 75, 75, 3]), final_endpoint="Mixed_8a")
-    assert _variables(graph) == {}
+    assert variable_shapes(graph) == {}

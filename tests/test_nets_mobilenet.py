@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from netcheck import variable_shapes
 
 from nets import mobilenet_v1, mobilenet_v2, nets_factory
 from nets.compat import slim, tf
@@ -9,10 +10,6 @@ from nets.compat import slim, tf
 V1_NAMES = ["mobilenet_v1", "mobilenet_v1_075", "mobilenet_v1_050", "mobilenet_v1_025"]
 V2_NAMES = ["mobilenet_v2", "mobilenet_v2_140", "mobilenet_v2_035"]
 SMALL = ["mobilenet_v1_025", "mobilenet_v2_035"]  # one small net per family
-
-
-def _variables() -> dict[str, tuple[int, ...]]:
-    return {v.op.name: tuple(v.shape.as_list()) for v in tf.global_variables()}
 
 
 def _build(name, num_classes, size, batch=2, is_training=False, weight_decay=0.0, **kwargs):
@@ -30,7 +27,7 @@ def _under(name: str, scopes) -> bool:
 def test_variables_equal_published_checkpoint(graph, name):
     _build(name, 1001, 224, batch=1)
     published = nets_factory.get_spec(name).published_variables()
-    built = _variables()
+    built = variable_shapes()
     assert sorted(set(published) - set(built)) == []  # nothing missing
     assert sorted(set(built) - set(published)) == []  # nothing extra
     assert {n: s for n, s in built.items() if published[n] != s} == {}
@@ -71,7 +68,7 @@ def test_new_class_count_at_small_size_changes_only_classifier(graph, name):
     _, logits, end_points = _build(name, 5, 64)
     spec = nets_factory.get_spec(name)
     published = spec.published_variables()
-    built = _variables()
+    built = variable_shapes()
     assert set(built) == set(published)
     changed = {n for n in built if built[n] != published[n]}
     assert changed and all(_under(n, spec.classifier_scopes) for n in changed)
@@ -84,7 +81,7 @@ def test_num_classes_zero_returns_pooled_features(graph, name, depth):
     _, features, end_points = _build(name, 0, 64)
     assert features.shape.as_list() == [2, 1, 1, depth]
     assert "Logits" not in end_points and "Predictions" not in end_points
-    assert not [n for n in _variables() if "/Logits/" in n]
+    assert not [n for n in variable_shapes() if "/Logits/" in n]
 
 
 def test_v1_end_points(graph):
@@ -113,7 +110,7 @@ def test_v2_end_points(graph):
 def test_is_training_switches_batch_norm_and_dropout(graph, name):
     images, logits, _ = _build(name, 5, 32, is_training=True, dropout_keep_prob=0.5)
     training_updates = len(tf.get_collection(tf.GraphKeys.UPDATE_OPS))
-    moving_stats = [n for n in _variables() if n.endswith(("moving_mean", "moving_variance"))]
+    moving_stats = [n for n in variable_shapes() if n.endswith(("moving_mean", "moving_variance"))]
     assert training_updates == len(moving_stats) > 0
     with tf.variable_scope("eval"):
         _, eval_logits, _ = _build(name, 5, 32, is_training=False, dropout_keep_prob=0.5)
@@ -172,7 +169,7 @@ def test_base_alone_builds_the_published_body(graph, name, base_fn):
     spec = nets_factory.get_spec(name)
     base_fn(tf.placeholder(tf.float32, [1, 64, 64, 3]), depth_multiplier=spec.network_fn.keywords["depth_multiplier"])
     body = {n: s for n, s in spec.published_variables().items() if not _under(n, spec.classifier_scopes)}
-    assert _variables() == body
+    assert variable_shapes() == body
 
 
 def test_bad_arguments_say_what_is_wrong(graph):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from netcheck import variable_shapes
 
 from nets import nets_factory
 from nets.compat import tf
@@ -23,13 +24,6 @@ def _in_scopes(name: str, scopes: tuple[str, ...]) -> bool:
 def _build(spec: nets_factory.NetSpec, image_size: int, num_classes: int):
     images = tf.placeholder(tf.float32, [1, image_size, image_size, 3], name="images")
     return nets_factory.get_network_fn(spec.name, num_classes)(images)
-
-
-def _variables() -> dict[str, tuple[int, ...]]:
-    variables = tf.global_variables()
-    shapes = {v.op.name: tuple(v.shape.as_list()) for v in variables}
-    assert len(shapes) == len(variables), "two variables share a name"
-    return shapes
 
 
 def _diff(built: dict, published: dict) -> str:
@@ -77,7 +71,7 @@ def test_published_file_exists_and_says_where_it_comes_from(name):
 def test_variables_equal_the_published_checkpoint(graph, name):
     spec = SPECS[name]
     logits, end_points = _build(spec, spec.image_size, spec.num_classes)
-    built, published = _variables(), spec.published_variables()
+    built, published = variable_shapes(), spec.published_variables()
     assert built == published, f"{name}: {_diff(built, published)}"
     assert len(tf.global_variables()) == len(published)
     _check_end_points(spec, logits, end_points, spec.num_classes)
@@ -89,7 +83,7 @@ def test_fine_tuning_build_changes_only_the_classifier(graph, name):
     spec = SPECS[name]
     small = spec.image_size // 2
     logits, end_points = _build(spec, small, NEW_CLASSES)
-    built, published = _variables(), spec.published_variables()
+    built, published = variable_shapes(), spec.published_variables()
 
     body = {n: s for n, s in built.items() if not _in_scopes(n, spec.classifier_scopes)}
     published_body = {n: s for n, s in published.items() if not _in_scopes(n, spec.classifier_scopes)}
@@ -106,7 +100,7 @@ def test_fine_tuning_build_changes_only_the_classifier(graph, name):
         features, _ = nets_factory.get_network_fn(name, 0)(images)
     depth = _logits_weights(spec)[-2]
     assert features.shape.as_list()[-1] == depth and np.prod(features.shape.as_list()[1:]) == depth
-    assert len(_variables()) == len(built)
+    assert len(variable_shapes()) == len(built)
 
 
 def test_zoo_covers_the_published_families():
