@@ -464,7 +464,7 @@ def build_dataset(
         )
         return image, label
 
-    images = images.map(prepare, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=not is_training)
+    images = images.map(prepare, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=True)  # seeded runs keep their order
     return images.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf2.data.AUTOTUNE)
 
 
