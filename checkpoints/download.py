@@ -161,3 +161,15 @@ def _extract(archive: Path, entry: registry.Pretrained, url: str) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def table() -> str:
+    """The registry as a printable table, with what is cached."""
+    from tabulate import tabulate
+
+    rows = [
+        (e.name, e.num_classes, e.image_size, e.top1, e.top5, e.archive, cached(e.name) or "")
+        for e in registry.REGISTRY.values()
+    ]
+    return tabulate(rows, headers=["name", "classes", "image size", "top-1", "top-5", "archive", "cached at"],
+                    floatfmt=".1f")

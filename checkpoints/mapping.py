@@ -112,12 +112,3 @@ def detect_prefix(graph_names: Iterable[str], checkpoint_names: Iterable[str]) -
     if matched <= len(graph_names & checkpoint_names):
         return None
     return prefix_rule(old, new, f"{old}:{new} (auto-detected)")
-
-
-def in_scopes(name: str, scopes: Iterable[str]) -> str | None:
-    """The first scope of `scopes` that contains variable `name` (a whole-scope prefix), or None."""
-    for scope in scopes:
-        scope = scope.strip("/")
-        if name == scope or name.startswith(scope + "/"):
-            return scope
-    return None

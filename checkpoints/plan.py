@@ -16,8 +16,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from checkpoints import mapping
-from checkpoints.reader import TensorInfo, read_variables, resolve_checkpoint
+from checkpoints import mapping, scopes
+from checkpoints.reader import TensorInfo, read_variables
+from checkpoints.resolve import resolve_checkpoint
 from nets.compat import tf
 
 RESTORED, EXCLUDED, NEW, MISMATCH, MISSING = "restored", "excluded", "new", "mismatch", "missing"
@@ -125,6 +126,7 @@ class RestorePlan:
     unused: list[str]
     rules: list[str]
     options: dict = field(default_factory=dict)
+    unmatched_excludes: list[str] = field(default_factory=list)  # exclude scopes under which no variable lies
     _variables: dict = field(default_factory=dict, repr=False)
     _op: object = field(default=None, repr=False)
 
@@ -158,6 +160,10 @@ class RestorePlan:
     def check(self) -> RestorePlan:
         """Raise RestoreError for variables no rule explains or a plan restoring too little; else return self."""
         whole_plan = f"`finetune inspect CKPT --net {self.options.get('net') or 'NET'}` lists all"
+        if self.unmatched_excludes:
+            raise RestoreError(
+                f"--exclude-scopes {', '.join(self.unmatched_excludes)} matches no variable of the net",
+                f"Check the scope names (absolute, or relative to the net's scope); {whole_plan}.")
         mismatched = self._with(MISMATCH)
         if mismatched:
             raise RestoreError.naming(
@@ -344,62 +350,91 @@ def _shape(shape) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def build_plan(
-    variables,
-    checkpoint: str,
-    *,
-    net=None,
-    exclude_scopes: Sequence[str] | None = None,
-    include_scopes: Sequence[str] | None = None,
-    rename: Sequence = (),
-    use_moving_average: bool = False,
-    background_class: str | None = None,
-    allow_missing: Sequence[str] = (),
-    detect_prefix: bool = True,
-) -> RestorePlan:
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How a checkpoint meets the graph: the values every restore flag sets, in one typed value.
+
+    exclude_scopes: scopes never restored (None: the net's classifier scopes when its class count
+      differs from the checkpoint's; () for none).
+    include_scopes: when given, only variables under these scopes are restored.
+    rename: rules mapping checkpoint names to graph names (checkpoints.mapping.Rule, or their text
+      `OLD:NEW` / `re:PATTERN=REPLACEMENT`, parsed here once); a constant scope prefix difference
+      is detected when detect_prefix.
+    use_moving_average: restore the ExponentialMovingAverage shadow values in place of the raw weights.
+    background_class: 'drop' (1001-class checkpoint -> 1000-class graph), 'add' (1000 -> 1001, the
+      background row keeps its initial value), 'auto' (either, as the shapes say) or None.
+    allow_missing: scopes whose variables may be missing from the checkpoint (they start fresh).
+    Scopes follow checkpoints.scopes: regexes at a scope boundary, absolute or relative to the net's scope.
+    """
+
+    exclude_scopes: tuple[str, ...] | None = None
+    include_scopes: tuple[str, ...] | None = None
+    rename: tuple[mapping.Rule, ...] = ()
+    use_moving_average: bool = False
+    background_class: str | None = None
+    allow_missing: tuple[str, ...] = ()
+    detect_prefix: bool = True
+
+    def __post_init__(self):
+        if self.background_class not in BACKGROUND_OPTIONS:
+            raise ValueError(f"background class must be one of {', '.join(o for o in BACKGROUND_OPTIONS if o)}, "
+                             f"got {self.background_class!r}.")
+        fix = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: normalise once)
+        for name, flag in (("exclude_scopes", "--exclude-scopes"), ("include_scopes", "include scope"),
+                           ("allow_missing", "allow-missing scope")):
+            value = getattr(self, name)
+            if value is not None:
+                fix(name, scopes.parse_scopes(value, flag))
+        fix("rename", tuple(rule if isinstance(rule, mapping.Rule) else mapping.parse_rule(rule)
+                            for rule in self.rename))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "rename": [rule.text for rule in self.rename]}
+
+
+def build_plan(variables, checkpoint: str, *, net=None, options: RestoreOptions = RestoreOptions()) -> RestorePlan:
     """A RestorePlan for `variables` (tf.Variables or {name: shape}) from `checkpoint`; never raises on misfits.
 
-    See plan_restore for the arguments.
+    variables: the graph's tf.Variables to warm-start (usually the model variables), or {name: shape}
+      for a plan that is only inspected. Non-model, non-trainable variables missing from the checkpoint
+      (global step, optimizer slots) are training state and start fresh.
+    checkpoint: anything resolve_checkpoint takes (prefix, directory, file, registry name).
+    net: the NetSpec; scopes are relative to its scope, its classifier scopes are excluded by default when
+      the class count differs from the checkpoint's, and a classifier missing from the checkpoint starts fresh.
     """
-    if background_class not in BACKGROUND_OPTIONS:
-        raise ValueError(f"background_class must be one of {BACKGROUND_OPTIONS}, got {background_class!r}")
     prefix = resolve_checkpoint(checkpoint)
     stored = read_variables(prefix)
     graph_vars, by_name = _graph_variables(variables)
-    if use_moving_average and not any(k.endswith(mapping.EMA_SUFFIX) for k in stored):
+    if options.use_moving_average and not any(k.endswith(mapping.EMA_SUFFIX) for k in stored):
         raise ValueError(f"checkpoint {prefix} holds no ExponentialMovingAverage shadows: drop the moving-average option")
 
-    rules = [mapping.parse_rule(r) for r in rename]
+    rules = list(options.rename)
     raw_keys = [k for k in stored if not k.endswith(mapping.EMA_SUFFIX)]
-    if detect_prefix:
+    if options.detect_prefix:
         renamed = {mapping.rename(k, rules) for k in raw_keys}
         detected = mapping.detect_prefix([v.name for v in graph_vars], renamed)
         rules += [detected] if detected else []
     key_of = mapping.graph_to_checkpoint(stored, rules)
 
-    planner = _Planner(stored, key_of, net, include_scopes, allow_missing, use_moving_average, background_class)
-    excluded = list(exclude_scopes) if exclude_scopes is not None else planner.default_excludes(graph_vars)
+    planner = _Planner(stored, key_of, net, options)
+    excluded = options.exclude_scopes if options.exclude_scopes is not None else planner.default_excludes(graph_vars)
     entries = [planner.entry(v, excluded) for v in graph_vars]
     used = {e.checkpoint_key for e in entries if e.status == RESTORED}
-    options = {
-        "net": getattr(net, "name", None),
-        "exclude_scopes": excluded,
-        "include_scopes": list(include_scopes) if include_scopes is not None else None,
-        "use_moving_average": use_moving_average,
-        "background_class": background_class,
-        "allow_missing": list(allow_missing),
-    }
     unused = [k for k in stored if k not in used]
-    return RestorePlan(prefix, entries, unused, [r.text for r in rules], options, by_name)
+    report = {"net": getattr(net, "name", None), **options.to_dict(), "exclude_scopes": list(excluded)}
+    unmatched = scopes.unmatched_scopes([v.name for v in graph_vars], options.exclude_scopes or (), planner.root)
+    return RestorePlan(prefix, entries, unused, [r.text for r in rules], report, unmatched, by_name)
 
 
 class _Planner:
     """Decides one variable's entry; holds what every decision needs."""
 
-    def __init__(self, stored, key_of, net, include_scopes, allow_missing, use_moving_average, background_class):
-        self.stored, self.key_of, self.net = stored, key_of, net
-        self.include_scopes, self.allow_missing = include_scopes, allow_missing
-        self.use_moving_average, self.background_class = use_moving_average, background_class
+    def __init__(self, stored, key_of, net, options: RestoreOptions):
+        self.stored, self.key_of, self.net, self.options = stored, key_of, net, options
+        self.root = getattr(net, "scope", None)  # scopes may be written relative to the net's scope
+
+    def in_scopes(self, name: str, scope_list) -> str | None:
+        return scopes.matching_scope(name, scope_list, self.root)
 
     def checkpoint_key(self, name: str) -> str | None:
         """The checkpoint name for a graph variable; a graph EMA shadow falls back to its raw weight."""
@@ -416,44 +451,45 @@ class _Planner:
         """The net's classifier scopes when its class count differs from the checkpoint's."""
         for var in graph_vars:
             key = self.checkpoint_key(var.name)
-            if key is None or not mapping.in_scopes(var.name, self.classifier_scopes()):
+            if key is None or not self.in_scopes(var.name, self.classifier_scopes()):
                 continue
             stored_shape = self.stored[key].shape
-            if stored_shape != var.shape and not _background_transform(self.background_class, var.shape, stored_shape):
+            if stored_shape != var.shape and not _background_transform(self.options.background_class, var.shape, stored_shape):
                 return list(self.classifier_scopes())
         return []
 
     def entry(self, var: _GraphVariable, excluded: Sequence[str]) -> Entry:
         entry = Entry(var.name, var.shape, RESTORED, size=_size(var.shape))
         key = self.checkpoint_key(var.name)
-        scope = mapping.in_scopes(var.name, excluded)
-        if self.include_scopes is not None and not mapping.in_scopes(var.name, self.include_scopes):
+        scope = self.in_scopes(var.name, excluded)
+        include = self.options.include_scopes
+        if include is not None and not self.in_scopes(var.name, include):
             return self._fresh(entry, EXCLUDED, "outside include scopes")
         if scope:
             return self._fresh(entry, EXCLUDED, f"excluded by scope {scope}" + self._class_note(var, key))
         if key is None:
             return self._missing(entry, var)
-        if self.use_moving_average and key + mapping.EMA_SUFFIX in self.stored:
+        if self.options.use_moving_average and key + mapping.EMA_SUFFIX in self.stored:
             key += mapping.EMA_SUFFIX
         entry.checkpoint_key, entry.checkpoint_shape = key, self.stored[key].shape
         if entry.checkpoint_shape != var.shape:
-            entry.transform = _background_transform(self.background_class, var.shape, entry.checkpoint_shape)
+            entry.transform = _background_transform(self.options.background_class, var.shape, entry.checkpoint_shape)
             if entry.transform is None:
                 entry.status = MISMATCH
         return entry
 
     def _class_note(self, var: _GraphVariable, key: str | None) -> str:
-        if not mapping.in_scopes(var.name, self.classifier_scopes()):
+        if not self.in_scopes(var.name, self.classifier_scopes()):
             return ""
         if key is None or self.stored[key].shape == var.shape:
             return " (new classifier)"
         return f" (new classifier: {var.shape[-1]} classes, checkpoint has {self.stored[key].shape[-1]})"
 
     def _missing(self, entry: Entry, var: _GraphVariable) -> Entry:
-        allowed = mapping.in_scopes(var.name, self.allow_missing)
+        allowed = self.in_scopes(var.name, self.options.allow_missing)
         if allowed:
             return self._fresh(entry, NEW, f"not in checkpoint; allowed by {allowed}")
-        if mapping.in_scopes(var.name, self.classifier_scopes()):
+        if self.in_scopes(var.name, self.classifier_scopes()):
             return self._fresh(entry, NEW, "new classifier; not in checkpoint")
         if not var.is_model:
             return self._fresh(entry, NEW, TRAINING_STATE)
@@ -465,49 +501,14 @@ class _Planner:
         return entry
 
 
-def plan_restore(
-    variables,
-    checkpoint: str,
-    *,
-    net=None,
-    exclude_scopes: Sequence[str] | None = None,
-    include_scopes: Sequence[str] | None = None,
-    rename: Sequence = (),
-    use_moving_average: bool = False,
-    background_class: str | None = None,
-    allow_missing: Sequence[str] = (),
-    detect_prefix: bool = True,
-) -> RestorePlan:
-    """The strict restore plan of `variables` from `checkpoint` (see resolve_checkpoint for its forms).
+def plan_restore(variables, checkpoint: str, *, net=None, options: RestoreOptions = RestoreOptions()) -> RestorePlan:
+    """The strict restore plan: build_plan + RestorePlan.check().
 
-    variables: the graph's tf.Variables to warm-start (usually the model variables), or {name: shape}
-      for a plan that is only inspected. Non-model, non-trainable variables missing from the checkpoint
-      (global step, optimizer slots) are training state and start fresh.
-    net: the NetSpec; its classifier scopes are excluded by default when the class count differs from
-      the checkpoint's, and a classifier missing from the checkpoint starts fresh.
-    exclude_scopes: scopes never restored (None: the default above; () for none).
-    include_scopes: when given, only variables under these scopes are restored.
-    rename: rules mapping checkpoint names to graph names, `OLD:NEW` or `re:PATTERN=REPLACEMENT`
-      (see checkpoints.mapping); a constant scope prefix difference is detected when detect_prefix.
-    use_moving_average: restore the ExponentialMovingAverage shadow values in place of the raw weights.
-    background_class: 'drop' (1001-class checkpoint -> 1000-class graph), 'add' (1000 -> 1001, the
-      background row keeps its initial value), 'auto' (either, as the shapes say) or None.
-    allow_missing: scopes whose variables may be missing from the checkpoint (they start fresh).
     Raises RestoreError (a ValueError: the count, the first few variables, the flags that fix it) when
-    variables do not fit, and when the plan restores nothing or less than half of those not excluded.
+    variables do not fit, when an exclude scope matches no variable, and when the plan restores nothing
+    or less than half of those not excluded.
     """
-    return build_plan(
-        variables,
-        checkpoint,
-        net=net,
-        exclude_scopes=exclude_scopes,
-        include_scopes=include_scopes,
-        rename=rename,
-        use_moving_average=use_moving_average,
-        background_class=background_class,
-        allow_missing=allow_missing,
-        detect_prefix=detect_prefix,
-    ).check()
+    return build_plan(variables, checkpoint, net=net, options=options).check()
 
 
 def check_resume(train_dir: str, variables) -> str | None:

@@ -65,11 +65,13 @@ def _latest_in_directory(directory: str) -> str | None:
     return prefixes[0] if prefixes else None
 
 
-def resolve_checkpoint(path_or_name: str) -> str:
-    """The checkpoint prefix meant by a prefix, a directory (its latest checkpoint), a file of the
-    checkpoint (`.index`, `.data-*`, `.meta`, V1 `.ckpt`) or a registry name (downloaded and cached).
+def find_checkpoint(path: str) -> str | None:
+    """The checkpoint prefix at a path: a prefix, a directory (its latest checkpoint) or a file of the
+    checkpoint (`.index`, `.data-*`, `.meta`, V1 `.ckpt`); None when nothing is at the path.
+
+    A directory without checkpoints is a FileNotFoundError, a file that is no checkpoint a ValueError.
     """
-    path = os.path.expanduser(str(path_or_name))
+    path = os.path.expanduser(str(path))
     if os.path.isdir(path):
         latest = _latest_in_directory(path)
         if latest is None:
@@ -80,16 +82,7 @@ def resolve_checkpoint(path_or_name: str) -> str:
         return prefix
     if os.path.isfile(path):
         raise ValueError(f"{path} is not a TensorFlow checkpoint (neither a V2 prefix/.index/.data file nor V1 .ckpt)")
-    from checkpoints import registry
-
-    if path_or_name in registry.REGISTRY:
-        from checkpoints import download
-
-        return download.fetch(path_or_name)
-    raise FileNotFoundError(
-        f"no checkpoint at {path}: not a prefix, a file of a checkpoint or a directory, nor a known checkpoint "
-        "name (`finetune download --list`)"
-    )
+    return None
 
 
 def read_variables(prefix: str) -> dict[str, TensorInfo]:
@@ -104,16 +97,10 @@ def read_variables(prefix: str) -> dict[str, TensorInfo]:
     return {name: TensorInfo(tuple(shapes[name]), dtypes[name].name) for name in sorted(shapes)}
 
 
-def read_tensor(prefix: str, name: str):
-    """The value (numpy array) of one tensor of the checkpoint."""
-    return tf.train.load_checkpoint(prefix).get_tensor(name)
-
-
-def describe_checkpoint(path_or_name: str) -> str:
+def checkpoint_table(prefix: str) -> str:
     """A table of the checkpoint's tensors (name, shape, dtype) with their count, parameters and bytes."""
     from tabulate import tabulate
 
-    prefix = resolve_checkpoint(path_or_name)
     tensors = read_variables(prefix)
     rows = [(name, "[" + ",".join(map(str, t.shape)) + "]", t.dtype, t.size) for name, t in tensors.items()]
     parameters = sum(t.size for t in tensors.values())

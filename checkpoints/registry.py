@@ -82,17 +82,3 @@ def get(name: str) -> Pretrained:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"no known checkpoint {name!r}.{hint} Run `finetune download --list` to see them.")
     return REGISTRY[name]
-
-
-def table() -> str:
-    """The registry as a printable table, with what is cached."""
-    from tabulate import tabulate
-
-    from checkpoints.download import cached
-
-    rows = [
-        (e.name, e.num_classes, e.image_size, e.top1, e.top5, e.archive, cached(e.name) or "")
-        for e in REGISTRY.values()
-    ]
-    return tabulate(rows, headers=["name", "classes", "image size", "top-1", "top-5", "archive", "cached at"],
-                    floatfmt=".1f")

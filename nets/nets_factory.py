@@ -49,11 +49,6 @@ class NetSpec:
         if self.num_classes not in (1000, 1001):
             raise ValueError(f"{self.name}: checkpoint class count must be 1000 or 1001, got {self.num_classes}")
 
-    @property
-    def label_offset(self) -> int:
-        """1 when the checkpoint's class 0 is 'background' (1001 classes), else 0."""
-        return self.num_classes - 1000
-
     def published_variables(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of every variable in the published TF-Slim checkpoint (nets/published/)."""
         return read_published_variables(self.name)

@@ -97,7 +97,7 @@ def test_fetch_downloads_verifies_extracts_and_caches(server, tmp_path):
     server.files[ENTRY.archive], value = _checkpoint_archive(tmp_path, ENTRY.checkpoint)
     prefix = download.fetch(NAME, progress=False)
     assert prefix == str(tmp_path / "home" / "checkpoints" / NAME / ENTRY.checkpoint)
-    np.testing.assert_array_equal(checkpoints.reader.read_tensor(prefix, "MobilenetV1/Logits/weights"), value)
+    np.testing.assert_array_equal(tf.train.load_checkpoint(prefix).get_tensor("MobilenetV1/Logits/weights"), value)
     source = json.loads((tmp_path / "home" / "checkpoints" / NAME / "SOURCE.json").read_text())
     assert source["archive_bytes"] == len(server.files[ENTRY.archive]) and len(source["sha256"]) == 64
     assert not (tmp_path / "home" / "checkpoints" / NAME / "info.txt").exists()

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from weights import save_random_checkpoint
 
 import checkpoints
 from checkpoints import plan as plan_module
@@ -46,7 +47,6 @@ def build(num_classes=1001, outer_scope=None, **kwargs):
 def write_checkpoint(path, num_classes=1001, ema=False, v1=False, seed=0, optimizer=False, **kwargs) -> dict:
     """Save a tiny net with random values (and EMA shadows of other values, Momentum slots and a global step);
     return name -> saved value."""
-    rng = np.random.default_rng(seed)
     with tf.Graph().as_default():
         variables = build(num_classes, **kwargs)
         if ema:
@@ -55,13 +55,8 @@ def write_checkpoint(path, num_classes=1001, ema=False, v1=False, seed=0, optimi
             loss = tf.add_n([tf.reduce_sum(v) for v in tf.trainable_variables()])
             tf.train.MomentumOptimizer(0.1, 0.9).minimize(loss, tf.train.get_or_create_global_step())
         everything = tf.global_variables()
-        values = {v.op.name: rng.normal(size=v.shape.as_list()).astype(np.float32) for v in everything}
         version = tf.train.SaverDef.V1 if v1 else tf.train.SaverDef.V2
-        with tf.Session() as sess:
-            for v in everything:
-                v.load(values[v.op.name], sess)
-            tf.train.Saver(everything, write_version=version).save(sess, path, write_meta_graph=False)
-    return values
+        return save_random_checkpoint(path, everything, seed, write_version=version)
 
 
 def restore(plan, variables):
@@ -120,7 +115,7 @@ def test_same_class_count_restores_everything(graph, ckpt):
 def test_name_mappings_restore_under_another_scope(graph, ckpt, outer_scope, rename, expected_rule):
     path, saved = ckpt
     variables = build(outer_scope=outer_scope)
-    plan = checkpoints.plan_restore(variables, path, net=None, rename=rename, detect_prefix=not rename)
+    plan = checkpoints.plan_restore(variables, path, net=None, options=checkpoints.RestoreOptions(rename=rename, detect_prefix=not rename))
     _, after = restore(plan, variables)
     assert plan.rules == [expected_rule]
     assert len(plan.renamed) == len(variables) and not plan.unused
@@ -133,7 +128,7 @@ def test_without_a_rule_another_scope_is_missing_and_named(graph, ckpt):
     build(outer_scope="tower_0")
     with pytest.raises(checkpoints.RestoreError, match=r"^10 variables are missing from .*: "
                                                       r"tower_0/TinyNet/Conv1/weights[ ,].* and [7-9] more\. ") as error:
-        checkpoints.plan_restore(slim.get_model_variables(), path, detect_prefix=False)
+        checkpoints.plan_restore(slim.get_model_variables(), path, options=checkpoints.RestoreOptions(detect_prefix=False))
     message = str(error.value)
     assert "--ckpt-rename OLD:NEW (it has e.g. TinyNet/Conv1/" in message and "--exclude-scopes" in message
     assert "\n" not in message and len(message) < 300
@@ -144,7 +139,7 @@ def test_moving_average_shadows_restore_when_asked(graph, tmp_path):
     saved = write_checkpoint(path, ema=True)
     variables = build()
     raw_plan = checkpoints.plan_restore(variables, path)
-    ema_plan = checkpoints.plan_restore(variables, path, use_moving_average=True)
+    ema_plan = checkpoints.plan_restore(variables, path, options=checkpoints.RestoreOptions(use_moving_average=True))
     _, raw = restore(raw_plan, variables)
     _, shadowed = restore(ema_plan, variables)
     for name in raw:
@@ -156,13 +151,13 @@ def test_moving_average_shadows_restore_when_asked(graph, tmp_path):
 
 def test_moving_average_asked_of_a_checkpoint_without_shadows(graph, ckpt):
     with pytest.raises(ValueError, match="no ExponentialMovingAverage shadows"):
-        checkpoints.plan_restore(build(), ckpt[0], use_moving_average=True)
+        checkpoints.plan_restore(build(), ckpt[0], options=checkpoints.RestoreOptions(use_moving_average=True))
 
 
 def test_background_row_dropped_1001_to_1000(graph, ckpt):
     path, saved = ckpt
     variables = build(num_classes=1000)
-    plan = checkpoints.plan_restore(variables, path, net=TINY, background_class="drop")
+    plan = checkpoints.plan_restore(variables, path, net=TINY, options=checkpoints.RestoreOptions(background_class="drop"))
     _, after = restore(plan, variables)
     weights, biases = f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"
     np.testing.assert_array_equal(after[weights], saved[weights][..., 1:])
@@ -175,7 +170,7 @@ def test_background_row_added_1000_to_1001(graph, tmp_path):
     path = str(tmp_path / "k1000.ckpt")
     saved = write_checkpoint(path, num_classes=1000)
     variables = build(num_classes=1001)
-    plan = checkpoints.plan_restore(variables, path, net=TINY, background_class="auto")
+    plan = checkpoints.plan_restore(variables, path, net=TINY, options=checkpoints.RestoreOptions(background_class="auto"))
     before, after = restore(plan, variables)
     for name in (f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"):
         np.testing.assert_array_equal(after[name][..., 1:], saved[name])
@@ -205,7 +200,7 @@ def test_missing_variable_is_an_error_unless_allowed(graph, ckpt):
     variables = build(extra=True)
     with pytest.raises(ValueError, match="4 variables are missing from .*: TinyNet/Extra/weights, TinyNet/Extra/BatchNorm/beta"):
         checkpoints.plan_restore(variables, ckpt[0], net=TINY)
-    plan = checkpoints.plan_restore(variables, ckpt[0], net=TINY, allow_missing=["TinyNet/Extra"])
+    plan = checkpoints.plan_restore(variables, ckpt[0], net=TINY, options=checkpoints.RestoreOptions(allow_missing=["TinyNet/Extra"]))
     assert {e.variable for e in plan.fresh} == {f"TinyNet/Extra/{n}" for n in
                                                ("weights", "BatchNorm/beta", "BatchNorm/moving_mean",
                                                 "BatchNorm/moving_variance")}
@@ -215,13 +210,11 @@ def test_a_plan_restoring_nothing_or_far_less_is_an_error(graph, ckpt):
     variables = build()
     with pytest.raises(ValueError, match="would restore only 0 of 10 variables .*Check --net, --ckpt-rename and "
                                          "--exclude-scopes; `finetune inspect CKPT --net NET` lists all"):
-        checkpoints.plan_restore(variables, ckpt[0], allow_missing=["TinyNet"], rename=["TinyNet:Other"],
-                                 detect_prefix=False)
+        checkpoints.plan_restore(variables, ckpt[0], options=checkpoints.RestoreOptions(allow_missing=["TinyNet"], rename=["TinyNet:Other"], detect_prefix=False))
     with pytest.raises(ValueError, match="would restore only 2 of 10"):
-        checkpoints.plan_restore(variables, ckpt[0], rename=["re:^TinyNet/Conv=Elsewhere/Conv"],
-                                 allow_missing=["TinyNet/Conv1", "TinyNet/Conv2"], detect_prefix=False)
+        checkpoints.plan_restore(variables, ckpt[0], options=checkpoints.RestoreOptions(rename=["re:^TinyNet/Conv=Elsewhere/Conv"], allow_missing=["TinyNet/Conv1", "TinyNet/Conv2"], detect_prefix=False))
     with pytest.raises(ValueError, match="would restore only 0 of 0"):
-        checkpoints.plan_restore(variables, ckpt[0], exclude_scopes=["TinyNet"])
+        checkpoints.plan_restore(variables, ckpt[0], options=checkpoints.RestoreOptions(exclude_scopes=["TinyNet"]))
 
 
 def test_training_state_absent_from_a_pretrained_checkpoint_starts_fresh(graph, ckpt):

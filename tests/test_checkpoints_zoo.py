@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from tf_slim.nets import inception_v1
+from weights import save_random_checkpoint
 
 import checkpoints
 from finetune import cli
@@ -10,16 +11,6 @@ from nets import nets_factory
 from nets.compat import slim, tf
 
 ZOO_NET = "mobilenet_v1_025"
-
-
-def _save_random(path: str, variables) -> dict:
-    """Give every variable a random value (BatchNorm statistics included), save them; return name -> saved value."""
-    randomise = tf.group(*[tf.assign(v, tf.random.normal(v.shape, seed=i)) for i, v in enumerate(variables)])
-    with tf.Session() as sess:
-        sess.run(randomise)
-        tf.train.Saver(variables).save(sess, path, write_meta_graph=False)
-    reader = tf.train.load_checkpoint(path)
-    return {v.op.name: reader.get_tensor(v.op.name) for v in variables}
 
 
 def _restored(plan, variables) -> tuple[dict, dict]:
@@ -43,7 +34,7 @@ def zoo_checkpoint(tmp_path_factory):
         pytest.skip(f"{ZOO_NET} is not registered yet")
     path = str(tmp_path_factory.mktemp("zoo") / "model.ckpt")
     with tf.Graph().as_default():
-        values = _save_random(path, _zoo_net(1001))
+        values = save_random_checkpoint(path, _zoo_net(1001))
     return path, values
 
 
@@ -52,7 +43,7 @@ def test_tf_slim_inception_v1_fine_tunes_to_five_classes(graph, tmp_path):
     with tf.Graph().as_default():
         with slim.arg_scope(inception_v1.inception_v1_arg_scope()):
             inception_v1.inception_v1(tf.placeholder(tf.float32, [1, 224, 224, 3]), num_classes=1001)
-        saved = _save_random(path, slim.get_model_variables())
+        saved = save_random_checkpoint(path, slim.get_model_variables())
     with slim.arg_scope(inception_v1.inception_v1_arg_scope()):
         inception_v1.inception_v1(tf.placeholder(tf.float32, [1, 224, 224, 3]), num_classes=5)
     variables = slim.get_model_variables()
@@ -70,7 +61,7 @@ def test_tf_slim_inception_v1_fine_tunes_to_five_classes(graph, tmp_path):
 def test_zoo_net_drops_the_background_class(graph, zoo_checkpoint):
     path, saved = zoo_checkpoint
     variables = _zoo_net(1000)
-    plan = checkpoints.plan_restore(variables, path, net=nets_factory.get_spec(ZOO_NET), background_class="drop")
+    plan = checkpoints.plan_restore(variables, path, net=nets_factory.get_spec(ZOO_NET), options=checkpoints.RestoreOptions(background_class="drop"))
     _, after = _restored(plan, variables)
     assert not plan.fresh and not plan.unused
     for name, value in after.items():

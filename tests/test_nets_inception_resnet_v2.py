@@ -63,7 +63,7 @@ def test_eval_mode_has_no_batch_norm_updates(published_build):
 
 def test_manifest():
     spec = nets_factory.get_spec(NAME)
-    assert (spec.image_size, spec.num_classes, spec.label_offset, spec.preprocessing) == (299, 1001, 1, "inception")
+    assert (spec.image_size, spec.num_classes, spec.preprocessing) == (299, 1001, "inception")
     assert spec.classifier_scopes == (f"{SCOPE}/Logits", f"{SCOPE}/AuxLogits")
     assert (spec.logits_end_point, spec.predictions_end_point) == ("Logits", "Predictions")
     assert nets_factory.get_network_fn(NAME, 10).default_image_size == 299

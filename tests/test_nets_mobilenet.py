@@ -56,7 +56,7 @@ def test_published_lists_hold_the_width_rules(name):
 def test_manifest(name):
     spec = nets_factory.get_spec(name)
     family = "MobilenetV1" if name.startswith("mobilenet_v1") else "MobilenetV2"
-    assert (spec.image_size, spec.num_classes, spec.label_offset, spec.preprocessing) == (224, 1001, 1, "inception")
+    assert (spec.image_size, spec.num_classes, spec.preprocessing) == (224, 1001, "inception")
     assert (spec.scope, spec.classifier_scopes) == (family, (f"{family}/Logits",))
     assert spec.network_fn.default_image_size == 224
     assert nets_factory.get_network_fn(name, 5).default_image_size == 224
