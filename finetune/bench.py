@@ -8,7 +8,7 @@ after warm-up runs; they measure this machine at this moment, so compare them si
   size and the per-batch latency of the frozen graph versus the checkpoint graph it came from.
 - `bench_restore`: planning (`checkpoints.plan_restore`) and running the restore op, next to a plain
   `tf.train.Saver` restore of the same variables.
-- `bench_train`: images/s of the training step `finetune.train.build_model` builds, on random images
+- `bench_train`: images/s of the training step `finetune.train_graph.build_train_graph` builds, on random images
   (the input pipeline is left out).
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune import export
-from finetune.evaluate import TrainedModel
+from finetune.trained_model import TrainedModel
 from nets import nets_factory
 from nets.compat import tf
 
@@ -129,7 +129,7 @@ def _checkpoint_runner(model: TrainedModel, inputs: np.ndarray) -> Iterator[Call
 def bench_restore(net: str, *, checkpoint: str | None = None, num_classes: int | None = None,
                   repeats: int = 3) -> dict:
     """Seconds to plan and to run a restore of the whole net, and a plain Saver restore for comparison."""
-    from checkpoints import plan_restore
+    from checkpoints import RestoreOptions, plan_restore
 
     spec = nets_factory.get_spec(net)
     with tempfile.TemporaryDirectory(prefix="finetune-bench-") as workdir:
@@ -137,9 +137,10 @@ def bench_restore(net: str, *, checkpoint: str | None = None, num_classes: int |
         with tf.Graph().as_default() as graph:
             nets_factory.get_network_fn(net, model.num_classes)(tf.zeros([1, spec.image_size, spec.image_size, 3]))
             variables = tf.global_variables()
-            plan_times = timed({"plan": lambda: plan_restore(variables, model.checkpoint, exclude_scopes=())},
+            everything = RestoreOptions(exclude_scopes=())
+            plan_times = timed({"plan": lambda: plan_restore(variables, model.checkpoint, options=everything)},
                                repeats, warmup=0)["plan"]
-            plan = plan_restore(variables, model.checkpoint, exclude_scopes=())
+            plan = plan_restore(variables, model.checkpoint, options=everything)
             restore_op = plan.restore_op()
             saver = tf.train.Saver(variables)
             with tf.Session(graph=graph) as session:
@@ -159,8 +160,9 @@ def bench_restore(net: str, *, checkpoint: str | None = None, num_classes: int |
 def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8, steps: int = 10,
                 num_classes: int = 10, trainable: str = "all") -> dict:
     """Images per second of the training step (forward, backward, update) on random images."""
-    from finetune import devices, train
+    from finetune import devices
     from finetune.config import RunConfig
+    from finetune.train_graph import build_train_graph
 
     spec = nets_factory.get_spec(net)
     size = image_size or spec.image_size
@@ -170,7 +172,7 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
     with tf.Graph().as_default() as graph:
         images = tf.random.uniform([batch_size, size, size, 3], -1.0, 1.0)
         labels = tf.random.uniform([batch_size], 0, num_classes, dtype=tf.int64)
-        model = train.build_model(config, spec, images, labels, num_classes, steps_per_epoch=steps,
+        model = build_train_graph(config, spec, images, labels, num_classes, steps_per_epoch=steps,
                                   max_steps=steps + 2, places=places)
         with tf.Session(graph=graph, config=devices.session_config(config.xla, devices=places)) as session:
             session.run(tf.global_variables_initializer())

@@ -14,40 +14,66 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 TRAINABLE_LOGITS = "logits"
 TRAINABLE_ALL = "all"
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LOGITS_LEARNING_RATE = 0.01  # classifier only, or from scratch
 ALL_LAYERS_LEARNING_RATE = 0.001  # every layer of a pretrained net
 DEFAULT_EPOCHS = 5.0
 
 
-def _scopes(text: str) -> tuple[str, ...]:
-    """'A, B/C' -> ('A', 'B/C')."""
-    return tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+def _flag_value(parse: Callable) -> Callable:
+    """`parse` for argparse: its ValueError message becomes argparse's (one line, naming the flag)."""
+
+    def parse_flag(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse_flag.__name__ = getattr(parse, "__name__", "value")
+    return parse_flag
 
 
-def _multiplier(text: str) -> tuple[str, float]:
-    """'SCOPE=F' -> ('SCOPE', F)."""
-    scope, sep, factor = text.rpartition("=")
-    try:
-        if not sep or not scope:
-            raise ValueError
-        return scope.strip().rstrip("/"), float(factor)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SCOPE=FACTOR, e.g. InceptionV3/Logits=10, got {text!r}") from None
+def _trainable(text: str | Sequence[str]) -> tuple[str, ...]:
+    """'logits' | 'all' | 'A, B/C' -> a tuple of scopes (keywords kept), each a valid scope regex."""
+    from checkpoints.scopes import parse_scopes
+
+    return parse_scopes(text, "--trainable")
 
 
-def _rename(text: str) -> tuple[str, str]:
-    """'OLD:NEW' -> ('OLD', 'NEW')."""
-    old, sep, new = text.partition(":")
-    if not sep or not old:
-        raise argparse.ArgumentTypeError(f"expected OLD:NEW (checkpoint prefix : graph prefix), got {text!r}")
-    return old, new
+def _exclude_scopes(text: str | Sequence[str]) -> tuple[str, ...]:
+    from checkpoints.scopes import parse_scopes
+
+    return parse_scopes(text, "--exclude-scopes")
+
+
+def _multiplier(text: str | tuple[str, float]) -> tuple[str, float]:
+    """'SCOPE=F' -> ('SCOPE', F), the scope a valid regex and F a finite number."""
+    from checkpoints.scopes import check_scope
+
+    if isinstance(text, tuple):
+        scope, value = text
+    else:
+        scope, sep, factor = text.rpartition("=")
+        try:
+            value = float(factor) if sep else math.nan
+        except ValueError:
+            value = math.nan
+    if not str(scope).strip() or not math.isfinite(value):
+        raise ValueError(f"--lr-multiplier expects SCOPE=FACTOR, e.g. Logits=10, got {text!r}")
+    return check_scope(scope.strip().rstrip("/"), "--lr-multiplier"), value
+
+
+def _rename(text):
+    """'OLD:NEW' or 're:PATTERN=REPLACEMENT' -> a checkpoints.mapping.Rule (a Rule stays as it is)."""
+    from checkpoints.mapping import Rule, parse_rule
+
+    return text if isinstance(text, Rule) else parse_rule(text)
 
 
 def _flag(help: str, parse: Callable | None = None, *, group: str = "training", repeat: bool = False,
@@ -66,6 +92,12 @@ def _background_options() -> tuple[str, ...]:
     from checkpoints.plan import BACKGROUND_OPTIONS
 
     return tuple(option for option in BACKGROUND_OPTIONS if option)
+
+
+def _precision_names() -> tuple[str, ...]:
+    from finetune import devices
+
+    return tuple(devices.PRECISIONS)
 
 
 def _schedule_names() -> tuple[str, ...]:
@@ -96,10 +128,12 @@ class RunConfig:
         "pretrained checkpoint: prefix, directory, checkpoint file or registry name (`finetune download`); "
         "without it the net trains from scratch", str, group="restore"))
     exclude_scopes: tuple[str, ...] | None = field(default=None, metadata=_flag(
-        "comma-separated scopes not restored from --ckpt (default: the classifier when the class count differs)",
-        _scopes, group="restore"))
-    ckpt_rename: tuple[tuple[str, str], ...] = field(default=(), metadata=_flag(
-        "map a checkpoint name prefix to the graph's, OLD:NEW (repeatable)", _rename, group="restore", repeat=True))
+        "comma-separated scopes not restored from --ckpt (default: the classifier when the class count differs); "
+        "names or regexes, absolute or relative to the net's scope",
+        _exclude_scopes, group="restore"))
+    ckpt_rename: tuple[Any, ...] = field(default=(), metadata=_flag(  # checkpoints.mapping.Rule values
+        "map checkpoint names to the graph's: OLD:NEW renames a scope prefix, re:PATTERN=REPLACEMENT substitutes "
+        "(repeatable; applied in order)", _rename, group="restore", repeat=True))
     ckpt_moving_average: bool = field(default=False, metadata=_flag(
         "restore the checkpoint's ExponentialMovingAverage shadow values instead of the raw weights",
         group="restore"))
@@ -110,9 +144,10 @@ class RunConfig:
         str, group="restore", choices=_background_options))
 
     # what trains
-    trainable: str = field(default=TRAINABLE_LOGITS, metadata=_flag(
-        "what trains: 'logits' (the net's classifier scopes), 'all', or comma-separated scopes "
-        "(TF-Slim's trainable_scopes); everything else stays as restored", str))
+    trainable: tuple[str, ...] = field(default=(TRAINABLE_LOGITS,), metadata=_flag(
+        "what trains: 'logits' (the net's classifier scopes), 'all', or comma-separated scopes (TF-Slim's "
+        "trainable_scopes: names or regexes, absolute or relative to the net's scope, as in every scope flag); "
+        "everything else stays as restored", _trainable))
     train_bn_stats: bool = field(default=False, metadata=_flag(
         "let BatchNorm moving statistics of frozen layers update (by default frozen layers run BatchNorm in "
         "inference mode and keep the restored statistics)"))
@@ -186,7 +221,7 @@ class RunConfig:
 
     # where it runs
     precision: str = field(default="float32", metadata=_flag("numeric precision policy", str, group="devices",
-                                                             choices=PRECISIONS))
+                                                             choices=_precision_names))
     xla: bool = field(default=False, metadata=_flag("compile the graph with XLA (TensorFlow's JIT)", group="devices"))
     num_devices: int | None = field(default=None, metadata=_flag(
         "train on this many devices, one tower each, gradients averaged (default: every GPU, else the CPU)", int,
@@ -196,12 +231,13 @@ class RunConfig:
         "SyncReplicasOptimizer) instead of asynchronous updates; no effect in one process", group="devices"))
 
     def __post_init__(self):
-        _validate(self)
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: resolve once)
+        _parse_python_values(self, set_)
+        _validate(self)
         if not self.train_dir:
             set_("train_dir", f"runs/{self.net}")
         if self.learning_rate is None:
-            more_than_logits = self.ckpt and self.trainable != TRAINABLE_LOGITS
+            more_than_logits = self.ckpt and self.trainable != (TRAINABLE_LOGITS,)
             set_("learning_rate", ALL_LAYERS_LEARNING_RATE if more_than_logits else LOGITS_LEARNING_RATE)
         if self.max_steps is None and self.epochs is None:
             set_("epochs", DEFAULT_EPOCHS)
@@ -217,19 +253,41 @@ class RunConfig:
         """A copy with some fields changed, validated again; dependent defaults resolve anew when unset."""
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    @property
+    def restore_options(self):
+        """The restore flags as one checkpoints.RestoreOptions value."""
+        return restore_options(self)
 
-    def describe(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
+        """The values as JSON types (rename rules as their text)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["ckpt_rename"] = [rule.text for rule in self.ckpt_rename]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    def resolved_values(self) -> str:
         """The resolved values, one `name: value` per line, for the start of a run."""
+        from finetune import optim
+
         values = self.to_dict()
-        for key in ("momentum", "rmsprop_decay", "rmsprop_momentum", "opt_epsilon", "adam_beta1", "adam_beta2",
-                    "adamw_weight_decay"):
+        for key in optim.OPTIMIZER_DEFAULTS:
             values.pop(key)
         values["optimizer"] = f"{self.optimizer} {json.dumps(self.optimizer_params)}" if self.optimizer_params \
             else self.optimizer
         width = max(map(len, values))
-        return "\n".join(f"  {key:<{width}}  {value}" for key, value in values.items() if value not in (None, (), ""))
+        return "\n".join(f"  {key:<{width}}  {value}" for key, value in values.items() if value not in (None, [], ""))
+
+
+def _parse_python_values(c: RunConfig, set_: Callable[[str, Any], None]) -> None:
+    """Values given in Python (recipes, tests) in their written form ('logits', 'Logits,Mixed_7c', 'OLD:NEW')
+    are parsed as the flags' are; values already parsed pass through unchanged."""
+    for f in dataclasses.fields(c):
+        parse, value = f.metadata.get("parse"), getattr(c, f.name)
+        if parse is None or parse in (str, int, float) or value is None:
+            continue
+        if f.metadata["repeat"]:
+            set_(f.name, tuple(parse(item) for item in value))
+        elif isinstance(value, str | list | tuple):
+            set_(f.name, parse(value))
 
 
 def _validate(c: RunConfig) -> None:
@@ -240,7 +298,7 @@ def _validate(c: RunConfig) -> None:
     nets_factory.get_spec(c.net)
     if not c.dataset:
         raise ValueError("--dataset is required: an image folder with one sub-folder per class, or a TFRecord folder.")
-    if not c.trainable.strip(" ,"):
+    if not c.trainable:
         raise ValueError("--trainable is empty: use 'logits', 'all' or comma-separated scopes.")
     positive = {"batch_size": c.batch_size, "keep_checkpoints": c.keep_checkpoints,
                 "summary_interval_steps": c.summary_interval_steps, "image_size": c.image_size,
@@ -248,6 +306,8 @@ def _validate(c: RunConfig) -> None:
                 "save_interval_secs": c.save_interval_secs, "learning_rate": c.learning_rate,
                 "clip_grad_norm": c.clip_grad_norm, "decay_epochs": c.decay_epochs, "num_devices": c.num_devices}
     for name, value in positive.items():
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"--{_flag_name(name)} must be a finite number, got {value}.")
         if value is not None and value <= 0:
             raise ValueError(f"--{_flag_name(name)} must be > 0, got {value}.")
     non_negative = {"warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay,
@@ -255,6 +315,8 @@ def _validate(c: RunConfig) -> None:
     for name, value in non_negative.items():
         if value < 0:
             raise ValueError(f"--{_flag_name(name)} must be >= 0, got {value}.")
+    if c.max_steps is not None and c.epochs is not None:
+        raise ValueError(f"--epochs {c.epochs:g} and --max-steps {c.max_steps} both say when to stop: give one.")
     if not 0 <= c.validation_fraction < 1:
         raise ValueError(f"--validation-fraction must be in [0, 1), got {c.validation_fraction}.")
     if not 0 < c.crop_min_area <= 1:
@@ -287,15 +349,31 @@ _GROUP_TITLES = {"run": "run", "restore": "restore from a checkpoint", "training
                  "devices": "devices and precision"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field (`--train-dir` for train_dir), with its help, grouped.
+def restore_options(values: Any):
+    """checkpoints.RestoreOptions from the restore fields of a RunConfig or of parsed flags (`finetune inspect`
+    adds only those: see add_arguments' `group`); a flag not given takes the field's default."""
+    from checkpoints import RestoreOptions
+
+    def value(name: str):
+        return getattr(values, name, RunConfig.__dataclass_fields__[name].default)
+
+    return RestoreOptions(exclude_scopes=value("exclude_scopes"), rename=tuple(value("ckpt_rename")),
+                          use_moving_average=value("ckpt_moving_average"), background_class=value("background_class"))
+
+
+def add_arguments(parser: argparse.ArgumentParser, group: str | None = None) -> None:
+    """One flag per RunConfig field (`--train-dir` for train_dir), with its help, grouped; with `group`,
+    only that group's flags (e.g. 'restore').
 
     Flags without a meaningful default (None, empty, off) are left out of the namespace when not
     given (argparse.SUPPRESS), so `from_namespace` falls back to the field's own default.
     """
-    groups = {key: parser.add_argument_group(title) for key, title in _GROUP_TITLES.items()}
+    groups = {key: parser.add_argument_group(title) for key, title in _GROUP_TITLES.items()
+              if group in (None, key)}
     for f in dataclasses.fields(RunConfig):
         meta = f.metadata
+        if meta["group"] not in groups:
+            continue
         kwargs = {"help": meta["help"]}
         if f.default is None or f.default is False or f.default in ("", ()):
             kwargs["default"] = argparse.SUPPRESS
@@ -304,7 +382,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if meta["parse"] is None:  # a switch
             kwargs["action"] = "store_true"
         else:
-            kwargs.update(type=meta["parse"], metavar=f.name.upper(), required=meta["required"])
+            kwargs.update(type=_flag_value(meta["parse"]), metavar=f.name.upper(), required=meta["required"])
             if meta["repeat"]:
                 kwargs["action"] = "append"
             if meta["choices"]:
@@ -320,38 +398,3 @@ def from_namespace(args: argparse.Namespace, **overrides: Any) -> RunConfig:
         if f.metadata["repeat"] and f.name in values:
             values[f.name] = tuple(values[f.name])
     return RunConfig(**{**values, **overrides})
-
-
-# ---------------------------------------------------------------------------------------------
-# Multi-stage plans (recipes/)
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One training run of a plan: a name, where its weights start, and the fields it changes.
-
-    init: None (from scratch), 'ckpt' (the plan's pretrained checkpoint), or the name of an earlier stage
-    (its final checkpoint, e.g. all layers after the classifier).
-    """
-
-    name: str
-    init: str | None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "target"  # which of the plan's datasets this stage trains on
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A multi-stage plan as values: a base config (fields shared by every stage) and the stages in order."""
-
-    name: str
-    description: str
-    base: dict[str, Any]
-    stages: tuple[Stage, ...]
-    extra: dict[str, Any] = field(default_factory=dict)  # recipe-specific values (e.g. the demo's data sizes)
-
-    def stage(self, name: str) -> Stage:
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise ValueError(f"recipe {self.name!r} has no stage {name!r}; stages: {', '.join(s.name for s in self.stages)}.")

@@ -1,6 +1,6 @@
-"""Datasets: describe and check a dataset directory, then read it with a tf.data pipeline.
+"""Datasets: scan and check a dataset directory, then read it with a tf.data pipeline.
 
-Two layouts are read (``describe_dataset`` tells them apart and checks them before any training):
+Two layouts are read (``scan_dataset`` tells them apart and checks them before any training):
 
 - an image folder: ``DIR/<class>/*.jpg|png|bmp|gif``, or ``DIR/train/<class>/...`` with an optional
   ``DIR/validation/<class>/...``. Without a validation folder a seeded, per-class split keeps
@@ -10,7 +10,7 @@ Two layouts are read (``describe_dataset`` tells them apart and checks them befo
   ``labels.txt`` of ``label:name`` lines. File names tell the splits apart as TF-Slim names them
   (``flowers_train_00000-of-00005.tfrecord``, ``..._validation_...``); if no file name says
   ``train`` or ``validation`` every file is training data (otherwise files naming neither, such as
-  ``_test_`` shards, are not read). ``describe_dataset`` reads every record's
+  ``_test_`` shards, are not read). ``scan_dataset`` reads every record's
   label once (counting examples too), so a label outside the class range stops the run before the
   first step, naming the file.
 
@@ -22,7 +22,7 @@ pipeline updates that variable, iterate the dataset with ``make_iterator(dataset
 iterator; one-shot iterators cannot hold variables), whose initializer runs with the default
 Scaffold's local init op (MonitoredTrainingSession, slim's train loop) or ``tf.tables_initializer()``.
 
-``convert_to_tfrecords`` (``finetune convert``) writes an image folder as such TFRecords.
+finetune.tfrecords (``finetune convert``) writes an image folder as such TFRecords.
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ from finetune import preprocessing as preprocessing_lib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = ("train", "validation")
-LABELS_FILE = "labels.txt"
-DEFAULT_SHARDS = 5
+DATASET_LABELS_FILE = "labels.txt"  # TF-Slim's `label:name` lines beside a TFRecord dataset
 TFRECORD_SHUFFLE_BUFFER = 1024
 _SCAN_BATCH = 256
 _TFRECORD_NAME = re.compile(r"\.tfrecords?(-|$)|-\d+-of-\d+$")
@@ -78,10 +77,10 @@ class DatasetInfo:
 
 
 # ---------------------------------------------------------------------------------------------
-# describe_dataset
+# scan_dataset
 
 
-def describe_dataset(path: str, validation_fraction: float = 0.1, seed: int = 0) -> DatasetInfo:
+def scan_dataset(path: str, validation_fraction: float = 0.1, seed: int = 0) -> DatasetInfo:
     """Check the dataset at `path` and describe it; one-line ValueError/FileNotFoundError if unusable."""
     root = Path(path)
     if not root.exists():
@@ -93,8 +92,8 @@ def describe_dataset(path: str, validation_fraction: float = 0.1, seed: int = 0)
         raise ValueError(f"Dataset {path} is not a directory: give a folder of class sub-folders or of TFRecords.")
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation fraction must be in [0, 1), got {validation_fraction}.")
-    info = _describe_tfrecords(root) if _tfrecord_files(root) else _describe_folder(root, validation_fraction, seed)
-    _check_images_decode(info)
+    info = _scan_tfrecords(root) if tfrecord_files(root) else _scan_folder(root, validation_fraction, seed)
+    _check_imagesdecode_image(info)
     return info
 
 
@@ -143,7 +142,7 @@ def _seeded_split(images: dict[str, list[str]], fraction: float, seed: int) -> t
     return train, validation
 
 
-def _describe_folder(root: Path, validation_fraction: float, seed: int) -> DatasetInfo:
+def _scan_folder(root: Path, validation_fraction: float, seed: int) -> DatasetInfo:
     if (root / "train").is_dir():
         train = _class_images(root / "train")
         class_names = sorted(train)
@@ -168,7 +167,7 @@ def _describe_folder(root: Path, validation_fraction: float, seed: int) -> Datas
     )
 
 
-def _tfrecord_files(root: Path) -> list[Path]:
+def tfrecord_files(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_file() and _TFRECORD_NAME.search(p.name))
 
 
@@ -246,16 +245,16 @@ class _RecordScanner:
         if outside.size:
             raise ValueError(
                 f"{shard}: record {first + outside[0]} has label {labels[outside[0]]}, "
-                f"outside [0, {self.num_classes}) of {LABELS_FILE}: fix the record or {LABELS_FILE}."
+                f"outside [0, {self.num_classes}) of {DATASET_LABELS_FILE}: fix the record or {DATASET_LABELS_FILE}."
             )
 
     def close(self) -> None:
         self._session.close()
 
 
-def _describe_tfrecords(root: Path) -> DatasetInfo:
-    class_names = read_labels_file(root / LABELS_FILE)
-    files = _tfrecord_files(root)
+def _scan_tfrecords(root: Path) -> DatasetInfo:
+    class_names = read_labels_file(root / DATASET_LABELS_FILE)
+    files = tfrecord_files(root)
     by_split = {split: [f for f in files if _split_of(f.name) == split] for split in SPLITS}
     if not any(by_split.values()):
         by_split["train"] = files
@@ -337,7 +336,7 @@ def _tfrecord_records(info: DatasetInfo, split: str, is_training: bool, seed: in
     )
 
 
-def _decode(encoded: tf.Tensor) -> tf.Tensor:
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     """uint8 [h, w, 3] from JPEG/PNG/BMP/GIF bytes (grayscale, RGBA and CMYK become RGB)."""
     image = tf2.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
     image.set_shape([None, None, 3])
@@ -347,11 +346,11 @@ def _decode(encoded: tf.Tensor) -> tf.Tensor:
 def _loader(info: DatasetInfo):
     """fn(record) -> (uint8 image, int64 label) for the dataset's format; raises on corrupt data."""
     if info.format == "folder":
-        return lambda path, label: (_decode(tf.io.read_file(path)), label)
+        return lambda path, label: (decode_image(tf.io.read_file(path)), label)
 
     def parse(serialized: tf.Tensor):
         features = tf.io.parse_single_example(serialized, _FEATURES)
-        return _decode(features["image/encoded"]), features["image/class/label"]
+        return decode_image(features["image/encoded"]), features["image/class/label"]
 
     return parse
 
@@ -395,7 +394,7 @@ def _skip_and_count(records: tf2.data.Dataset, load, counter: tf.Variable, finit
     return counted.filter(drop_marker).map(image_and_label)
 
 
-def _check_images_decode(info: DatasetInfo) -> None:
+def _check_imagesdecode_image(info: DatasetInfo) -> None:
     """Decode each split's records in order until one succeeds (usually the first).
 
     A split without one readable image fails here, in words, instead of as a training pipeline
@@ -466,134 +465,3 @@ def build_dataset(
 
     images = images.map(prepare, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=True)  # seeded runs keep their order
     return images.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf2.data.AUTOTUNE)
-
-
-# ---------------------------------------------------------------------------------------------
-# convert_to_tfrecords
-
-_MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF8", "gif"), (b"BM", "bmp"))
-_STORED_FORMATS = ("jpeg", "png")
-
-
-@dataclass(frozen=True)
-class ConvertResult:
-    """What `convert_to_tfrecords` wrote: examples per split, the files, the images it skipped."""
-
-    output: str
-    class_names: list[str]
-    num_examples: dict[str, int]
-    files: list[str]
-    skipped: list[str]
-
-
-def _image_format(encoded: bytes) -> str:
-    return next((name for magic, name in _MAGIC if encoded.startswith(magic)), "unknown")
-
-
-def _example(encoded: bytes, label: int, height: int, width: int) -> tf.train.Example:
-    def bytes_feature(value: bytes) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def int_feature(value: int) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                "image/encoded": bytes_feature(encoded),
-                "image/format": bytes_feature(_image_format(encoded).encode()),
-                "image/class/label": int_feature(label),
-                "image/height": int_feature(height),
-                "image/width": int_feature(width),
-            }
-        )
-    )
-
-
-class _ImageChecker:
-    """Decodes image bytes with the pipeline's own decoder, in a private graph.
-
-    `check(encoded)` returns (bytes to store, height, width), or None if the image does not decode.
-    JPEG and PNG are stored as they are; other formats (BMP, GIF) are re-encoded as PNG, since
-    TF-Slim's own TFRecord decoder reads only JPEG, PNG and raw pixels.
-    """
-
-    def __init__(self):
-        self._graph = tf.Graph()
-        with self._graph.as_default():
-            self._encoded = tf.placeholder(tf.string, [])
-            image = _decode(self._encoded)
-            self._shape = tf.shape(image)[:2]
-            self._png = tf.io.encode_png(image)
-        self._session = tf.Session(graph=self._graph)
-
-    def check(self, encoded: bytes) -> tuple[bytes, int, int] | None:
-        keep = _image_format(encoded) in _STORED_FORMATS
-        fetches = self._shape if keep else (self._shape, self._png)
-        try:
-            result = self._session.run(fetches, {self._encoded: encoded})
-        except tf.errors.InvalidArgumentError:
-            return None
-        (height, width), stored = (result, encoded) if keep else result
-        return stored, int(height), int(width)
-
-    def close(self) -> None:
-        self._session.close()
-
-
-def _shard_names(name: str, split: str, count: int) -> list[str]:
-    return [f"{name}_{split}_{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
-
-
-def convert_to_tfrecords(
-    images: str,
-    output: str,
-    *,
-    shards: int = DEFAULT_SHARDS,
-    validation_fraction: float = 0.1,
-    seed: int = 0,
-) -> ConvertResult:
-    """Write the image folder `images` as TF-Slim TFRecords in `output`, with labels.txt.
-
-    Splits as `describe_dataset` does (train/ and validation/ folders, else a seeded split); each
-    split's examples are shuffled (seeded) and written into up to `shards` files named
-    `<folder name>_<split>_<i>-of-<n>.tfrecord`. Every image is decoded first with the pipeline's
-    decoder; those that fail are skipped and listed. JPEG and PNG files are stored byte for byte,
-    BMP and GIF re-encoded as PNG. Refuses an output folder that already holds
-    TFRecords or labels.txt.
-    """
-    if shards < 1:
-        raise ValueError(f"--shards must be at least 1, got {shards}.")
-    info = describe_dataset(images, validation_fraction, seed)
-    if info.format != "folder":
-        raise ValueError(f"{images} already holds TFRecords: give an image folder (one sub-folder per class).")
-    out = Path(output)
-    if out.is_dir() and (_tfrecord_files(out) or (out / LABELS_FILE).exists()):
-        raise FileExistsError(f"{output} already holds a TFRecord dataset: give an empty or new output folder.")
-    out.mkdir(parents=True, exist_ok=True)
-    name = Path(images).resolve().name
-    rng = np.random.default_rng(seed)
-    checker = _ImageChecker()
-    written, files, skipped = {}, [], []
-    try:
-        for split in SPLITS:
-            examples = list(zip(info.sources[split], info.labels[split]))
-            order = rng.permutation(len(examples))
-            chunks = np.array_split(order, min(shards, len(examples))) if examples else []
-            written[split] = 0
-            for shard_name, chunk in zip(_shard_names(name, split, len(chunks)), chunks):
-                with tf.io.TFRecordWriter(str(out / shard_name)) as writer:
-                    for index in chunk:
-                        path, label = examples[index]
-                        checked = checker.check(Path(path).read_bytes())
-                        if checked is None:
-                            skipped.append(path)
-                            continue
-                        stored, height, width = checked
-                        writer.write(_example(stored, label, height, width).SerializeToString())
-                        written[split] += 1
-                files.append(str(out / shard_name))
-    finally:
-        checker.close()
-    (out / LABELS_FILE).write_text("".join(f"{i}:{c}\n" for i, c in enumerate(info.class_names)))
-    return ConvertResult(str(out), info.class_names, written, files, skipped)

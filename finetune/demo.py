@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
-from finetune import synthetic, train
-from finetune.config import Recipe
+from checkpoints.download import home
+from finetune import synthetic
+from finetune.recipe import Recipe
+from finetune.recipe_runner import run_recipe
 
-HOME_ENV = "FINETUNE_HOME"
 DEMO_SUMMARY_FILE = "demo_summary.json"
 
 
 def default_work_dir() -> Path:
     """$FINETUNE_HOME/demo (default ~/.cache/finetune/demo)."""
-    return Path(os.environ.get(HOME_ENV, "~/.cache/finetune")).expanduser() / "demo"
+    return home() / "demo"
 
 
 def _digest(value) -> str:
@@ -71,7 +71,7 @@ def run_demo(work_dir: str | Path | None = None, recipe: Recipe | None = None, *
     started = time.perf_counter()
     print(f"finetune demo: {recipe.description} (work dir {work_dir})")
     datasets = write_datasets(recipe, work_dir)
-    summaries = train.run_recipe(recipe, datasets, _train_dirs(recipe, datasets, work_dir), progress_bar=progress_bar)
+    summaries = run_recipe(recipe, datasets, _train_dirs(recipe, datasets, work_dir), progress_bar=progress_bar)
     fine_tuned, scratch = recipe.extra["compare"]
     result = {
         "validation_accuracy": {name: s["validation_accuracy"] for name, s in summaries.items()},

@@ -63,29 +63,6 @@ def _logical_cpu_count() -> int:
     return len(tf2.config.get_logical_device_configuration(cpu) or [None])
 
 
-def split_cpu(n: int) -> list[str]:
-    """Split the CPU into n logical devices '/cpu:0'..'/cpu:{n-1}' and return their names.
-
-    Must run before TensorFlow's eager runtime is initialized (any eager op or
-    tf.config.list_logical_devices); graph-mode sessions do not initialize it, so building graphs
-    and running sessions before is fine, and the sessions created afterwards see n CPUs. A second
-    call asking for the same count is a no-op; asking for another count once initialized is a
-    RuntimeError naming the fix.
-    """
-    if n < 1:
-        raise ValueError(f"split_cpu needs n >= 1, got {n}.")
-    cpu = tf2.config.list_physical_devices("CPU")[0]
-    current = tf2.config.get_logical_device_configuration(cpu)
-    if current is not None and len(current) == n:
-        return [f"/cpu:{i}" for i in range(n)]
-    try:
-        tf2.config.set_logical_device_configuration(cpu, [tf2.config.LogicalDeviceConfiguration()] * n)
-    except RuntimeError as error:
-        raise RuntimeError(f"Cannot split the CPU into {n} devices: TensorFlow's runtime is already initialized; "
-                           "call devices.split_cpu before any eager op.") from error
-    return [f"/cpu:{i}" for i in range(n)]
-
-
 def select_devices(num_devices: int | None = None) -> list[str]:
     """The first num_devices of visible_devices() (default: all of them), e.g. for `--num-devices`.
 
@@ -324,5 +301,5 @@ def get_precision(name: str) -> Precision:
 
 __all__ = [
     "PRECISIONS", "Precision", "Tower", "average_gradients", "build_towers", "get_precision", "select_devices",
-    "session_config", "split_batch", "split_cpu", "tower_gradients", "variables_device", "visible_devices",
+    "session_config", "split_batch", "tower_gradients", "variables_device", "visible_devices",
 ]

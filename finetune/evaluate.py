@@ -1,8 +1,6 @@
 """Evaluate a checkpoint on a dataset split: top-1/top-k accuracy, per-class accuracy, loss, confusion.
 
-`TrainedModel` says which checkpoint to load and how to rebuild its graph (net, class count, image
-size, preprocessing, class names): read from a train dir's `run_config.json` (`from_train_dir`) or
-given by hand (`from_checkpoint`). Export and predict build on it too.
+The model is a `finetune.trained_model.TrainedModel`: a checkpoint and what rebuilds its graph.
 
 `evaluate(model, dataset, split=...)` runs the net in inference mode over one pass of the split and
 returns the metrics as a dict; with `output_dir` it also writes `metrics.json` and
@@ -20,154 +18,19 @@ import io
 import json
 import math
 import os
-import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nets import nets_factory
+from finetune.trained_model import TrainedModel
 from nets.compat import tf
 
-RUN_CONFIG = "run_config.json"
-LABELS_FILE = "labels.txt"
 METRICS_FILE = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
 TOP_K = 5
-_STEP_SUFFIX = re.compile(r"-(\d+)$")
 _MAX_ANNOTATED_CLASSES = 30
 _MAX_NAMED_CLASSES = 60
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A checkpoint and what rebuilds its inference graph."""
-
-    checkpoint: str  # a prefix, as checkpoints.resolve_checkpoint returns
-    net: str
-    num_classes: int
-    image_size: int
-    preprocessing: str  # 'inception' | 'vgg'
-    class_names: tuple[str, ...]
-    use_moving_average: bool = False
-
-    @classmethod
-    def from_train_dir(
-        cls, train_dir: str, checkpoint: str | None = None, *, image_size: int | None = None
-    ) -> TrainedModel:
-        """The latest checkpoint of `train_dir` (or `checkpoint`) with the run's net, classes and image size."""
-        config = read_run_config(train_dir)
-        missing = [key for key in ("net", "num_classes") if key not in config]
-        if missing:
-            raise ValueError(f"{Path(train_dir) / RUN_CONFIG} lacks {', '.join(missing)}: is it a finetune train dir?")
-        spec = nets_factory.get_spec(config["net"])
-        return cls(
-            checkpoint=_resolve(checkpoint or train_dir),
-            net=spec.name,
-            num_classes=int(config["num_classes"]),
-            image_size=image_size or int(config.get("image_size") or spec.image_size),
-            preprocessing=config.get("preprocessing") or spec.preprocessing,
-            class_names=_class_names(train_dir, config, int(config["num_classes"])),
-            use_moving_average=config.get("moving_average_decay") is not None,
-        )
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        checkpoint: str,
-        net: str,
-        num_classes: int | None = None,
-        *,
-        image_size: int | None = None,
-        class_names: Sequence[str] | None = None,
-        use_moving_average: bool = False,
-    ) -> TrainedModel:
-        """A checkpoint of `net` outside a train dir; the class count defaults to len(class_names), else the net's."""
-        spec = nets_factory.get_spec(net)
-        if num_classes is None:
-            num_classes = len(class_names) if class_names else spec.num_classes
-        names = tuple(class_names) if class_names else tuple(str(i) for i in range(num_classes))
-        if len(names) != num_classes:
-            raise ValueError(f"{len(names)} class names for {num_classes} classes: give one name per class.")
-        return cls(
-            checkpoint=_resolve(checkpoint),
-            net=spec.name,
-            num_classes=num_classes,
-            image_size=image_size or spec.image_size,
-            preprocessing=spec.preprocessing,
-            class_names=names,
-            use_moving_average=use_moving_average,
-        )
-
-    @property
-    def global_step(self) -> int | None:
-        """The checkpoint's global step: its `global_step` tensor, else the `-N` of its name."""
-        reader = tf.train.load_checkpoint(self.checkpoint)
-        if reader.has_tensor("global_step"):
-            return int(reader.get_tensor("global_step"))
-        match = _STEP_SUFFIX.search(self.checkpoint)
-        return int(match.group(1)) if match else None
-
-    def logits(self, images: tf.Tensor) -> tf.Tensor:
-        """The net's logits [B, num_classes] for preprocessed `images`, in inference mode, in the default graph."""
-        network_fn = nets_factory.get_network_fn(self.net, self.num_classes, is_training=False)
-        logits, _ = network_fn(images)
-        return logits
-
-    def restore_op(self, variables: Sequence[tf.Variable]) -> tf.Operation:
-        """One op restoring every one of `variables` from the checkpoint; ValueError if any does not fit."""
-        from checkpoints import RestoreError, plan_restore
-
-        try:
-            plan = plan_restore(variables, self.checkpoint, exclude_scopes=(),
-                                use_moving_average=self.use_moving_average)
-        except RestoreError as error:  # its fix names training flags; here the net or class count is wrong
-            raise ValueError(f"{error.problem}; it is not a {self.net} with {self.num_classes} classes: give the "
-                             "--net and --num-classes it was trained with.") from error
-        return plan.restore_op()
-
-
-def report_dir(directory: str, split: str) -> str:
-    """Where a split's metrics.json and confusion_matrix.png go by default: DIRECTORY/eval_<split>.
-
-    Training's final evaluation and `finetune eval --train-dir` both write there.
-    """
-    return str(Path(directory) / f"eval_{split}")
-
-
-def read_run_config(train_dir: str) -> dict:
-    path = Path(train_dir) / RUN_CONFIG
-    if not Path(train_dir).is_dir():
-        raise FileNotFoundError(f"train dir {train_dir} does not exist: give the --train-dir of a training run.")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {train_dir} is not a finetune train dir (use --ckpt and --net).")
-    return json.loads(path.read_text())
-
-
-def read_labels(path: str | Path) -> list[str]:
-    """Class names, one per line, in label order."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"labels file {path} not found: give a text file with one class name per line.")
-    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def _class_names(train_dir: str, config: dict, num_classes: int) -> tuple[str, ...]:
-    names = config.get("labels")
-    labels_path = Path(train_dir) / LABELS_FILE
-    if not names and labels_path.is_file():
-        names = read_labels(labels_path)
-    if not names:
-        return tuple(str(i) for i in range(num_classes))
-    if len(names) != num_classes:
-        raise ValueError(f"{train_dir}: {len(names)} class names for {num_classes} classes in {RUN_CONFIG}.")
-    return tuple(names)
-
-
-def _resolve(checkpoint: str) -> str:
-    from checkpoints import resolve_checkpoint
-
-    return resolve_checkpoint(checkpoint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +97,7 @@ def evaluate(
     """
     from finetune import data
 
-    info = data.describe_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
+    info = data.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
     _check_classes(model, info)
     top_k = min(TOP_K, model.num_classes)
     with tf.Graph().as_default():
@@ -383,7 +246,7 @@ def watch(
     """
     from finetune import data
 
-    info = data.describe_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
+    info = data.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
     with tf.Graph().as_default():
         writer = tf.summary.FileWriter(output_dir)
     try:

@@ -23,8 +23,7 @@ for the probabilities or for the logits relative to their scale (max |logit|, at
 from __future__ import annotations
 
 import io
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,8 @@ from nets.compat import tf
 # isort: split
 import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
-from finetune.evaluate import LABELS_FILE, TrainedModel
+from finetune.run_dir import LABELS_FILE, write_json, write_labels
+from finetune.trained_model import TrainedModel
 
 INPUT = "input"
 OUTPUTS = ("logits", "probabilities", "classes")
@@ -203,9 +203,6 @@ class ExportResult:
     max_difference: dict[str, float]
     saved_model_max_difference: dict[str, float] | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def export(
     model: TrainedModel,
@@ -255,7 +252,7 @@ def export(
         write_saved_model(graph_def, saved_model_dir)
         result.saved_model_max_difference = max_differences(reference, run_saved_model(saved_model_dir, samples))
         _check(str(saved_model_dir), result.saved_model_max_difference, tolerance)
-    info = describe(model, input_type, result)
+    info = model_info(model, input_type, result)
     _write_sidecars(output.parent, output.with_suffix(INFO_SUFFIX), model, info)
     if saved_model_dir:
         extra = saved_model_dir / SAVED_MODEL_EXTRA
@@ -263,7 +260,7 @@ def export(
     return result
 
 
-def describe(model: TrainedModel, input_type: str, result: ExportResult) -> dict:
+def model_info(model: TrainedModel, input_type: str, result: ExportResult) -> dict:
     """The JSON written beside the graph: input/output names, dtypes, shapes, preprocessing, provenance."""
     size = model.image_size
     if input_type == "float":
@@ -303,8 +300,8 @@ def describe(model: TrainedModel, input_type: str, result: ExportResult) -> dict
 
 def _write_sidecars(directory: Path, info_path: Path, model: TrainedModel, info: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / LABELS_FILE).write_text("".join(f"{name}\n" for name in model.class_names))
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    write_labels(directory / LABELS_FILE, model.class_names)
+    write_json(info_path, info)
 
 
 def write_saved_model(graph_def: tf.GraphDef, directory: Path) -> None:

@@ -18,10 +18,10 @@ names and defaults are TF-Slim's train_image_classifier flags (`OPTIMIZER_DEFAUL
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from checkpoints import scopes
 from nets.compat import tf
 
 log = logging.getLogger(__name__)
@@ -262,32 +262,27 @@ def _scale(grad, factor: float):
     return grad * factor
 
 
-def _matches(key: str, name: str) -> bool:
-    return re.match(f"(?:{key})(?:/|$)", name) is not None
+def scale_by_scope(multipliers: dict[str, float], root: str | None = None) -> GradientStep:
+    """A step multiplying the gradient of every variable under a scope by its factor.
 
-
-def scale_by_scope(multipliers: dict[str, float]) -> GradientStep:
-    """A step multiplying the gradient of every variable under a scope (or matching a regex) by its factor.
-
-    A key matches a variable whose name starts with it at a scope boundary ("InceptionV1/Logits"
-    matches "InceptionV1/Logits/Conv2d_0c_1x1/weights" but not "InceptionV1/Logits2/..."); keys may be
-    regexes ("InceptionV1/Mixed_5.*"). When several keys match, the longest (most specific) wins. A
-    key that matches no variable with a gradient is a ValueError (a typo would otherwise go unseen).
+    Scopes follow checkpoints.scopes (regexes at a scope boundary, absolute or relative to `root`, the
+    net's scope): "Logits" and "InceptionV1/Logits" both match "InceptionV1/Logits/Conv2d_0c_1x1/weights",
+    not "InceptionV1/Logits2/...". When several match, the longest (most specific) wins. A scope that
+    matches no variable with a gradient is a ValueError (a typo would otherwise go unseen).
     """
 
     def step(grads_and_vars: GradsAndVars) -> GradsAndVars:
         used, out = set(), []
         for grad, var in grads_and_vars:
-            keys = [key for key in multipliers if _matches(key, var.op.name)]
-            if keys:
-                key = max(keys, key=len)
+            key = scopes.most_specific_scope(var.op.name, multipliers, root)
+            if key is not None:
                 used.add(key)
                 grad = _scale(grad, multipliers[key])
             out.append((grad, var))
         unused = [key for key in multipliers if key not in used]
         if unused:
-            raise ValueError(f"Gradient multiplier scope(s) {', '.join(unused)} match no trained variable; "
-                             "check the scope names (`finetune inspect` lists them).")
+            raise ValueError(f"--lr-multiplier scope(s) {', '.join(unused)} match no trained variable: check the "
+                             "scope names (`finetune inspect` lists them) and --trainable.")
         return out
 
     return step
@@ -312,17 +307,18 @@ def global_norm(grads_and_vars: Sequence[tuple]) -> tf.Tensor:
 
 
 def process_gradients(grads_and_vars: Iterable[tuple], clip_norm: float | None = None,
-                      multipliers: dict[str, float] | None = None) -> tuple[GradsAndVars, tf.Tensor]:
+                      multipliers: dict[str, float] | None = None, root: str | None = None
+                      ) -> tuple[GradsAndVars, tf.Tensor]:
     """Drop missing gradients, scale by scope multipliers, then clip by the global norm of all gradients.
 
     Returns (grads_and_vars, norm) where norm is the global norm before clipping (after the
     multipliers, i.e. the value compared with clip_norm), for logging. Multipliers come first (as
     in TF-Slim's create_train_op) so the applied update's global norm never exceeds clip_norm;
-    a global clip keeps the ratios between scopes either way.
+    a global clip keeps the ratios between scopes either way. Multiplier scopes may be relative to `root`.
     """
     grads_and_vars = drop_missing(grads_and_vars)
     if multipliers:
-        grads_and_vars = scale_by_scope(multipliers)(grads_and_vars)
+        grads_and_vars = scale_by_scope(multipliers, root)(grads_and_vars)
     norm = global_norm(grads_and_vars)
     if clip_norm is not None:
         grads_and_vars = clip_by_global_norm(clip_norm)(grads_and_vars)

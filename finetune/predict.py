@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune import export
-from finetune.evaluate import LABELS_FILE, read_labels
+from finetune.run_dir import LABELS_FILE, read_labels
 from nets.compat import tf
 
 _TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP")

@@ -15,7 +15,7 @@ repeatable, so the numbers move from run to run (from scratch most: it also reac
 shorter trials); the gap stays.
 """
 
-from finetune.config import Recipe, Stage
+from finetune.recipe import Recipe, Stage
 
 SOURCE_CLASSES = ("circle", "frame", "plus", "stripes_h", "stripes_d", "dots")
 TARGET_CLASSES = ("ring", "square", "x", "stripes_v", "checker", "triangle")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetune import cli, data, preprocessing
+from finetune import cli, data, preprocessing, tfrecords
 from nets.compat import tf
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}  # sorted: labels 0, 1, 2
@@ -84,11 +84,11 @@ def _png_bytes(colour) -> bytes:
     return buffer.getvalue()
 
 
-# --- describe_dataset ---------------------------------------------------------------------------
+# --- scan_dataset ---------------------------------------------------------------------------
 
 
 def test_folder_classes_sorted_and_labels_match_folders(tmp_path):
-    info = data.describe_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
+    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
     assert info.format == "folder" and info.class_names == ["blue", "green", "red"] and info.num_classes == 3
     assert info.num_examples == {"train": 9, "validation": 3}
     for split in ("train", "validation"):
@@ -102,9 +102,9 @@ def test_seeded_split_is_deterministic_disjoint_and_per_class(tmp_path):
     for name in ("a", "b"):
         for i in range(10):
             _save(root / name / f"{i}.png")
-    first = data.describe_dataset(str(root), validation_fraction=0.3, seed=5)
-    again = data.describe_dataset(str(root), validation_fraction=0.3, seed=5)
-    other = data.describe_dataset(str(root), validation_fraction=0.3, seed=6)
+    first = data.scan_dataset(str(root), validation_fraction=0.3, seed=5)
+    again = data.scan_dataset(str(root), validation_fraction=0.3, seed=5)
+    other = data.scan_dataset(str(root), validation_fraction=0.3, seed=6)
     assert first.sources == again.sources
     assert first.sources["validation"] != other.sources["validation"]
     train, validation = set(first.sources["train"]), set(first.sources["validation"])
@@ -115,7 +115,7 @@ def test_seeded_split_is_deterministic_disjoint_and_per_class(tmp_path):
 
 def test_missing_dataset_dir_is_a_one_line_error(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
-        data.describe_dataset(str(tmp_path / "nowhere"))
+        data.scan_dataset(str(tmp_path / "nowhere"))
     message = str(error.value)
     assert "nowhere" in message and "does not exist" in message and "\n" not in message
 
@@ -139,20 +139,20 @@ def test_bad_folders_are_one_line_errors(tmp_path, make, match):
     root = tmp_path / "d"
     make(root)
     with pytest.raises(ValueError, match=match) as error:
-        data.describe_dataset(str(root))
+        data.scan_dataset(str(root))
     assert "\n" not in str(error.value)
 
 
 def test_tfrecords_need_a_good_labels_file(tmp_path):
     _write_tfrecord(tmp_path / "x_train_00000-of-00001.tfrecord", [(_png_bytes((1, 2, 3)), 0)])
     with pytest.raises(FileNotFoundError, match="labels.txt is missing"):
-        data.describe_dataset(str(tmp_path))
+        data.scan_dataset(str(tmp_path))
     (tmp_path / "labels.txt").write_text("0:a\n2:b\n")
     with pytest.raises(ValueError, match="0..N-1"):
-        data.describe_dataset(str(tmp_path))
+        data.scan_dataset(str(tmp_path))
     (tmp_path / "labels.txt").write_text("0:a\nb\n")
     with pytest.raises(ValueError, match="line 2"):
-        data.describe_dataset(str(tmp_path))
+        data.scan_dataset(str(tmp_path))
 
 
 def test_label_outside_the_classes_stops_before_training_naming_the_file(tmp_path):
@@ -162,7 +162,7 @@ def test_label_outside_the_classes_stops_before_training_naming_the_file(tmp_pat
     _write_tfrecord(bad, [(_png_bytes((1, 2, 3)), 0), (_png_bytes((1, 2, 3)), 2)])
     (tmp_path / "labels.txt").write_text("0:cat\n1:dog\n")
     with pytest.raises(ValueError, match=r"x_train_00001-of-00002.tfrecord: record 1 has label 2, outside \[0, 2\)"):
-        data.describe_dataset(str(tmp_path))
+        data.scan_dataset(str(tmp_path))
 
 
 def test_tfrecord_splits_follow_tf_slim_file_names(tmp_path):
@@ -170,7 +170,7 @@ def test_tfrecord_splits_follow_tf_slim_file_names(tmp_path):
     _write_tfrecord(tmp_path / "flowers_train_00001-of-00002.tfrecord", [(_png_bytes((1, 2, 3)), 1)] * 2)
     _write_tfrecord(tmp_path / "flowers_validation_00000-of-00001.tfrecord", [(_png_bytes((1, 2, 3)), 1)])
     (tmp_path / "labels.txt").write_text("0:daisy\n1:rose\n")
-    info = data.describe_dataset(str(tmp_path))
+    info = data.scan_dataset(str(tmp_path))
     assert info.format == "tfrecord" and info.class_names == ["daisy", "rose"]
     assert info.num_examples == {"train": 5, "validation": 1}
 
@@ -181,7 +181,7 @@ def test_tfrecord_splits_follow_tf_slim_file_names(tmp_path):
 @pytest.mark.parametrize("style, low, high", [("inception", -1.0, 1.0), ("vgg", -124.0, 152.0)])
 @pytest.mark.parametrize("is_training", [True, False])
 def test_pipeline_shapes_dtypes_ranges(tmp_path, style, low, high, is_training):
-    info = data.describe_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
+    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
     images, labels, skipped = _read(info, "train", is_training=is_training, style=style, size=24)
     assert images.shape == (9, 24, 24, 3) and images.dtype == np.float32
     assert labels.dtype == np.int64 and sorted(labels) == sorted(info.labels["train"])
@@ -189,7 +189,7 @@ def test_pipeline_shapes_dtypes_ranges(tmp_path, style, low, high, is_training):
 
 
 def test_eval_labels_match_the_pixels_and_keep_order(tmp_path):
-    info = data.describe_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
+    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
     images, labels, _ = _read(info, "validation")
     assert list(labels) == info.labels["validation"] == [0, 1, 2]
     np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
@@ -199,7 +199,7 @@ def test_training_shuffles_by_seed_and_repeats_epochs(tmp_path):
     root = tmp_path / "d"
     for i in range(12):
         _save(root / f"c{i:02d}" / "0.png")
-    info = data.describe_dataset(str(root), validation_fraction=0.0)
+    info = data.scan_dataset(str(root), validation_fraction=0.0)
     kwargs = {"is_training": True, "epochs": 2, "style": "vgg"}
     _, first, _ = _read(info, "train", seed=1, **kwargs)
     _, again, _ = _read(info, "train", seed=1, **kwargs)
@@ -219,7 +219,7 @@ def test_training_crop_keeps_at_least_crop_min_area(tmp_path):
     for i in range(8):
         (root / "c").mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(root / "c" / f"{i}.png")
-    info = data.describe_dataset(str(root), validation_fraction=0.0)
+    info = data.scan_dataset(str(root), validation_fraction=0.0)
     kwargs = {"is_training": True, "size": 32, "color_distortion": False}
     expected = (image / 255.0 - 0.5) * 2.0
     whole, _, _ = _read(info, "train", crop_min_area=1.0, **kwargs)
@@ -235,7 +235,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
     truncated = _save(tmp_path / "whole.png", (255, 0, 0), size=(64, 64)).read_bytes()
     (root / "train" / "blue" / "zz_truncated.png").write_bytes(truncated[: len(truncated) // 2])
     (root / "validation" / "red" / "zz_empty.png").write_bytes(b"")  # last in reading order
-    info = data.describe_dataset(str(root))
+    info = data.scan_dataset(str(root))
     assert info.num_examples == {"train": 5, "validation": 4}
     for split, kept in (("train", 3), ("validation", 3)):
         images, labels, skipped = _read(info, split)
@@ -250,7 +250,7 @@ def test_corrupt_tfrecord_images_are_skipped_and_counted(tmp_path):
     _write_tfrecord(tmp_path / "x_validation_00000-of-00001.tfrecord", records)
     _write_tfrecord(tmp_path / "x_train_00000-of-00001.tfrecord", records[:1])
     (tmp_path / "labels.txt").write_text("0:blue\n1:green\n2:red\n")
-    info = data.describe_dataset(str(tmp_path))
+    info = data.scan_dataset(str(tmp_path))
     images, labels, skipped = _read(info, "validation")
     assert list(labels) == [1, 2] and skipped == 2
     np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
@@ -263,9 +263,9 @@ def test_a_split_without_one_decodable_image_fails_early(tmp_path):
     (root / "validation" / "a" / "0.jpg").write_text("not a jpeg")
     (root / "validation" / "a" / "1.png").write_bytes(b"")
     with pytest.raises(ValueError, match=r"No validation image of .* decodes \(first file: .*0.jpg\)"):
-        data.describe_dataset(str(root))
+        data.scan_dataset(str(root))
     _save(root / "validation" / "a" / "2.png")  # one readable image is enough
-    assert data.describe_dataset(str(root)).num_examples == {"train": 1, "validation": 3}
+    assert data.scan_dataset(str(root)).num_examples == {"train": 1, "validation": 3}
 
 
 def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
@@ -276,7 +276,7 @@ def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
     _save(root / "d_gif" / "g.gif", (0, 0, 255), mode="P")
     _save(root / "e_rgba" / "a.png", (0, 255, 0), mode="RGBA")
     assert Image.open(root / "b_cmyk" / "c.jpg").mode == "CMYK"
-    info = data.describe_dataset(str(root), validation_fraction=0.0)
+    info = data.scan_dataset(str(root), validation_fraction=0.0)
     images, labels, skipped = _read(info, "train", style="vgg", batch_size=5)
     assert images.shape == (5, 16, 16, 3) and skipped == 0
     rgb = images.mean(axis=(1, 2)) + np.array(preprocessing.VGG_RGB_MEANS)
@@ -285,7 +285,7 @@ def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
 
 
 def test_build_dataset_rejects_empty_split_and_unknown_style(tmp_path, graph):
-    info = data.describe_dataset(str(_colour_folder(tmp_path / "d", per_class=2)), validation_fraction=0.0)
+    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", per_class=2)), validation_fraction=0.0)
     kwargs = {"batch_size": 2, "image_size": 8, "is_training": False}
     with pytest.raises(ValueError, match="no validation images"):
         data.build_dataset(info, "validation", preprocessing="inception", **kwargs)
@@ -306,8 +306,8 @@ def test_skipped_counter_is_one_local_variable_per_split(graph):
 def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
     root = _colour_folder(tmp_path / "photos", per_class=5)
     (root / "red" / "broken.jpg").write_text("not an image")
-    split = data.describe_dataset(str(root), validation_fraction=0.2, seed=3)
-    result = data.convert_to_tfrecords(str(root), str(tmp_path / "out"), shards=2, validation_fraction=0.2, seed=3)
+    split = data.scan_dataset(str(root), validation_fraction=0.2, seed=3)
+    result = tfrecords.convert_to_tfrecords(str(root), str(tmp_path / "out"), shards=2, validation_fraction=0.2, seed=3)
     assert result.skipped == [str(root / "red" / "broken.jpg")]
     expected = {s: sum(not p.endswith("broken.jpg") for p in split.sources[s]) for s in ("train", "validation")}
     assert result.num_examples == expected and sum(expected.values()) == 15
@@ -337,7 +337,7 @@ def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
                 seen.append((example["image/encoded"], example["image/class/label"]))
     assert Counter(seen) == sources and len(seen) == 15
 
-    info = data.describe_dataset(str(tmp_path / "out"))
+    info = data.scan_dataset(str(tmp_path / "out"))
     assert (info.format, info.class_names, info.num_examples) == (
         "tfrecord",
         ["blue", "green", "red"],
@@ -357,7 +357,7 @@ def test_convert_stores_bmp_and_gif_as_png(tmp_path):
     _save(root / "a" / "0.bmp", (0, 255, 0))
     _save(root / "b" / "0.gif", (0, 0, 255), mode="P")
     _save(root / "c" / "0.jpg", (255, 0, 0), fmt="JPEG")
-    data.convert_to_tfrecords(str(root), str(tmp_path / "out"), shards=1, validation_fraction=0.0)
+    tfrecords.convert_to_tfrecords(str(root), str(tmp_path / "out"), shards=1, validation_fraction=0.0)
     (shard,) = (tmp_path / "out").glob("*.tfrecord")
     with tf.Graph().as_default():
         records = tf.data.TFRecordDataset(str(shard)).map(lambda r: tf.io.parse_single_example(r, data._FEATURES))

@@ -34,30 +34,6 @@ def _feed():
     return rng.normal(size=(BATCH, SIZE, SIZE, 3)).astype(np.float32), np.array([0, 2, 1, 2], np.int64)
 
 
-def test_split_cpu_before_runtime_start_and_visible_devices():
-    out = _run_python("""
-        from nets.compat import tf
-        import tensorflow as tf2
-        from finetune import devices
-        tf.disable_eager_execution()
-        print(devices.visible_devices())
-        with tf.Graph().as_default(), tf.Session() as sess:   # a graph session does not start the runtime
-            sess.run(tf.constant(1.0) + 1.0)
-        print(devices.split_cpu(3), devices.visible_devices(), devices.split_cpu(3))
-        with tf.Graph().as_default(), tf.Session(config=devices.session_config()) as sess:
-            print(len([d for d in sess.list_devices() if d.device_type == "CPU"]))
-        tf2.config.list_logical_devices()   # starts the runtime
-        try:
-            devices.split_cpu(2)
-        except RuntimeError as error:
-            print("error:", error)
-    """).splitlines()
-    assert out[0] == "['/cpu:0']"
-    assert out[1] == "['/cpu:0', '/cpu:1', '/cpu:2'] ['/cpu:0', '/cpu:1', '/cpu:2'] ['/cpu:0', '/cpu:1', '/cpu:2']"
-    assert out[2] == "3"
-    assert out[3].startswith("error: Cannot split the CPU into 2 devices") and "before any eager op" in out[3]
-
-
 def test_towers_place_ops_share_variables_and_average_to_batch_gradient(graph):
     images = tf.placeholder(tf.float32, [BATCH, SIZE, SIZE, 3])
     labels = tf.placeholder(tf.int64, [BATCH])

@@ -11,6 +11,8 @@ import pytest
 
 from finetune import data, evaluate, synthetic
 from finetune.preprocessing import preprocess_image
+from finetune.run_dir import RunDir
+from finetune.trained_model import TrainedModel
 from nets import nets_factory
 from nets.compat import tf
 
@@ -71,7 +73,7 @@ def run(tmp_path_factory):
     return make_train_dir(train_dir, dataset), dataset
 
 
-def _logits_by_hand(model: evaluate.TrainedModel, info: data.DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _logits_by_hand(model: TrainedModel, info: data.DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Logits of every image of the split, one at a time, with its own decode + preprocessing + Saver restore."""
     with tf.Graph().as_default():
         path = tf.placeholder(tf.string, [])
@@ -86,8 +88,8 @@ def _logits_by_hand(model: evaluate.TrainedModel, info: data.DatasetInfo, split:
 
 def test_metrics_equal_hand_computation(run, tmp_path):
     train_dir, dataset = run
-    model = evaluate.TrainedModel.from_train_dir(str(train_dir))
-    info = data.describe_dataset(str(dataset))
+    model = TrainedModel.from_train_dir(str(train_dir))
+    info = data.scan_dataset(str(dataset))
     metrics = evaluate.evaluate(model, info, split="validation", batch_size=5, output_dir=str(tmp_path),
                                 progress=False)
 
@@ -131,14 +133,14 @@ def test_class_count_mismatch_is_a_clear_error(run, tmp_path):
     train_dir, _ = run
     other = synthetic.write_shapes_dataset(tmp_path / "two", ["circle", "ring"], train_per_class=1,
                                            validation_per_class=1, image_size=32, seed=0)
-    model = evaluate.TrainedModel.from_train_dir(str(train_dir))
+    model = TrainedModel.from_train_dir(str(train_dir))
     with pytest.raises(ValueError, match="has 6 classes, dataset .* has 2"):
         evaluate.evaluate(model, str(other), progress=False)
 
 
 def test_missing_train_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        evaluate.TrainedModel.from_train_dir(str(tmp_path / "nope"))
+        TrainedModel.from_train_dir(str(tmp_path / "nope"))
 
 
 def test_watch_writes_tensorboard_metrics(run, tmp_path):
@@ -173,7 +175,7 @@ def test_cli_eval_reports_where_training_does(tmp_path):
 
     args = argparse.Namespace(output_dir=None, train_dir=str(tmp_path), split="validation")
     assert eval_command._output_dir(args, None) == str(tmp_path / "eval_validation")
-    assert evaluate.report_dir(str(tmp_path), "validation") == str(tmp_path / "eval_validation")  # what training uses
+    assert RunDir(tmp_path).report_dir("validation") == str(tmp_path / "eval_validation")  # what training uses
     checkpoint = str(tmp_path / "elsewhere" / "model.ckpt-3")
     assert eval_command._output_dir(argparse.Namespace(output_dir=None, train_dir=None, split="train"), checkpoint) == \
         str(tmp_path / "elsewhere" / "eval_train")
@@ -181,7 +183,7 @@ def test_cli_eval_reports_where_training_does(tmp_path):
 
 def test_checkpoint_of_another_net_is_a_clear_error(run):
     train_dir, dataset = run
-    model = evaluate.TrainedModel.from_checkpoint(str(train_dir), "mobilenet_v1_050", len(CLASSES),
+    model = TrainedModel.from_checkpoint(str(train_dir), "mobilenet_v1_050", len(CLASSES),
                                                   image_size=IMAGE_SIZE, class_names=CLASSES)
     with pytest.raises(ValueError, match=r"^\d+ variables do not fit .*: MobilenetV1/Conv2d_0/weights \[3,3,3,16\] vs "
                                          r"\[3,3,3,8\].* and \d+ more; it is not a mobilenet_v1_050 with 6 classes: "

@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import data
+    from finetune import tfrecords
 
-    result = data.convert_to_tfrecords(
+    result = tfrecords.convert_to_tfrecords(
         args.images, args.output, shards=args.shards, validation_fraction=args.validation_fraction, seed=args.seed
     )
     counts = ", ".join(f"{n} {split}" for split, n in result.num_examples.items())

@@ -14,10 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from checkpoints import download, registry
+    from checkpoints import download
 
     if args.list or not args.name:
-        print(registry.table())
+        print(download.table())
         return 0
     print(download.fetch(args.name))
     return 0

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model(args: argparse.Namespace, info):
-    from finetune.evaluate import TrainedModel
+    from finetune.trained_model import TrainedModel
 
     if args.train_dir:
         return TrainedModel.from_train_dir(args.train_dir, checkpoint=args.ckpt, image_size=args.image_size)
@@ -50,18 +50,18 @@ def _model(args: argparse.Namespace, info):
 
 def _dataset(args: argparse.Namespace):
     from finetune import data
-    from finetune.evaluate import read_run_config
+    from finetune.run_dir import RunDir
 
     path = args.dataset
     if not path and args.train_dir:
-        path = read_run_config(args.train_dir).get("dataset")
+        path = RunDir(args.train_dir).run_config().get("dataset")
     if not path:
         raise ValueError("no dataset: give --dataset DIR.")
-    return data.describe_dataset(path, validation_fraction=args.validation_fraction)
+    return data.scan_dataset(path, validation_fraction=args.validation_fraction)
 
 
 def _output_dir(args: argparse.Namespace, checkpoint: str | None) -> str:
-    from finetune.evaluate import report_dir
+    from finetune.run_dir import report_dir
 
     if args.output_dir:
         return args.output_dir

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model(args: argparse.Namespace):
-    from finetune.evaluate import TrainedModel, read_labels
+    from finetune.run_dir import read_labels
+    from finetune.trained_model import TrainedModel
 
     if args.train_dir:
         return TrainedModel.from_train_dir(args.train_dir, checkpoint=args.ckpt, image_size=args.image_size)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from finetune import config
+
 HELP = ("List a checkpoint's variables (name, shape, dtype) with count, parameters and bytes; with --net, "
         "compare it with the net: restored, renamed, shape mismatches, missing, unused.")
 
@@ -14,14 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or known checkpoint name")
     parser.add_argument("--net", help="compare with this zoo net (`finetune nets`)")
     parser.add_argument("--num-classes", type=int, help="the net's class count (default: its checkpoint's)")
-    parser.add_argument("--exclude-scopes", type=lambda s: [x for x in s.split(",") if x],
-                        help="comma-separated scopes not restored (default: the classifier when classes differ)")
-    parser.add_argument("--ckpt-rename", action="append", default=[], metavar="OLD:NEW",
-                        help="checkpoint scope OLD is the graph's NEW, or re:PATTERN=REPLACEMENT (repeatable)")
-    parser.add_argument("--ckpt-moving-average", action="store_true", help="use the EMA shadow values")
-    parser.add_argument("--background-class", choices=["auto", "drop", "add"],
-                        help="TF-Slim's 1001 vs 1000 class offset: 'drop' the checkpoint's background row (class 0), "
-                             "'add' one to a 1000-class classifier, 'auto' as the shapes need")
+    config.add_arguments(parser, group="restore")  # the same restore flags, parsed the same way, as training's
 
 
 def _net_variables(name: str, num_classes: int | None):
@@ -41,11 +36,9 @@ def run(args: argparse.Namespace) -> int:
     import checkpoints
 
     if args.net is None:
-        print(checkpoints.describe_checkpoint(args.checkpoint))
+        print(checkpoints.checkpoint_table(checkpoints.resolve_checkpoint(args.checkpoint)))
         return 0
     spec, variables = _net_variables(args.net, args.num_classes)
-    plan = checkpoints.build_plan(variables, args.checkpoint, net=spec, exclude_scopes=args.exclude_scopes,
-                                  rename=args.ckpt_rename, use_moving_average=args.ckpt_moving_average,
-                                  background_class=args.background_class)
+    plan = checkpoints.build_plan(variables, args.checkpoint, net=spec, options=config.restore_options(args))
     print(plan.table(limit=None))
     return 1 if plan.errors else 0
