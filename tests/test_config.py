@@ -19,7 +19,7 @@ def _parse(*flags: str) -> RunConfig:
 
 def test_defaults_are_fine_tuning_defaults_resolved_once():
     logits = RunConfig(**BASE, ckpt="ckpt")
-    assert (logits.trainable, logits.optimizer, logits.lr_schedule) == ("logits", "momentum", "cosine")
+    assert (logits.trainable, logits.optimizer, logits.lr_schedule) == (("logits",), "momentum", "cosine")
     assert logits.learning_rate == 0.01 and logits.epochs == 5.0 and logits.train_dir == "runs/mobilenet_v1_025"
     assert logits.optimizer_params == {"momentum": 0.9}
     assert RunConfig(**BASE, ckpt="ckpt", trainable="all").learning_rate == 0.001
@@ -35,7 +35,9 @@ def test_flags_round_trip_to_fields():
                "--ckpt-rename", "Old:New", "--clip-grad-norm", "5", "--xla", "--learning-rate", "0.05",
                "--max-steps", "7", "--train-bn-stats", "--background-class", "drop")
     assert c.lr_multiplier == (("MobilenetV1/Logits", 10.0), ("MobilenetV1/Conv2d_13_pointwise", 2.0))
-    assert c.exclude_scopes == ("A", "B") and c.ckpt_rename == (("Old", "New"),)
+    assert c.trainable == ("Conv2d_13_pointwise", "Logits")
+    assert c.exclude_scopes == ("A", "B") and [rule.text for rule in c.ckpt_rename] == ["Old:New"]
+    assert c.ckpt_rename[0].apply("Old/conv/weights") == "New/conv/weights"
     assert (c.clip_grad_norm, c.xla, c.learning_rate, c.max_steps, c.train_bn_stats) == (5.0, True, 0.05, 7, True)
     assert c.background_class == "drop" and _parse().background_class is None
     assert _parse() == RunConfig(**BASE)  # unset flags fall back to the fields' defaults
@@ -47,7 +49,19 @@ def test_every_field_has_a_documented_flag():
     flags = {a.dest: a for a in parser._actions}
     for f in dataclasses.fields(RunConfig):
         assert f.name in flags, f.name
-        assert len(flags[f.name].help) > 10, f.name
+        assert flags[f.name].help == f.metadata["help"], f.name  # the flag's help is the field's own
+
+
+def test_python_values_are_parsed_like_flags():
+    written = RunConfig(**BASE, trainable="Conv2d_13_pointwise, Logits", exclude_scopes="A,B/",
+                        ckpt_rename=("Old:New",), lr_multiplier=("Logits=10",))
+    flags = _parse("--trainable", "Conv2d_13_pointwise,Logits", "--exclude-scopes", "A,B", "--ckpt-rename",
+                   "Old:New", "--lr-multiplier", "Logits=10")
+    assert written == flags
+    assert written.restore_options.exclude_scopes == ("A", "B")
+    assert written.restore_options.rename == flags.ckpt_rename
+    assert written.to_dict()["ckpt_rename"] == ["Old:New"] and written.to_dict()["trainable"] == [
+        "Conv2d_13_pointwise", "Logits"]
 
 
 @pytest.mark.parametrize("changes, flag", [
@@ -63,6 +77,14 @@ def test_every_field_has_a_documented_flag():
     ({"max_steps": 5, "warmup_steps": 10}, "--warmup-steps"),
     ({"net": "mobilenet_v9"}, "mobilenet_v9"),
     ({"dataset": ""}, "--dataset"),
+    ({"learning_rate": float("nan")}, "--learning-rate"),
+    ({"learning_rate": float("inf")}, "--learning-rate"),
+    ({"epochs": 2.0, "max_steps": 10}, "--max-steps"),
+    ({"trainable": "Mixed_(7"}, "--trainable"),
+    ({"exclude_scopes": "Logits["}, "--exclude-scopes"),
+    ({"lr_multiplier": ("Logits(=10",)}, "--lr-multiplier"),
+    ({"lr_multiplier": ("Logits=nan",)}, "--lr-multiplier"),
+    ({"ckpt_rename": ("re:(=x",)}, "re:(=x"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_flag(changes, flag):
     with pytest.raises(ValueError) as error:
@@ -70,7 +92,14 @@ def test_bad_values_are_one_line_errors_naming_the_flag(changes, flag):
     assert flag in str(error.value) and "\n" not in str(error.value)
 
 
-def test_bad_multiplier_flag_is_rejected_by_the_parser(capsys):
+@pytest.mark.parametrize("flags, says", [
+    (("--lr-multiplier", "Logits"), "SCOPE=FACTOR"),
+    (("--trainable", "Mixed_(7"), "--trainable 'Mixed_(7' is not a valid regular expression"),
+    (("--exclude-scopes", "Logits["), "--exclude-scopes 'Logits[' is not a valid regular expression"),
+    (("--ckpt-rename", "nocolon"), "OLD:NEW"),
+])
+def test_bad_flag_values_are_rejected_by_the_parser_in_one_line(capsys, flags, says):
     with pytest.raises(SystemExit):
-        _parse("--lr-multiplier", "Logits")
-    assert "SCOPE=FACTOR" in capsys.readouterr().err
+        _parse(*flags)
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert says in error
