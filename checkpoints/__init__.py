@@ -3,24 +3,39 @@
     plan = plan_restore(slim.get_model_variables(), "inception_v3", net=nets_factory.get_spec("inception_v3"))
     print(plan.table()); plan.save_json(train_dir + "/restore_report.json")
     ...initialise variables..., then plan.apply(session)   # one RestoreV2 op
+
+The names below (and the submodules) load on first use, so importing a TensorFlow-free part such as
+`checkpoints.mapping` or `checkpoints.registry` does not import TensorFlow (`finetune --help` stays instant).
 """
 
-from checkpoints.download import fetch
-from checkpoints.plan import RestoreError, RestorePlan, build_plan, check_resume, plan_restore
-from checkpoints.reader import TensorInfo, describe_checkpoint, read_variables, resolve_checkpoint
-from checkpoints.registry import REGISTRY, Pretrained
+import importlib
 
-__all__ = [
-    "REGISTRY",
-    "Pretrained",
-    "RestoreError",
-    "RestorePlan",
-    "TensorInfo",
-    "build_plan",
-    "check_resume",
-    "describe_checkpoint",
-    "fetch",
-    "plan_restore",
-    "read_variables",
-    "resolve_checkpoint",
-]
+_HOME = {
+    "fetch": "download",
+    "RestoreError": "plan",
+    "RestorePlan": "plan",
+    "build_plan": "plan",
+    "check_resume": "plan",
+    "plan_restore": "plan",
+    "TensorInfo": "reader",
+    "describe_checkpoint": "reader",
+    "read_variables": "reader",
+    "resolve_checkpoint": "reader",
+    "REGISTRY": "registry",
+    "Pretrained": "registry",
+}
+_SUBMODULES = ("benchmark", "download", "mapping", "plan", "reader", "registry")
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME, *_SUBMODULES})

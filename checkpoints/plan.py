@@ -22,7 +22,7 @@ from nets.compat import tf
 
 RESTORED, EXCLUDED, NEW, MISMATCH, MISSING = "restored", "excluded", "new", "mismatch", "missing"
 ERRORS = (MISMATCH, MISSING)
-BACKGROUND_OPTIONS = (None, "auto", "drop", "add")
+BACKGROUND_OPTIONS = mapping.BACKGROUND_OPTIONS
 DROP_BACKGROUND, ADD_BACKGROUND = "drop background row", "add background row"
 MIN_RESTORED_FRACTION = 0.5  # of the variables not excluded (training state aside)
 TRAINING_STATE = "training state; not in checkpoint"

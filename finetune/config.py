@@ -63,7 +63,7 @@ def _optimizer_names() -> tuple[str, ...]:
 
 
 def _background_options() -> tuple[str, ...]:
-    from checkpoints.plan import BACKGROUND_OPTIONS
+    from checkpoints.mapping import BACKGROUND_OPTIONS
 
     return tuple(option for option in BACKGROUND_OPTIONS if option)
 
