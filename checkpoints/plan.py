@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from checkpoints import mapping
-from checkpoints.reader import TensorInfo, read_variables, resolve_checkpoint
+from checkpoints.reader import TensorInfo, latest_checkpoint, read_variables, resolve_checkpoint
 from nets.compat import tf
 
 RESTORED, EXCLUDED, NEW, MISMATCH, MISSING = "restored", "excluded", "new", "mismatch", "missing"
@@ -515,7 +515,7 @@ def check_resume(train_dir: str, variables) -> str | None:
 
     Raises ValueError when the checkpoint belongs to another net or class count, before anything runs.
     """
-    latest = tf.train.latest_checkpoint(train_dir) if tf.io.gfile.isdir(train_dir) else None
+    latest = latest_checkpoint(train_dir) if tf.io.gfile.isdir(train_dir) else None
     if latest is None:
         return None
     stored = read_variables(latest)
