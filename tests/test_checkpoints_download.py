@@ -251,7 +251,7 @@ def test_a_known_sha256_is_checked_and_a_mismatch_leaves_nothing_behind(server, 
     monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(ENTRY, sha256=digest))
     prefix = download.fetch(NAME, progress=False)
     assert server.ranges == [None, None]  # the second download started over: nothing of the bad file was kept
-    np.testing.assert_array_equal(checkpoints.reader.read_tensor(prefix, "MobilenetV1/Logits/weights"), value)
+    np.testing.assert_array_equal(tf.train.load_checkpoint(prefix).get_tensor("MobilenetV1/Logits/weights"), value)
 
 
 def test_https_trusts_the_certificate_authorities_in_ssl_cert_file(certificate, monkeypatch, tmp_path):
@@ -269,4 +269,4 @@ def test_https_trusts_the_certificate_authorities_in_ssl_cert_file(certificate, 
         monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
         prefix = download.fetch(NAME, progress=False)
         assert ENTRY.url().startswith("https://127.0.0.1:") and server.ranges == [None]
-        np.testing.assert_array_equal(checkpoints.reader.read_tensor(prefix, "MobilenetV1/Logits/weights"), value)
+        np.testing.assert_array_equal(tf.train.load_checkpoint(prefix).get_tensor("MobilenetV1/Logits/weights"), value)
