@@ -40,6 +40,11 @@ def _startup_chatter(line: str, no_cuda_driver: bool) -> bool:
             or (no_cuda_driver and bool(_CUINIT_FAILED.match(line))))
 
 
+def _flush_stderr() -> None:
+    if sys.stderr is not None:
+        sys.stderr.flush()
+
+
 @contextlib.contextmanager
 def quiet_startup():
     """Hold file descriptor 2 in a temporary file for the block, then write back every line but the
@@ -47,25 +52,29 @@ def quiet_startup():
 
     Off when TF_CPP_MIN_LOG_LEVEL is below 2 (the user asked for TensorFlow's INFO or WARNING lines).
     """
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "2":
+    try:
+        saved = os.dup(2) if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2" else None
+    except OSError:  # no stderr at all (a closed fd 2): nothing to filter
+        saved = None
+    if saved is None:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
+    _flush_stderr()
     try:
         with tempfile.TemporaryFile() as held:
             os.dup2(held.fileno(), 2)
             try:
                 yield
             finally:
-                sys.stderr.flush()
+                _flush_stderr()
                 os.dup2(saved, 2)
                 held.seek(0)
                 text = held.read().decode(errors="replace")
                 no_driver = _NO_CUDA_DRIVER in text
                 kept = "".join(line for line in text.splitlines(keepends=True) if not _startup_chatter(line, no_driver))
-                if kept:
-                    os.write(2, kept.encode())
+                data = kept.encode()
+                while data:
+                    data = data[os.write(2, data):]
     finally:
         os.close(saved)
 
