@@ -7,26 +7,40 @@
 
 Imports run one way: registry (data) <- reader (files) <- download <- resolve <- plan; scopes and
 mapping (names only) stand alone.
+
+The names below (and the submodules) load on first use, so importing a TensorFlow-free part such as
+`checkpoints.mapping` or `checkpoints.registry` does not import TensorFlow (`finetune --help` stays instant).
 """
 
-from checkpoints.download import fetch
-from checkpoints.plan import RestoreError, RestoreOptions, RestorePlan, build_plan, check_resume, plan_restore
-from checkpoints.reader import TensorInfo, checkpoint_table, read_variables
-from checkpoints.registry import REGISTRY, Pretrained
-from checkpoints.resolve import resolve_checkpoint
+import importlib
 
-__all__ = [
-    "REGISTRY",
-    "Pretrained",
-    "RestoreError",
-    "RestoreOptions",
-    "RestorePlan",
-    "TensorInfo",
-    "build_plan",
-    "check_resume",
-    "checkpoint_table",
-    "fetch",
-    "plan_restore",
-    "read_variables",
-    "resolve_checkpoint",
-]
+_HOME = {
+    "fetch": "download",
+    "RestoreError": "plan",
+    "RestorePlan": "plan",
+    "build_plan": "plan",
+    "check_resume": "plan",
+    "plan_restore": "plan",
+    "TensorInfo": "reader",
+    "checkpoint_table": "reader",
+    "read_variables": "reader",
+    "resolve_checkpoint": "resolve",
+    "RestoreOptions": "plan",
+    "REGISTRY": "registry",
+    "Pretrained": "registry",
+}
+_SUBMODULES = ("download", "mapping", "plan", "reader", "registry", "resolve", "scopes")
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME, *_SUBMODULES})

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import shutil
+import ssl
 import sys
 import tarfile
 import tempfile
@@ -28,6 +29,7 @@ HOME_ENV = "FINETUNE_HOME"
 _CHUNK = 1 << 20
 _TIMEOUT_SECONDS = 60
 _SOURCE_FILE = "SOURCE.json"
+_CA_ENV = "SSL_CERT_FILE"  # read by OpenSSL itself when urllib verifies an https server
 
 
 def home() -> Path:
@@ -94,7 +96,9 @@ def _download_once(url: str, part: Path, progress: bool) -> bool:
             return False
         raise OSError(f"cannot download {url}: HTTP {error.code} {error.reason}") from error
     except urllib.error.URLError as error:
-        raise OSError(f"cannot reach {url}: {error.reason} (set ${registry.URL_ENV} to use a mirror)") from error
+        hint = (f"set {_CA_ENV} to the CA bundle of a proxy or mirror that uses its own certificate authority"
+                if isinstance(error.reason, ssl.SSLCertVerificationError) else f"set ${registry.URL_ENV} to use a mirror")
+        raise OSError(f"cannot reach {url}: {error.reason} ({hint})") from error
     with response:
         if offset and response.status != 206:  # the server ignored the Range header
             offset = 0
@@ -134,7 +138,7 @@ def _extract(archive: Path, entry: registry.Pretrained, url: str) -> None:
     corrupt = f"archive {archive.name} from {url} is corrupt"
     fix = f"deleted it; run `finetune download {entry.name}` again"
     if entry.sha256 and digest != entry.sha256:
-        raise ValueError(f"{corrupt}: sha256 {digest} is not the published {entry.sha256}; {fix}")
+        raise ValueError(f"{corrupt}: sha256 {digest} is not the known {entry.sha256}; {fix}")
     destination = _checkpoint_dir(entry.name)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=destination.parent))

@@ -17,6 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
+# How a restore treats a background-class row (1001- vs 1000-class checkpoints); here, free of TensorFlow, so
+# that the CLI can list them without importing it.
+BACKGROUND_OPTIONS = (None, "auto", "drop", "add")
 _REGEX_TAG = "re:"
 _DETECT_DEPTH = 2  # leading scopes that auto-detection may add or drop on either side
 

@@ -17,13 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from checkpoints import mapping, scopes
-from checkpoints.reader import TensorInfo, read_variables
+from checkpoints.reader import TensorInfo, latest_checkpoint, read_variables
 from checkpoints.resolve import resolve_checkpoint
 from nets.compat import tf
 
 RESTORED, EXCLUDED, NEW, MISMATCH, MISSING = "restored", "excluded", "new", "mismatch", "missing"
 ERRORS = (MISMATCH, MISSING)
-BACKGROUND_OPTIONS = (None, "auto", "drop", "add")
+BACKGROUND_OPTIONS = mapping.BACKGROUND_OPTIONS
 DROP_BACKGROUND, ADD_BACKGROUND = "drop background row", "add background row"
 MIN_RESTORED_FRACTION = 0.5  # of the variables not excluded (training state aside)
 TRAINING_STATE = "training state; not in checkpoint"
@@ -516,7 +516,7 @@ def check_resume(train_dir: str, variables) -> str | None:
 
     Raises ValueError when the checkpoint belongs to another net or class count, before anything runs.
     """
-    latest = tf.train.latest_checkpoint(train_dir) if tf.io.gfile.isdir(train_dir) else None
+    latest = latest_checkpoint(train_dir) if tf.io.gfile.isdir(train_dir) else None
     if latest is None:
         return None
     stored = read_variables(latest)

@@ -52,9 +52,27 @@ def _readable(path: str) -> bool:
     return True
 
 
+def latest_checkpoint(directory: str) -> str | None:
+    """`tf.train.latest_checkpoint`, except that a copied folder uses its own files.
+
+    TF-Slim (and any Saver without save_relative_paths) writes absolute paths into the `checkpoint`
+    state file; a copy of such a folder would restore from the original location (or from nothing,
+    once the original is gone). A path outside `directory` whose basename is a checkpoint inside it
+    means that inside one.
+    """
+    state = tf.train.get_checkpoint_state(directory)
+    if state and state.model_checkpoint_path:
+        recorded = state.model_checkpoint_path
+        local = os.path.join(directory, os.path.basename(recorded))
+        outside = os.path.realpath(os.path.dirname(recorded)) != os.path.realpath(directory)
+        if outside and _is_checkpoint_prefix(local):
+            return local
+    return tf.train.latest_checkpoint(directory)
+
+
 def _latest_in_directory(directory: str) -> str | None:
     """The directory's latest checkpoint (its `checkpoint` state file), else its only checkpoint."""
-    latest = tf.train.latest_checkpoint(directory)
+    latest = latest_checkpoint(directory)
     if latest:
         return latest
     prefixes = sorted({_CHECKPOINT_SUFFIX.sub("", str(p)) for p in Path(directory).glob("*.index")})

@@ -3,8 +3,14 @@
 Facts from tensorflow/models research/slim/README.md (Inception, ResNet, VGG),
 research/slim/nets/mobilenet_v1.md and research/slim/nets/mobilenet/README.md: archive, the
 checkpoint inside it, class count (1001 = with a background class), evaluation image size and
-published single-crop top-1 / top-5 accuracy. The registry name is the zoo net's name. No
-published digests exist; a download records its archive's size and sha256 next to the checkpoint.
+published single-crop top-1 / top-5 accuracy. The registry name is the zoo net's name.
+
+tensorflow/models publishes no digests. The sha256 values below are the archives' as recorded by
+two public build recipes that verify them: openvinotoolkit/open_model_zoo
+models/public/{googlenet-v1-tf,mobilenet-v2-1.0-224}/model.yml and renesas-rz/meta-renesas-ai
+meta-benchmark/recipes-benchmark/benchmark/benchmark.bb (both give the same mobilenet_v2_1.0_224
+digest). Entries without one (None) are checked for readability only. Every download records its
+archive's size and sha256 next to the checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import os
 from dataclasses import dataclass
 
 URL_ENV = "FINETUNE_CHECKPOINT_URL"  # replaces every archive's base URL (a mirror, or a test server)
-_TF_MODELS = "http://download.tensorflow.org/models"
+_TF_MODELS = "https://download.tensorflow.org/models"
 _MOBILENET_V1 = f"{_TF_MODELS}/mobilenet_v1_2018_02_22"
 _MOBILENET_V2 = "https://storage.googleapis.com/mobilenet_v2/checkpoints"
 
@@ -42,16 +48,19 @@ class Pretrained:
         return f"{base.rstrip('/')}/{self.archive}"
 
 
-def _slim_2016(name: str, date: str, classes: int, size: int, top1: float, top5: float, ckpt: str = "") -> Pretrained:
-    return Pretrained(name, _TF_MODELS, f"{name}_{date}.tar.gz", ckpt or f"{name}.ckpt", classes, size, top1, top5)
+def _slim_2016(name: str, date: str, classes: int, size: int, top1: float, top5: float, ckpt: str = "",
+               sha256: str | None = None) -> Pretrained:
+    return Pretrained(name, _TF_MODELS, f"{name}_{date}.tar.gz", ckpt or f"{name}.ckpt", classes, size, top1, top5,
+                      sha256)
 
 
-def _mobilenet(name: str, base: str, stem: str, top1: float, top5: float) -> Pretrained:
-    return Pretrained(name, base, f"{stem}.tgz", f"{stem}.ckpt", 1001, 224, top1, top5)
+def _mobilenet(name: str, base: str, stem: str, top1: float, top5: float, sha256: str) -> Pretrained:
+    return Pretrained(name, base, f"{stem}.tgz", f"{stem}.ckpt", 1001, 224, top1, top5, sha256)
 
 
 _ENTRIES = (
-    _slim_2016("inception_v1", "2016_08_28", 1001, 224, 69.8, 89.6),
+    _slim_2016("inception_v1", "2016_08_28", 1001, 224, 69.8, 89.6,
+               sha256="7a620c430fcaba8f8f716241f5148c4c47c035cce4e49ef02cfbe6cd1adf96a6"),
     _slim_2016("inception_v2", "2016_08_28", 1001, 224, 73.9, 91.8),
     _slim_2016("inception_v3", "2016_08_28", 1001, 299, 78.0, 93.9),
     _slim_2016("inception_v4", "2016_09_09", 1001, 299, 80.2, 95.2),
@@ -64,13 +73,20 @@ _ENTRIES = (
     _slim_2016("resnet_v2_152", "2017_04_14", 1001, 299, 77.8, 94.1),
     _slim_2016("vgg_16", "2016_08_28", 1000, 224, 71.5, 89.8),
     _slim_2016("vgg_19", "2016_08_28", 1000, 224, 71.1, 89.8),
-    _mobilenet("mobilenet_v1", _MOBILENET_V1, "mobilenet_v1_1.0_224", 70.9, 89.9),
-    _mobilenet("mobilenet_v1_075", _MOBILENET_V1, "mobilenet_v1_0.75_224", 68.4, 88.2),
-    _mobilenet("mobilenet_v1_050", _MOBILENET_V1, "mobilenet_v1_0.5_224", 63.3, 84.9),
-    _mobilenet("mobilenet_v1_025", _MOBILENET_V1, "mobilenet_v1_0.25_224", 49.8, 74.2),
-    _mobilenet("mobilenet_v2", _MOBILENET_V2, "mobilenet_v2_1.0_224", 71.8, 91.0),
-    _mobilenet("mobilenet_v2_140", _MOBILENET_V2, "mobilenet_v2_1.4_224", 75.0, 92.5),
-    _mobilenet("mobilenet_v2_035", _MOBILENET_V2, "mobilenet_v2_0.35_224", 60.3, 82.9),
+    _mobilenet("mobilenet_v1", _MOBILENET_V1, "mobilenet_v1_1.0_224", 70.9, 89.9,
+               "1ccb74dbd9c5f7aea879120614e91617db9534bdfaa53dfea54b7c14162e126b"),
+    _mobilenet("mobilenet_v1_075", _MOBILENET_V1, "mobilenet_v1_0.75_224", 68.4, 88.2,
+               "bf61b3ce7ca2d045bb35fa6ab9a68732e3531291266db4a8c7715227d7425657"),
+    _mobilenet("mobilenet_v1_050", _MOBILENET_V1, "mobilenet_v1_0.5_224", 63.3, 84.9,
+               "0eb9be8d18dcf9466a2a2d2157e71c83cd70dc168255d76d72bfe965318db725"),
+    _mobilenet("mobilenet_v1_025", _MOBILENET_V1, "mobilenet_v1_0.25_224", 49.8, 74.2,
+               "eee166d4d1de004e2ee5de19a4f5045574d764ef59569dc284545f805a295074"),
+    _mobilenet("mobilenet_v2", _MOBILENET_V2, "mobilenet_v2_1.0_224", 71.8, 91.0,
+               "318084bc1b63d6d7b854553e09cdf77078b1c0168be27c59a0d44253b5ed49dc"),
+    _mobilenet("mobilenet_v2_140", _MOBILENET_V2, "mobilenet_v2_1.4_224", 75.0, 92.5,
+               "a20d0c8d698502dc6a620528871c97a588885df7737556243a3412b39fce85e0"),
+    _mobilenet("mobilenet_v2_035", _MOBILENET_V2, "mobilenet_v2_0.35_224", 60.3, 82.9,
+               "efcc34277c52f7dd4b0b26c2f52686793f4ea5fdddc899ac5aac9eb8d5861550"),
 )
 REGISTRY: dict[str, Pretrained] = {entry.name: entry for entry in _ENTRIES}
 

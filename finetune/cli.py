@@ -8,6 +8,7 @@ Each subcommand is a module of `finetune.commands` with `HELP`, `add_arguments(p
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
@@ -15,7 +16,7 @@ import pkgutil
 import sys
 import warnings
 
-from finetune import commands
+from finetune import __version__, commands
 
 DEFAULT_COMMAND = "train"
 _DEBUG_ENV = "FINETUNE_DEBUG"
@@ -39,12 +40,20 @@ def build_parser(name: str) -> argparse.ArgumentParser:
             epilog="other commands: " + ", ".join(others) + " (`finetune COMMAND --help` for each)",
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
+        parser.add_argument("--version", action="version", version=f"finetune {__version__}")
     else:
         parser = argparse.ArgumentParser(
             prog=f"finetune {name}", description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter
         )
     module.add_arguments(parser)
     return parser
+
+
+def _unknown_command(word: str) -> str:
+    names = _command_names()
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"commands: {', '.join(names)}; `finetune --help`"
+    return f"unknown command {word!r} ({hint})"
 
 
 def _quiet_tensorflow() -> None:
@@ -60,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     name = DEFAULT_COMMAND
     if argv and argv[0] in _command_names():
         name = argv.pop(0)
+    elif argv and not argv[0].startswith("-"):
+        # The default command takes flags only, so a bare first word is a mistyped command.
+        print(f"finetune: error: {_unknown_command(argv[0])}", file=sys.stderr)
+        return 2
     args = build_parser(name).parse_args(argv)
     try:
         return int(_load(name).run(args) or 0)

@@ -89,15 +89,15 @@ def _optimizer_names() -> tuple[str, ...]:
 
 
 def _background_options() -> tuple[str, ...]:
-    from checkpoints.plan import BACKGROUND_OPTIONS
+    from checkpoints.mapping import BACKGROUND_OPTIONS
 
     return tuple(option for option in BACKGROUND_OPTIONS if option)
 
 
 def _precision_names() -> tuple[str, ...]:
-    from finetune import devices
+    from finetune.precision import PRECISIONS
 
-    return tuple(devices.PRECISIONS)
+    return tuple(PRECISIONS)
 
 
 def _schedule_names() -> tuple[str, ...]:

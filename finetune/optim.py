@@ -22,11 +22,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from checkpoints import scopes
-from nets.compat import tf
 
+
+class _LazyTF:
+    """`tf` of nets.compat, imported on first use: the CLI lists OPTIMIZERS and SCHEDULES (in `--help`)
+    without importing TensorFlow."""
+
+    def __getattr__(self, name: str):
+        from nets.compat import tf as v1
+
+        return getattr(v1, name)
+
+
+tf = _LazyTF()
 log = logging.getLogger(__name__)
 
-GradsAndVars = list[tuple[tf.Tensor, tf.Variable]]
+GradsAndVars = list[tuple["tf.Tensor", "tf.Variable"]]
 
 # TF-Slim's train_image_classifier flag defaults, plus adamw's decoupled decay (PyTorch's default).
 OPTIMIZER_DEFAULTS: dict[str, float] = {
@@ -42,38 +53,6 @@ OPTIMIZER_DEFAULTS: dict[str, float] = {
 
 # ---------------------------------------------------------------------------------------------
 # Optimizers
-
-
-class AdamWOptimizer(tf.train.AdamOptimizer):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): `w -= lr * weight_decay * w`, then Adam.
-
-    tf.compat.v1 has no AdamW on TF 2.21 (it lived in tf.contrib), so the decay is one extra
-    `assign_sub` per variable that runs before the Adam step, the order PyTorch's AdamW uses.
-    The decay is scaled by the (scheduled) learning rate and applies only to variables of rank >= 2
-    (conv and dense kernels), not to biases and BatchNorm's beta/gamma, as timm filters them.
-    """
-
-    def __init__(self, learning_rate, weight_decay: float, beta1: float, beta2: float, epsilon: float,
-                 name: str = "AdamW"):
-        super().__init__(learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon, name=name)
-        self._weight_decay = weight_decay
-
-    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        grads_and_vars = list(grads_and_vars)
-        decay_ops = []
-        with tf.name_scope(f"{self.get_name()}_decay"):
-            for grad, var in grads_and_vars:
-                if grad is None or var.shape.ndims is None or var.shape.ndims < 2 or not self._weight_decay:
-                    continue
-                rate = tf.cast(_as_tensor(self._lr) * self._weight_decay, var.dtype.base_dtype)
-                with tf.colocate_with(var):
-                    decay_ops.append(var.assign_sub(rate * var, read_value=False))
-        with tf.control_dependencies(decay_ops):
-            return super().apply_gradients(grads_and_vars, global_step=global_step, name=name)
-
-
-def _as_tensor(value):
-    return value() if callable(value) else value
 
 
 @dataclass(frozen=True)
@@ -120,6 +99,8 @@ def _adam(lr, adam_beta1, adam_beta2, opt_epsilon):
 @_register_optimizer("adamw", ("adam_beta1", "adam_beta2", "opt_epsilon", "adamw_weight_decay"),
                      "Adam with decoupled weight decay")
 def _adamw(lr, adam_beta1, adam_beta2, opt_epsilon, adamw_weight_decay):
+    from finetune.adamw import AdamWOptimizer
+
     return AdamWOptimizer(lr, weight_decay=adamw_weight_decay, beta1=adam_beta1, beta2=adam_beta2,
                           epsilon=opt_epsilon)
 
@@ -345,7 +326,7 @@ def moving_average_op(decay: float, variables: Sequence[tf.Variable], global_ste
 
 
 __all__ = [
-    "OPTIMIZERS", "OPTIMIZER_DEFAULTS", "SCHEDULES", "AdamWOptimizer", "clip_by_global_norm", "drop_missing",
+    "OPTIMIZERS", "OPTIMIZER_DEFAULTS", "SCHEDULES", "clip_by_global_norm", "drop_missing",
     "global_norm", "learning_rate", "make_optimizer", "moving_average_op", "optimizer_params", "process_gradients",
     "scale_by_scope",
 ]

@@ -87,7 +87,9 @@ class RunDir:
 
     def latest_checkpoint(self) -> str | None:
         """The newest checkpoint the `checkpoint` state file names, or None."""
-        return tf.train.latest_checkpoint(str(self.path)) if self.path.is_dir() else None
+        from checkpoints.reader import latest_checkpoint
+
+        return latest_checkpoint(str(self.path)) if self.path.is_dir() else None
 
     def check_resume(self, variables, class_names: Sequence[str]) -> str | None:
         """The checkpoint to resume from (None: nothing to resume); ValueError when the dir holds a run of

@@ -15,14 +15,74 @@ fixes are in place before tf_slim touches the moved modules:
    identity too; the toolkit builds its models in graphs.
 """
 
+import contextlib
 import importlib
 import os
+import re
 import sys
+import tempfile
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU flags) is noise for a CLI user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as _tf  # noqa: E402
+# Part of that chatter is written (by absl, before any log set-up) whatever TF_CPP_MIN_LOG_LEVEL says:
+# absl's banner, INFO/WARNING lines (oneDNN, "Could not find cuda drivers"), and then, on the first
+# device query, "failed call to cuInit" (an ERROR line, but on a machine without a CUDA driver it says
+# nothing more than that no GPU will be used). `quiet_startup` drops exactly these lines.
+_ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_INFO_OR_WARNING = re.compile(r"[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ")
+_NO_CUDA_DRIVER = "Could not find cuda drivers on your machine"
+_CUINIT_FAILED = re.compile(r"E\d{4} .*\] failed call to cuInit")
+
+
+def _startup_chatter(line: str, no_cuda_driver: bool) -> bool:
+    return (line.startswith(_ABSL_BANNER) or bool(_INFO_OR_WARNING.match(line))
+            or (no_cuda_driver and bool(_CUINIT_FAILED.match(line))))
+
+
+def _flush_stderr() -> None:
+    if sys.stderr is not None:
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def quiet_startup():
+    """Hold file descriptor 2 in a temporary file for the block, then write back every line but the
+    start-up chatter above (errors, tracebacks and anything else come through, in order).
+
+    Off when TF_CPP_MIN_LOG_LEVEL is below 2 (the user asked for TensorFlow's INFO or WARNING lines).
+    """
+    try:
+        saved = os.dup(2) if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2" else None
+    except OSError:  # no stderr at all (a closed fd 2): nothing to filter
+        saved = None
+    if saved is None:
+        yield
+        return
+    _flush_stderr()
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                held.seek(0)
+                text = held.read().decode(errors="replace")
+                no_driver = _NO_CUDA_DRIVER in text
+                kept = "".join(line for line in text.splitlines(keepends=True) if not _startup_chatter(line, no_driver))
+                data = kept.encode()
+                while data:
+                    data = data[os.write(2, data):]
+    finally:
+        os.close(saved)
+
+
+with quiet_startup():
+    import tensorflow as _tf
+
+    _tf.config.list_physical_devices("GPU")  # CUDA's probe, and its cuInit line, happen here, inside the filter
 
 _LEGACY_LAYERS = "tf_keras.legacy_tf_layers"
 _LEGACY_LAYERS_NEW = "tf_keras.src.legacy_tf_layers"

@@ -1,11 +1,18 @@
 """The registry and `finetune download` against an HTTP server on 127.0.0.1 serving generated archives."""
 
+import contextlib
+import dataclasses
+import hashlib
 import http.server
 import io
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import tarfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,17 +62,50 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data[start:])
 
 
-@pytest.fixture
-def server(monkeypatch, tmp_path):
+@contextlib.contextmanager
+def _running(monkeypatch, tmp_path, certificate: tuple[Path, Path] | None = None):
+    """A server on 127.0.0.1 (https with `certificate`), set as the registry's base URL; the cache in tmp_path.
+
+    NAME's entry loses its known sha256: the served archives are generated here.
+    """
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.files, httpd.ranges = {}, []
+    scheme = "http"
+    if certificate:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*certificate)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv(registry.URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}/")
+    monkeypatch.setenv(registry.URL_ENV, f"{scheme}://127.0.0.1:{httpd.server_address[1]}/")
     monkeypatch.setenv(download.HOME_ENV, str(tmp_path / "home"))
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(ENTRY, sha256=None))
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    with _running(monkeypatch, tmp_path) as httpd:
+        yield httpd
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (cert.pem, key.pem), made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl command to make a test certificate")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
 
 
 def _checkpoint_archive(tmp_path, checkpoint: str) -> tuple[bytes, np.ndarray]:
@@ -162,11 +202,18 @@ def test_unreachable_server_and_unknown_names(monkeypatch, tmp_path):
         registry.get("inception_v33")
 
 
-def test_the_registry_agrees_with_the_zoo():
+def test_the_registry_agrees_with_the_zoo(monkeypatch):
+    monkeypatch.delenv(registry.URL_ENV, raising=False)
     specs = nets_factory.specs()
     assert len(registry.REGISTRY) == 20
+    known = {name for name, entry in registry.REGISTRY.items() if entry.sha256}
+    assert known == {"inception_v1", "mobilenet_v1", "mobilenet_v1_075", "mobilenet_v1_050", "mobilenet_v1_025",
+                     "mobilenet_v2", "mobilenet_v2_140", "mobilenet_v2_035"}
+    assert len({registry.REGISTRY[name].sha256 for name in known}) == len(known)
     for entry in registry.REGISTRY.values():
-        assert entry.url(None).startswith(("http://download.tensorflow.org/", "https://storage.googleapis.com/"))
+        assert entry.url() == f"{entry.base_url}/{entry.archive}"
+        assert entry.url().startswith(("https://download.tensorflow.org/models/", "https://storage.googleapis.com/"))
+        assert entry.sha256 is None or (len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0), entry.name
         assert entry.net in specs, entry.name
         assert entry.num_classes == specs[entry.net].num_classes, entry.name
         assert entry.image_size == specs[entry.net].image_size, entry.name
@@ -187,3 +234,39 @@ def test_download_and_inspect_commands(server, tmp_path, capsys):
     assert out.strip().endswith(f"{prefix}: 1 tensors, 6,400 parameters, 0.0 MiB")
     assert cli.main(["inspect", str(tmp_path / "missing")]) == 2
     assert "finetune inspect: error: no checkpoint at" in capsys.readouterr().err
+
+
+def test_a_known_sha256_is_checked_and_a_mismatch_leaves_nothing_behind(server, tmp_path, monkeypatch):
+    data, value = _checkpoint_archive(tmp_path, ENTRY.checkpoint)
+    server.files[ENTRY.archive] = data
+    digest = hashlib.sha256(data).hexdigest()
+    monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(ENTRY, sha256="0" * 64))
+    with pytest.raises(ValueError) as error:
+        download.fetch(NAME, progress=False)
+    assert str(error.value) == (f"archive {ENTRY.archive} from {ENTRY.url()} is corrupt: sha256 {digest} is not the "
+                                f"known {'0' * 64}; deleted it; run `finetune download {NAME}` again")
+    assert _cache_leftovers(tmp_path) == ["downloads"]  # no archive, no part file, no checkpoint folder
+    assert download.cached(NAME) is None
+
+    monkeypatch.setitem(registry.REGISTRY, NAME, dataclasses.replace(ENTRY, sha256=digest))
+    prefix = download.fetch(NAME, progress=False)
+    assert server.ranges == [None, None]  # the second download started over: nothing of the bad file was kept
+    np.testing.assert_array_equal(tf.train.load_checkpoint(prefix).get_tensor("MobilenetV1/Logits/weights"), value)
+
+
+def test_https_trusts_the_certificate_authorities_in_ssl_cert_file(certificate, monkeypatch, tmp_path):
+    with _running(monkeypatch, tmp_path, certificate) as server:
+        server.files[ENTRY.archive], value = _checkpoint_archive(tmp_path, ENTRY.checkpoint)
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(OSError) as error:
+            download.fetch(NAME, progress=False)
+        message = str(error.value)
+        assert message.startswith(f"cannot reach {ENTRY.url()}: [SSL: CERTIFICATE_VERIFY_FAILED]") and "\n" not in message
+        assert message.endswith("(set SSL_CERT_FILE to the CA bundle of a proxy or mirror that uses its own "
+                                "certificate authority)")
+        assert server.ranges == [] and _cache_leftovers(tmp_path) == ["downloads"]
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        prefix = download.fetch(NAME, progress=False)
+        assert ENTRY.url().startswith("https://127.0.0.1:") and server.ranges == [None]
+        np.testing.assert_array_equal(tf.train.load_checkpoint(prefix).get_tensor("MobilenetV1/Logits/weights"), value)
