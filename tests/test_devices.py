@@ -109,9 +109,9 @@ def test_mixed_precision_keeps_float32_variables_and_computes_in_low_precision(g
     with tf.variable_scope("mixed"):
         logits = _bn_net(images, precision)
 
-    assert logits.dtype == precision.compute_dtype
+    assert logits.dtype == tf.as_dtype(precision.compute_dtype)
     conv = graph.get_operation_by_name("mixed/conv/Conv2D")
-    assert conv.get_attr("T") == precision.compute_dtype
+    assert conv.get_attr("T") == tf.as_dtype(precision.compute_dtype)
     names = {scope: sorted(v.op.name.split("/", 1)[1] for v in tf.global_variables(scope)) for scope in ("ref", "mixed")}
     assert names["ref"] == names["mixed"]  # same checkpoint names as a float32 graph
     assert {v.dtype.base_dtype for v in tf.global_variables("mixed")} == {tf.float32}
@@ -206,7 +206,7 @@ def test_zoo_net_in_mixed_precision_towers_trains_float32_checkpoint_variables(g
     assert {n for n in names if "Logits" not in n} == {n for n in published if "Logits" not in n}
     assert {v.dtype.base_dtype for v in variables} == {tf.float32}
     conv = graph.get_operation_by_name("tower_1/MobilenetV1/MobilenetV1/Conv2d_0/Conv2D")
-    assert conv.get_attr("T") == precision.compute_dtype
+    assert conv.get_attr("T") == tf.as_dtype(precision.compute_dtype)
 
     trained = tf.trainable_variables()
     opt = precision.wrap_optimizer(optim.make_optimizer("momentum", 0.01))

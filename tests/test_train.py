@@ -64,11 +64,15 @@ def test_logits_only_run_keeps_every_other_variable_and_bn_statistics(datasets, 
     assert run_config["labels"] == ["plus", "x"] and run_config["preprocessing"] == "inception"
     assert (tmp_path / "labels.txt").read_text().split() == ["plus", "x"]
     report = json.loads((tmp_path / "restore_report.json").read_text())
-    assert report  # the restore plan's JSON
+    assert report["options"]["exclude_scopes"] == ["MobilenetV1/Logits"]  # 2 classes here, 1001 in the source
+    assert sorted(e["variable"] for e in report["skipped"]) == classifier
+    assert len(report["restored"]) == len(_model_names(final)) - len(classifier)
     saved = json.loads((tmp_path / "run_summary.json").read_text())
-    assert saved["steps"] == 3 and 0.0 <= saved["validation_accuracy"] <= 1.0
-    # where `finetune eval --train-dir` writes too
-    assert json.loads((tmp_path / "eval_validation" / "metrics.json").read_text())["top1"] == saved["validation_accuracy"]
+    # the final validation is written where `finetune eval --train-dir` writes too, and agrees with its counts
+    metrics = json.loads((tmp_path / "eval_validation" / "metrics.json").read_text())
+    confusion = np.array(metrics["confusion_matrix"])
+    assert saved["steps"] == 3 and saved["validation_accuracy"] == metrics["top1"]
+    assert metrics["top1"] == pytest.approx(np.trace(confusion) / confusion.sum()) and confusion.sum() > 0
 
 
 def _kilo_class_dataset(root, images) -> str:
