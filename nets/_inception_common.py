@@ -103,15 +103,19 @@ class AuxScopes(NamedTuple):
 def aux_logits(net: tf.Tensor, num_classes: int, scopes: AuxScopes) -> tf.Tensor:
     """The auxiliary classifier on the 17 x 17 end point (at 299 px): [B, num_classes].
 
-    5x5/3 average pool (kernel shrunk to smaller maps) -> 1x1 conv 128 -> conv 768 spanning the
-    whole map (5 x 5 at 299 px, so its kernel follows the image size) -> fully connected.
+    5x5/3 average pool -> 1x1 conv 128 -> 5x5 VALID conv 768 -> fully connected. Below 299 px both
+    kernels shrink to the map (TF-Slim's conv always spans the map); above it the conv keeps the published
+    5x5 and its spatial output is averaged (the fully connected layer being linear, as averaging the logits).
     """
     height, width = _static_size(net)
     if height is None or width is None:
         raise ValueError("The auxiliary logits need a static image height and width; pass create_aux_logits=False.")
     aux = slim.avg_pool2d(net, [min(height, 5), min(width, 5)], stride=3, padding="VALID", scope=scopes.pool)
     aux = slim.conv2d(aux, 128, 1, scope="Conv2d_1b_1x1")  # 5 x 5 x 128
-    aux = slim.conv2d(aux, 768, _static_size(aux), padding="VALID", scope=scopes.conv)  # 1 x 1 x 768
+    height, width = _static_size(aux)
+    aux = slim.conv2d(aux, 768, [min(height, 5), min(width, 5)], padding="VALID", scope=scopes.conv)  # 1 x 1 x 768
+    if height > 5 or width > 5:  # a spatial map above 299 px
+        aux = tf.reduce_mean(aux, axis=[1, 2], keepdims=True, name="global_pool")
     aux = slim.flatten(aux)
     return slim.fully_connected(aux, num_classes, activation_fn=None, scope=scopes.logits)
 

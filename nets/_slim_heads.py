@@ -2,7 +2,8 @@
 
 tf_slim 1.1.0 builds its heads inside its network functions without conventions of TF-Slim's
 later research versions that users rely on: `num_classes=0` for pre-logits features, `global_pool`,
-pooling that fits small images, squeezed ResNet logits. These heads add them with the same scope
+pooling that fits small images, squeezed ResNet logits. The final pooling here also spans larger
+maps, so any image size gives [B, num_classes] logits (TF-Slim's fixed kernel would leave a spatial map). These heads add them with the same scope
 names, so the variables stay those of the published checkpoints.
 """
 
@@ -21,13 +22,26 @@ class HeadNames:
     pool: str  # formatted with the kernel size, e.g. "AvgPool_1a_{}x{}"
     dropout: str
     logits: str
-    pool_size: int  # the fixed pooling kernel at the default image size
 
 
 def reduced_kernel_size(net: tf.Tensor, size: int) -> list[int]:
     """`size` x `size`, reduced to the feature map's height and width where those are smaller (TF-Slim's rule)."""
     _, height, width, _ = net.get_shape().as_list()
     return [min(height or size, size), min(width or size, size)]
+
+
+def is_one_by_one(net: tf.Tensor) -> bool:
+    """True if `net`'s height and width are statically 1."""
+    return net.get_shape().as_list()[1:3] == [1, 1]
+
+
+def average_to_one_by_one(net: tf.Tensor, name: str = "global_pool") -> tf.Tensor:
+    """`net` averaged over height and width to [B, 1, 1, C]; `net` itself where it already is 1x1.
+
+    A fully-convolutional head (a fixed VALID kernel) leaves a spatial map above the default image size;
+    its classifier being linear, averaging before it equals averaging the spatial logits.
+    """
+    return net if is_one_by_one(net) else tf.reduce_mean(net, [1, 2], keepdims=True, name=name)
 
 
 def classifier_head(
@@ -44,14 +58,17 @@ def classifier_head(
     """Pool, dropout, 1x1 conv to logits under the current scope's `Logits`; fills end_points.
 
     Returns the logits, or with num_classes=0 the pooled pre-logits features [B, 1, 1, C].
+    Without global_pool the average pool's kernel is the whole feature map (TF-Slim's fixed kernel at the
+    default image size, shrunk below it as TF-Slim does, grown above it); with global_pool, or where the
+    map's size is unknown, a mean over height and width.
     """
     with tf.variable_scope("Logits"):
-        if global_pool:
+        height, width = net.get_shape().as_list()[1:3]
+        if global_pool or height is None or width is None:
             net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
             end_points["global_pool"] = net
         else:
-            kernel_size = reduced_kernel_size(net, names.pool_size)
-            net = slim.avg_pool2d(net, kernel_size, padding="VALID", scope=names.pool.format(*kernel_size))
+            net = slim.avg_pool2d(net, [height, width], padding="VALID", scope=names.pool.format(height, width))
         if not num_classes:
             return net
         net = slim.dropout(net, keep_prob=dropout_keep_prob, scope=names.dropout)

@@ -209,8 +209,9 @@ def inception_resnet_v2(
 
     num_classes=0 (or None) returns the pooled features [B, 1, 1, 1536] (before dropout) and no
     aux logits. is_training switches BatchNorm (batch statistics, moving-average updates) and dropout.
-    Any image size from 75 px works; the final pool spans the last map and the aux head's kernels
-    follow its input (so only AuxLogits/Conv2d_2a_5x5 and the classifiers change shape).
+    Any image size from 75 px works; the final pool spans the last map, the aux head's kernels shrink
+    below 299 px (so only AuxLogits/Conv2d_2a_5x5 and the classifiers change shape) and its map is
+    averaged above (all variables stay the published ones).
     """
     with (
         tf.variable_scope(scope, "InceptionResnetV2", [inputs], reuse=reuse) as net_scope,

@@ -17,7 +17,7 @@ from nets.nets_factory import NetSpec, register
 inception_v1_base = slim_inception_v1.inception_v1_base
 inception_v1_arg_scope = slim_inception_v1.inception_v1_arg_scope
 
-_HEAD = HeadNames(pool="AvgPool_0a_{}x{}", dropout="Dropout_0b", logits="Conv2d_0c_1x1", pool_size=7)
+_HEAD = HeadNames(pool="AvgPool_0a_{}x{}", dropout="Dropout_0b", logits="Conv2d_0c_1x1")
 
 
 def inception_v1(
@@ -33,8 +33,8 @@ def inception_v1(
 ) -> tuple[tf.Tensor, dict]:
     """Inception V1 logits and end points; num_classes=0 returns the pooled features [B, 1, 1, 1024].
 
-    The final 7x7 pooling shrinks to the feature map below 224 px (as in Inception V2/V3);
-    global_pool=True averages any feature map.
+    The final pooling spans the feature map: TF-Slim's 7x7 at 224 px, shrunk below, grown above (as in
+    Inception V2/V3), so any image size gives [B, num_classes]; global_pool=True takes the mean instead.
     """
     with (
         tf.variable_scope(scope, "InceptionV1", [inputs], reuse=reuse) as sc,

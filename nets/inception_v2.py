@@ -17,7 +17,7 @@ from nets.nets_factory import NetSpec, register
 inception_v2_base = slim_inception_v2.inception_v2_base
 inception_v2_arg_scope = slim_inception_v2.inception_v2_arg_scope
 
-_HEAD = HeadNames(pool="AvgPool_1a_{}x{}", dropout="Dropout_1b", logits="Conv2d_1c_1x1", pool_size=7)
+_HEAD = HeadNames(pool="AvgPool_1a_{}x{}", dropout="Dropout_1b", logits="Conv2d_1c_1x1")
 
 
 def inception_v2(

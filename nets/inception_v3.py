@@ -10,18 +10,22 @@ from collections.abc import Callable
 
 from tf_slim.nets import inception_v3 as slim_inception_v3
 
-from nets._slim_heads import HeadNames, classifier_head, reduced_kernel_size
+from nets._slim_heads import HeadNames, average_to_one_by_one, classifier_head, reduced_kernel_size
 from nets.compat import slim, tf
 from nets.nets_factory import NetSpec, register
 
 inception_v3_base = slim_inception_v3.inception_v3_base
 inception_v3_arg_scope = slim_inception_v3.inception_v3_arg_scope
 
-_HEAD = HeadNames(pool="AvgPool_1a_{}x{}", dropout="Dropout_1b", logits="Conv2d_1c_1x1", pool_size=8)
+_HEAD = HeadNames(pool="AvgPool_1a_{}x{}", dropout="Dropout_1b", logits="Conv2d_1c_1x1")
 
 
 def _aux_logits(net: tf.Tensor, num_classes: int, depth: Callable[[int], int], spatial_squeeze: bool) -> tf.Tensor:
-    """The auxiliary classifier on Mixed_6e (17x17 at 299 px); its kernels shrink to fit smaller maps."""
+    """The auxiliary classifier on Mixed_6e (17x17 at 299 px); its kernels shrink to fit smaller maps.
+
+    Above 299 px the 5x5 VALID conv leaves a spatial map, averaged before the 1x1 logits (its kernel keeps
+    the published shape).
+    """
     with (
         slim.arg_scope([slim.conv2d, slim.max_pool2d, slim.avg_pool2d], stride=1, padding="SAME"),
         tf.variable_scope("AuxLogits"),
@@ -37,6 +41,7 @@ def _aux_logits(net: tf.Tensor, num_classes: int, depth: Callable[[int], int], s
             padding="VALID",
             scope="Conv2d_2a_{}x{}".format(*kernel_size),
         )
+        net = average_to_one_by_one(net)
         net = slim.conv2d(
             net,
             num_classes,
@@ -67,7 +72,7 @@ def inception_v3(
 ) -> tuple[tf.Tensor, dict]:
     """Inception V3 logits and end points (with 'AuxLogits'); num_classes=0 returns the pooled features.
 
-    The smallest image it builds at is 75 px. depth_multiplier scales every conv's depth (not below
+    The smallest image it builds at is 75 px; any larger size gives [B, num_classes] logits and aux logits. depth_multiplier scales every conv's depth (not below
     min_depth): small variants for tests.
     """
 

@@ -54,7 +54,6 @@ CONV_DEFS: list[Conv | DepthSepConv] = [
 ]
 
 FINAL_ENDPOINT = "Conv2d_13_pointwise"
-_POOL_KERNEL = (7, 7)
 
 
 def _check_rank(inputs: tf.Tensor) -> None:
@@ -125,14 +124,6 @@ def mobilenet_v1_base(
     raise ValueError(f"Unknown final_endpoint {final_endpoint!r}; valid: {', '.join(end_points)}")
 
 
-def _reduced_kernel_size_for_small_input(net: tf.Tensor, kernel: tuple[int, int]) -> list[int]:
-    """The pooling kernel, shrunk to the feature map when the input is smaller than 224 px."""
-    height, width = net.get_shape().as_list()[1:3]
-    if height is None or width is None:
-        return list(kernel)
-    return [min(height, kernel[0]), min(width, kernel[1])]
-
-
 def mobilenet_v1(
     inputs: tf.Tensor,
     num_classes: int = 1001,
@@ -151,8 +142,10 @@ def mobilenet_v1(
 
     num_classes=0 (or None) returns the pooled features [B, 1, 1, depth] before dropout instead.
     is_training switches BatchNorm (batch statistics, moving-average updates) and dropout.
-    global_pool=True averages any input size down to 1x1; otherwise a 7x7 average pool (shrunk for
-    inputs under 224 px) is used, as in the published net. spatial_squeeze=False keeps logits 4-D.
+    The final average pool spans the feature map: the published net's 7x7 at 224 px, shrunk below it as
+    in TF-Slim and grown above it (where TF-Slim's fixed 7x7 would leave a spatial map), so any input size
+    gives [B, num_classes]. global_pool=True, or a map of unknown size, takes the mean over height and
+    width instead. spatial_squeeze=False keeps logits 4-D.
     """
     _check_rank(inputs)
     with (
@@ -163,12 +156,12 @@ def mobilenet_v1(
             inputs, min_depth=min_depth, depth_multiplier=depth_multiplier, conv_defs=conv_defs, scope=net_scope
         )
         with tf.variable_scope("Logits"):
-            if global_pool:
+            height, width = net.get_shape().as_list()[1:3]
+            if global_pool or height is None or width is None:
                 net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
                 end_points["global_pool"] = net
             else:
-                kernel = _reduced_kernel_size_for_small_input(net, _POOL_KERNEL)
-                net = slim.avg_pool2d(net, kernel, padding="VALID", scope="AvgPool_1a")
+                net = slim.avg_pool2d(net, [height, width], padding="VALID", scope="AvgPool_1a")
                 end_points["AvgPool_1a"] = net
             if not num_classes:
                 return net, end_points

@@ -1,8 +1,9 @@
 """VGG A (11 layers), 16 and 19 of TF-Slim, with the body as data.
 
-tf_slim.nets.vgg hard-wires fc6 as a 7x7 VALID conv, so its nets fail below 224 px and cannot
-return pre-logits features. This family writes the same layers (same scopes, same weights) from a
-table, with TF-Slim's research-version options: `fc_conv_padding`, `global_pool`, `num_classes=0`.
+tf_slim.nets.vgg hard-wires fc6 as a 7x7 VALID conv, so its nets fail below 224 px, give spatial
+logits above 255 px and cannot return pre-logits features. This family writes the same layers (same
+scopes, same weights) from a table, with TF-Slim's research-version options: `fc_conv_padding`,
+`global_pool`, `num_classes=0`.
 
 Published checkpoints: vgg_16_2016_08_28, vgg_19_2016_08_28 (converted from the Oxford Caffe
 models), 1000 classes (no background), 224 px, vgg preprocessing. TF-Slim published no vgg_a
@@ -49,7 +50,7 @@ def _vgg(
             net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout6")
             net = slim.conv2d(net, 4096, [1, 1], scope="fc7")
         end_points = slim.utils.convert_collection_to_dict(end_points_collection)
-        if global_pool or (global_pool is None and small):
+        if global_pool or (global_pool is None and not _is_one_by_one(net)):
             net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
             end_points["global_pool"] = net
         if not num_classes:
@@ -60,6 +61,11 @@ def _vgg(
             net = tf.squeeze(net, [1, 2], name="fc8/squeezed")
         end_points[f"{sc.name}/fc8"] = net
     return net, end_points
+
+
+def _is_one_by_one(net: tf.Tensor) -> bool:
+    """True if fc7's height and width are statically 1: pool5 is 7x7, an image of 224 px (or 224-255)."""
+    return net.get_shape().as_list()[1:3] == [1, 1]
 
 
 def _smaller_than_fc6(net: tf.Tensor) -> bool:
@@ -96,8 +102,10 @@ def _network_fn(name: str):
     vgg.__doc__ = (
         f"{name}: logits [B, num_classes] and end points ('{name}/fc8' is the logits; no predictions end point);\n"
         "num_classes=0 returns fc7's features [B, 1, 1, 4096].\n\n"
-        "fc_conv_padding and global_pool default to TF-Slim's 'VALID' and False at 224 px and above; below,\n"
-        "where fc6's 7x7 kernel no longer fits pool5, to 'SAME' and True (same weights, any image size)."
+        "fc_conv_padding defaults to TF-Slim's 'VALID' at 224 px and above and to 'SAME' below, where fc6's 7x7\n"
+        "kernel no longer fits pool5. global_pool defaults to True wherever fc7 is not 1x1 (above 255 px the\n"
+        "fully-convolutional net gives a spatial map, below 224 px a SAME one): its mean feeds fc8, the same as\n"
+        "averaging the spatial logits. At 224 px it is TF-Slim's net; the weights are the same at any size."
     )
     vgg.default_image_size = 224
     return vgg
