@@ -112,9 +112,8 @@ def _checked_format(path: Path) -> str:
                 image_format, (width, height) = image.format, image.size
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except Image.DecompressionBombError:
-        raise ValueError(f"{path}: too large to decode (its header claims more than {2 * MAX_PIXELS:,} pixels, "
-                         "a decompression bomb?): give a smaller image") from None
+    except Image.DecompressionBombError as error:  # PIL's own check, at twice its limit
+        raise ValueError(f"{path}: too large to decode ({str(error).rstrip('.')}): give a smaller image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
     if width * height > MAX_PIXELS:

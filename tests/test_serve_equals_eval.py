@@ -24,6 +24,7 @@ PHOTOS = Path(__file__).parent / "data" / "serve"
 IMAGE_SIZE = 32
 CLASSES = ["cat", "dog", "other"]
 TOLERANCE = 1e-3  # the promise: max |difference| of any probability
+pytestmark = pytest.mark.slow  # two exports and an evaluation: ~25 s of CPU
 
 
 def _images(root: Path) -> dict[str, list[Path]]:
