@@ -169,6 +169,13 @@ class ServedModel:
             raise FileNotFoundError(f"model {path} not found: give the .pb or SavedModel dir `finetune export` wrote.")
         self.graph = tf.Graph()
         self.session = tf.Session(graph=self.graph)
+        try:
+            self._load()
+        except BaseException:
+            self.session.close()
+            raise
+
+    def _load(self) -> None:
         with self.graph.as_default():
             if self.path.is_dir():
                 names = self._load_saved_model()
@@ -180,8 +187,9 @@ class ServedModel:
         self.input_type = "jpeg" if self.input.dtype == tf.string else "float"
         self.num_classes = self.outputs["probabilities"].shape.as_list()[-1]
         if self.input_type == "float" and any(self.input.shape.as_list()[1:3]):
-            raise ValueError(f"{path} takes images resized to {self.input.shape.as_list()[1:3]} outside the graph "
-                             "(an export of an earlier finetune, whose predictions differ from eval's): export it again.")
+            raise ValueError(f"{self.path} takes images resized to {self.input.shape.as_list()[1:3]} outside the "
+                             "graph (an export of an earlier finetune, whose predictions differ from eval's): "
+                             "export it again.")
 
     def _load_saved_model(self) -> dict[str, str]:
         if not (self.path / "saved_model.pb").is_file():

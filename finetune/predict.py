@@ -43,6 +43,7 @@ class ExportedModel(export.ServedModel):
         num_classes = self.num_classes
         self.labels = read_labels(labels_path) if labels_path.is_file() else [str(i) for i in range(num_classes)]
         if len(self.labels) != num_classes:
+            super().close()
             raise ValueError(f"{labels_path} has {len(self.labels)} names for a {num_classes}-class model: "
                              "use the labels.txt written with this model.")
         self._decoder = _Decoder()
