@@ -1,9 +1,15 @@
 """Classify image files with an exported model (a frozen .pb or a SavedModel directory from `finetune export`).
 
-The model does its own preprocessing, so images only need decoding: for a float-input model each
-image becomes RGB pixel values resized (bilinear) to the input's height and width; a jpeg-input
-model gets the file's encoded bytes (other formats re-encoded as PNG). Images go through in batches;
-one that is missing or does not decode is reported by name and the others still run.
+The model does its own preprocessing on images of any size (see finetune.export), so predict only
+decodes, and decodes as `finetune eval` does: a float-input model gets each image's pixels from
+`finetune.data.decode_image` (TensorFlow's decoder; PIL for formats TensorFlow does not read), at
+their own size; a jpeg-input model gets the file's bytes (other formats re-encoded as PNG). So
+predict, eval and a plain TensorFlow client give the same probabilities for a file.
+
+Images go through in chunks of `batch_size` files (a float batch holds one size, so a chunk runs
+once per size). An image that is missing, does not decode, or whose header says it is larger than
+`MAX_PIXELS` (checked before decoding: a 20000x20000 PNG or a decompression bomb is not decoded) is
+reported by name and the others still run.
 
 Class names come from the labels.txt export wrote beside the .pb (or in the SavedModel's
 assets.extra/); without it, classes are shown by index.
@@ -11,8 +17,8 @@ assets.extra/); without it, classes are shown by index.
 
 from __future__ import annotations
 
-import io
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,107 +29,156 @@ from finetune.run_dir import LABELS_FILE, read_labels
 from nets.compat import tf
 
 _TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP")
+# PIL's own decompression-bomb limit (Image.MAX_IMAGE_PIXELS): about 9459 x 9459, 0.27 GB as uint8 pixels.
+MAX_PIXELS = 89_478_485
 
 
-class ExportedModel:
-    """An exported graph loaded in its own session: `probabilities(inputs)` for a batch."""
+class ExportedModel(export.ServedModel):
+    """An exported graph loaded in its own session, with its class names."""
 
     def __init__(self, path: str | Path):
-        path = Path(path)
-        self.path = path
-        self.graph = tf.Graph()
-        self.session = tf.Session(graph=self.graph)
-        with self.graph.as_default():
-            if path.is_dir():
-                self._input, self._output = self._load_saved_model(path)
-                labels_dir = path / export.SAVED_MODEL_EXTRA
-            else:
-                tf.import_graph_def(export.load_graph_def(path), name="")
-                self._input = self.graph.get_tensor_by_name(f"{export.INPUT}:0")
-                self._output = self.graph.get_tensor_by_name("probabilities:0")
-                labels_dir = path.parent
-        self.input_type = "jpeg" if self._input.dtype == tf.string else "float"
-        self.image_size = tuple(self._input.shape.as_list()[1:3]) if self.input_type == "float" else None
-        num_classes = self._output.shape.as_list()[-1]
+        super().__init__(path)
+        labels_dir = self.path / export.SAVED_MODEL_EXTRA if self.path.is_dir() else self.path.parent
         labels_path = labels_dir / LABELS_FILE
+        num_classes = self.num_classes
         self.labels = read_labels(labels_path) if labels_path.is_file() else [str(i) for i in range(num_classes)]
         if len(self.labels) != num_classes:
+            super().close()
             raise ValueError(f"{labels_path} has {len(self.labels)} names for a {num_classes}-class model: "
                              "use the labels.txt written with this model.")
+        self._decoder = _Decoder()
 
-    def _load_saved_model(self, path: Path) -> tuple[tf.Tensor, tf.Tensor]:
-        if not (path / "saved_model.pb").is_file():
-            raise FileNotFoundError(f"{path} is not a SavedModel (no saved_model.pb): give a .pb or a SavedModel dir.")
-        meta_graph = tf.saved_model.loader.load(self.session, [tf.saved_model.tag_constants.SERVING], str(path))
-        signature = meta_graph.signature_def[export.SIGNATURE]
-        return (self.graph.get_tensor_by_name(signature.inputs[export.INPUT].name),
-                self.graph.get_tensor_by_name(signature.outputs["probabilities"].name))
+    def probabilities(self, inputs: Sequence) -> np.ndarray:
+        """Probabilities [N, classes] of model inputs (read_image's) in order, whatever their sizes."""
+        return self.run_images(inputs)["probabilities"]
 
-    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        return self.session.run(self._output, {self._input: inputs})
+    def decode(self, encoded: bytes) -> np.ndarray:
+        return self._decoder(encoded)
+
+    def close(self) -> None:
+        self._decoder.close()
+        super().close()
+
+
+class _Decoder:
+    """Evaluation's decoder (finetune.data.decode_image) in its own small graph: bytes -> uint8 [h, w, 3]."""
+
+    def __init__(self):
+        from finetune.data import decode_image
+
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._encoded = tf.placeholder(tf.string, [])
+            self._image = decode_image(self._encoded)
+        self.session = tf.Session(graph=self.graph)
+
+    def __call__(self, encoded: bytes) -> np.ndarray:
+        return self.session.run(self._image, {self._encoded: encoded})
 
     def close(self) -> None:
         self.session.close()
 
 
 def load_model(path: str | Path) -> ExportedModel:
-    if not Path(path).exists():
-        raise FileNotFoundError(f"model {path} not found: give the .pb or SavedModel dir `finetune export` wrote.")
     return ExportedModel(path)
 
 
 def read_image(path: str | Path, model: ExportedModel) -> np.ndarray | bytes:
-    """One model input from an image file; ValueError naming the file if it is missing or does not decode."""
+    """One model input from an image file: uint8 pixels [h, w, 3] (float model) or encoded bytes (jpeg model).
+
+    ValueError naming the file if it is missing, does not decode, or is larger than MAX_PIXELS.
+    """
+    path = Path(path)
+    image_format = _checked_format(path)
+    if image_format in _TF_DECODABLE:
+        encoded = path.read_bytes()
+        if model.input_type == "jpeg":
+            return encoded
+        try:
+            return model.decode(encoded)
+        except tf.errors.OpError as error:
+            raise ValueError(f"{path}: not a readable image ({_first_line(error.message)})") from None
+    pixels = _pil_pixels(path)  # a format TensorFlow does not read (TIFF, WebP, ...)
+    return pixels if model.input_type == "float" else export.encode(pixels, "PNG")
+
+
+def _checked_format(path: Path) -> str:
+    """The image's format from its header alone; ValueError if missing, not an image, or too large."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            if model.input_type == "jpeg":
-                return _encoded(Path(path), image)
-            rgb = image.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
+            with Image.open(path) as image:
+                image_format, (width, height) = image.format, image.size
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except Image.DecompressionBombError as error:  # PIL's own check, at twice its limit
+        raise ValueError(f"{path}: too large to decode ({str(error).rstrip('.')}): give a smaller image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
-    height, width = model.image_size
-    if rgb.size != (width, height):
-        rgb = rgb.resize((width, height), Image.BILINEAR)
-    return np.asarray(rgb, np.float32)
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{path}: {width}x{height} pixels is too large to decode (more than {MAX_PIXELS:,}): "
+                         "resize it first") from None
+    return image_format
 
 
-def _encoded(path: Path, image) -> bytes:
-    """The file's bytes when TensorFlow decodes its format, else the image re-encoded as PNG."""
-    if image.format in _TF_DECODABLE:
-        return path.read_bytes()
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
+def _pil_pixels(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), np.uint8)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from None
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "TensorFlow could not decode it"
 
 
 def predict(model: ExportedModel, images: Sequence[str], *, top_k: int = 5, batch_size: int = 32) -> list[dict]:
     """Per image, in order: {"image", "predictions": [{"label", "class", "probability"}, ...]} or {"image", "error"}."""
     if top_k < 1 or batch_size < 1:
         raise ValueError(f"top-k and batch size must be at least 1, got {top_k} and {batch_size}.")
-    results: list[dict] = []
-    readable: list[tuple[int, np.ndarray | bytes]] = []
-    for path in images:
-        try:
-            readable.append((len(results), read_image(path, model)))
-            results.append({"image": str(path)})
-        except ValueError as error:
-            results.append({"image": str(path), "error": str(error)})
     k = min(top_k, len(model.labels))
-    for start in range(0, len(readable), batch_size):
-        batch = readable[start:start + batch_size]
-        inputs = [item for _, item in batch]
-        inputs = np.array(inputs, dtype=object) if model.input_type == "jpeg" else np.stack(inputs)
-        for (index, _), row in zip(batch, model.probabilities(inputs)):
+    results: list[dict] = []
+    for start in range(0, len(images), batch_size):
+        chunk = [str(path) for path in images[start:start + batch_size]]
+        inputs: dict[str, np.ndarray | bytes] = {}
+        errors: dict[str, str] = {}
+        for path in chunk:
+            try:
+                inputs[path] = read_image(path, model)
+            except ValueError as error:
+                errors[path] = str(error)
+        outcome = {**errors, **_run(model, inputs)}
+        for path in chunk:
+            row = outcome[path]
+            if isinstance(row, str):
+                results.append({"image": path, "error": row})
+                continue
             best = np.argsort(-row, kind="stable")[:k]
-            results[index]["predictions"] = [
+            results.append({"image": path, "predictions": [
                 {"label": model.labels[c], "class": int(c), "probability": float(row[c])} for c in best
-            ]
+            ]})
     return results
+
+
+def _run(model: ExportedModel, inputs: dict[str, np.ndarray | bytes]) -> dict[str, np.ndarray | str]:
+    """Each input's probabilities; if the run fails (a jpeg-input graph that cannot decode a file), each
+    image again on its own, so the failing one gets its error and the others still run."""
+    if not inputs:
+        return {}
+    try:
+        return dict(zip(inputs, model.probabilities(list(inputs.values()))))
+    except tf.errors.OpError as error:
+        if len(inputs) > 1:
+            return {path: row for one in inputs.items() for path, row in _run(model, dict([one])).items()}
+        path = next(iter(inputs))
+        if isinstance(error, tf.errors.InvalidArgumentError):
+            return {path: f"{path}: not a readable image ({_first_line(error.message)})"}
+        return {path: f"{path}: the model failed on it ({type(error).__name__}: {_first_line(error.message)})"}
 
 
 def format_table(results: list[dict]) -> str:

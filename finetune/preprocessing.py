@@ -15,7 +15,10 @@ or float [h, w, 3] in [0, 1]) into the float32 [height, width, 3] tensor the net
   from [0, 255] pixel values. The 256/512 range is TF-Slim's for 224-px crops; for other crop sizes
   it scales with the crop (e.g. [73, 146] for 64 px), so a small crop still sees most of the image.
 
-The export puts the evaluation version inside the exported graph, so this module has no state.
+The exported graph (finetune.export) runs the evaluation version on the decoded image it is given,
+of any size, so evaluation, `finetune predict` and a plain TensorFlow client see the same pixels:
+a decoded uint8 image (evaluation) and the same pixel values as float32 in [0, 255] (the exported
+graph's float input, through `pixels_to_unit`) give bit-identical net inputs. This module has no state.
 """
 
 from __future__ import annotations
@@ -43,9 +46,17 @@ VGG_RESIZE_SIDE_MAX = 512
 VGG_REFERENCE_CROP = 224
 
 
+def pixels_to_unit(pixels: tf.Tensor) -> tf.Tensor:
+    """Pixel values in [0, 255], uint8 or float, -> float32 in [0, 1]: the same arithmetic for both
+    (TensorFlow's uint8 `convert_image_dtype`: cast, then times 1/255)."""
+    return tf.cast(pixels, tf.float32) * (1.0 / 255.0)
+
+
 def _to_unit_float(image: tf.Tensor) -> tf.Tensor:
     """uint8 -> float32 in [0, 1]; float images are taken to be in [0, 1] already."""
     image = tf.convert_to_tensor(image)
+    if image.dtype == tf.uint8:
+        return pixels_to_unit(image)
     if image.dtype.is_integer:
         return tf.image.convert_image_dtype(image, tf.float32)
     return tf.cast(image, tf.float32)
@@ -92,14 +103,15 @@ def inception_preprocessing(
     seed: int | None = None,
 ) -> tf.Tensor:
     """See the module docstring; returns float32 [height, width, 3] in [-1, 1]."""
-    image = _to_unit_float(image)
     if is_training:
-        image = _resize(_random_crop_box(image, seed, crop_min_area), height, width)
+        image = _resize(_random_crop_box(_to_unit_float(image), seed, crop_min_area), height, width)
         image = tf.image.random_flip_left_right(image, seed=seed)
         if color_distortion:
             image = _distort_color(image, seed)
     else:
-        image = _resize(tf.image.central_crop(image, CENTRAL_FRACTION), height, width)
+        # Crop first (a slice: the same values either way) so a large image is converted to float only
+        # in its central part.
+        image = _resize(_to_unit_float(tf.image.central_crop(image, CENTRAL_FRACTION)), height, width)
     return (image - 0.5) * 2.0
 
 
@@ -149,6 +161,16 @@ def vgg_preprocessing(
     else:
         image = _central_crop(_resize_smallest_side(image, side_min), height, width)
     return image - tf.constant(VGG_RGB_MEANS, dtype=tf.float32)
+
+
+def describe_evaluation(style: str, height: int, width: int) -> str:
+    """In words, what the evaluation mode of `style` does to a decoded image of any size."""
+    if style == "inception":
+        return (f"central {CENTRAL_FRACTION:.1%} crop, bilinear resize to {height}x{width}, "
+                "pixel values scaled from [0, 255] to [-1, 1]")
+    side = _vgg_resize_range(height, width)[0]
+    return (f"bilinear resize of the smaller side to {side} (aspect ratio kept), central {height}x{width} crop, "
+            f"RGB means {VGG_RGB_MEANS} subtracted from the [0, 255] values")
 
 
 STYLES: dict[str, Callable[..., tf.Tensor]] = {

@@ -33,8 +33,9 @@ def _pixels(count: int, seed: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, [count, IMAGE_SIZE, IMAGE_SIZE, 3]).astype(np.float32)
 
 
-def _checkpoint_logits(model: TrainedModel, pixels: np.ndarray) -> np.ndarray:
-    """Logits of the checkpoint restored with a plain Saver, preprocessing each image as evaluation does."""
+def _checkpoint_logits(model: TrainedModel, pixels) -> np.ndarray:
+    """Logits of the checkpoint restored with a plain Saver, preprocessing each image (of any size) as evaluation
+    does."""
     with tf.Graph().as_default():
         images = tf.stack([preprocess_image(tf.constant(p / 255.0), IMAGE_SIZE, IMAGE_SIZE, False, model.preprocessing)
                            for p in pixels])
@@ -62,6 +63,35 @@ def test_frozen_graph_reproduces_checkpoint_logits(exported):
     assert result.max_difference["probabilities"] <= export.TOLERANCE
 
 
+def test_frozen_graph_takes_images_of_any_size(exported):
+    """Raw images, tall, wide, smaller and larger than the net's input, give the checkpoint's logits of the same
+    images preprocessed as evaluation preprocesses them: nothing has to be resized before the graph."""
+    model, result = exported
+    images = export.sample_images(IMAGE_SIZE, seed=4)
+    assert {image.shape[:2] for image in images} >= {(2 * IMAGE_SIZE + 7, IMAGE_SIZE // 2 + 3),
+                                                      (IMAGE_SIZE // 2 + 1, 3 * IMAGE_SIZE - 5)}
+    expected = _checkpoint_logits(model, images)
+    assert np.std(expected, axis=0).max() > 0.05
+    with export.ServedModel(result.graph) as served:
+        assert served.input.shape.as_list() == [None, None, None, 3]
+        outputs = served.run_images(images)
+    np.testing.assert_allclose(outputs["logits"], expected, atol=_logits_tolerance(expected), rtol=0)
+
+
+def test_verification_catches_a_graph_that_resizes_before_preprocessing(exported, tmp_path, monkeypatch):
+    """The defect export's check once missed: the whole image resized to the net's size, then evaluation's
+    central crop. Verified on raw images of several sizes against evaluation, export now refuses it."""
+    model, _ = exported
+
+    def resize_first(model, one, input_type):
+        whole = tf.image.resize(one / 255.0, [IMAGE_SIZE, IMAGE_SIZE])
+        return preprocess_image(whole, IMAGE_SIZE, IMAGE_SIZE, False, model.preprocessing)
+
+    monkeypatch.setattr(export, "_preprocess", resize_first)
+    with pytest.raises(ValueError, match="differs from the checkpoint graph"):
+        export.export(model, tmp_path / "model.pb")
+
+
 def test_frozen_graph_has_no_variables_and_batch_norm_folded(exported):
     _, result = exported
     graph_def = export.load_graph_def(result.graph)
@@ -74,8 +104,13 @@ def test_frozen_graph_has_no_variables_and_batch_norm_folded(exported):
 def test_sidecars_describe_the_graph(exported):
     model, result = exported
     info = json.loads(Path(result.info).read_text())
+    assert info["exported_by"] == "finetune export" and export.is_export_info(Path(result.info))
     assert info["input"] == {"name": "input:0", "type": "float", "dtype": "float32",
-                             "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 3], "values": info["input"]["values"]}
+                             "shape": [None, None, None, 3], "values": info["input"]["values"]}
+    assert "not resized" in info["input"]["values"] and info["image_size"] == IMAGE_SIZE
+    assert info["preprocessing"]["steps"].startswith(f"central 87.5% crop, bilinear resize to {IMAGE_SIZE}x")
+    assert info["verification"]["sample_sizes"] == [f"{h}x{w}" for h, w, _ in
+                                                    (i.shape for i in export.sample_images(IMAGE_SIZE))]
     assert info["outputs"]["probabilities"]["shape"] == [None, len(CLASSES)]
     assert info["preprocessing"]["style"] == model.preprocessing
     assert Path(result.labels).read_text().split() == CLASSES
@@ -121,22 +156,31 @@ def test_saved_model_serves_through_its_signature(exported, tmp_path):
         serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
         outputs = serve(input=tf.constant(np.load(sys.argv[2])))
         np.savez(sys.argv[3], **{name: value.numpy() for name, value in outputs.items()})
+        tall = serve(input=tf.constant(np.load(sys.argv[4])[None]))  # a batch of one image of its own size
+        np.save(sys.argv[5], tall["logits"].numpy())
     """
-    done = _run_isolated(script, result.saved_model, str(tmp_path / "in.npy"), str(tmp_path / "out.npz"))
+    tall = export.sample_images(IMAGE_SIZE, seed=12)[2]
+    np.save(tmp_path / "tall.npy", tall.astype(np.float32))
+    done = _run_isolated(script, result.saved_model, str(tmp_path / "in.npy"), str(tmp_path / "out.npz"),
+                         str(tmp_path / "tall.npy"), str(tmp_path / "tall_out.npy"))
     assert done.returncode == 0, done.stderr[-2000:]
     served = np.load(tmp_path / "out.npz")
     assert set(served.files) == {"logits", "probabilities", "classes"}
     expected = _checkpoint_logits(model, pixels)
     np.testing.assert_allclose(served["logits"], expected, atol=_logits_tolerance(expected), rtol=0)
+    expected_tall = _checkpoint_logits(model, [tall])
+    np.testing.assert_allclose(np.load(tmp_path / "tall_out.npy"), expected_tall,
+                               atol=_logits_tolerance(expected_tall), rtol=0)
 
 
 def test_jpeg_input_decodes_inside_the_graph(exported, tmp_path):
     model, _ = exported
-    result = export.export(model, tmp_path / "jpeg.pb", input_type="jpeg", num_samples=2)
-    encoded = export.sample_inputs("jpeg", IMAGE_SIZE, count=2, seed=3)
-    outputs = export.run_graph_def(export.load_graph_def(result.graph), encoded)
+    result = export.export(model, tmp_path / "jpeg.pb", input_type="jpeg")
+    encoded = [export.encode(image, "JPEG") for image in export.sample_images(IMAGE_SIZE, seed=3)]
+    outputs = export.run_graph_def(export.load_graph_def(result.graph), np.array(encoded, dtype=object))
     with tf.Graph().as_default(), tf.Session() as session:
-        decoded = np.stack([session.run(tf.io.decode_jpeg(e, channels=3)) for e in encoded]).astype(np.float32)
+        decoded = [session.run(tf.io.decode_jpeg(e, channels=3)) for e in encoded]
+    assert len({d.shape for d in decoded}) == 5  # one batch of images of five sizes
     expected = _checkpoint_logits(model, decoded)
     np.testing.assert_allclose(outputs["logits"], expected, atol=_logits_tolerance(expected), rtol=0)
 
@@ -156,13 +200,79 @@ def test_cli_export_and_its_errors(exported, tmp_path):
     ok = subprocess.run([sys.executable, "-m", "finetune.cli", "export", "--train-dir", train_dir,
                          "--output", str(tmp_path / "m.pb")], check=False, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "verified against the checkpoint graph" in ok.stdout
+    assert "verified against finetune eval's pipeline on 6 raw images" in ok.stdout
     assert (tmp_path / "m.pb").is_file() and (tmp_path / "labels.txt").is_file() and (tmp_path / "m.json").is_file()
     bad = subprocess.run([sys.executable, "-m", "finetune.cli", "export", "--ckpt", str(tmp_path / "missing"),
                           "--net", "mobilenet_v1_025", "--output", str(tmp_path / "x.pb")],
                          check=False, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert "finetune export: error:" in bad.stderr and "missing" in bad.stderr
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_export_refuses_to_replace_a_datasets_labels(exported, tmp_path):
+    """A dataset's labels.txt (or a model.json export did not write) stops export before any work, unless
+    --overwrite; nothing in the folder changes."""
+    model, _ = exported
+    dataset = tmp_path / "flowers"
+    dataset.mkdir()
+    (dataset / "labels.txt").write_text("0:daisy\n1:rose\n")
+    with pytest.raises(ValueError, match=r"flowers already holds labels.txt, which finetune export did not write.*"
+                                         r"--overwrite"):
+        export.export(model, dataset / "model.pb")
+    assert _files(dataset) == {"labels.txt": b"0:daisy\n1:rose\n"}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.json").write_text('{"learning_rate": 0.1}')
+    with pytest.raises(ValueError, match="already holds model.json, which finetune export did not write"):
+        export.export(model, other / "model.pb")
+    with pytest.raises(ValueError, match="is a directory: give the .pb file"):
+        export.export(model, other)
+
+
+def test_export_replaces_an_earlier_export_only_with_overwrite(exported, tmp_path):
+    model, result = exported
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.json").write_bytes(Path(result.info).read_bytes())  # an earlier export, recognised by it
+    (out / "model.pb").write_bytes(b"an earlier graph")
+    (out / "labels.txt").write_text("stale\n")
+    before = _files(out)
+    with pytest.raises(ValueError, match=r"holds an earlier export \(model.json\).*pass --overwrite"):
+        export.export(model, out / "model.pb")
+    with pytest.raises(ValueError, match=r"earlier export \(model.json\); this one would replace labels.txt"):
+        export.export(model, out / "second.pb")  # another name, the same labels.txt
+    saved_model = Path(result.saved_model)
+    with pytest.raises(ValueError, match="holds an earlier export: pass --overwrite"):
+        export.export(model, tmp_path / "new" / "model.pb", saved_model_dir=saved_model)
+    assert _files(out) == before
+    not_an_export = tmp_path / "not_an_export"
+    not_an_export.mkdir()
+    (not_an_export / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty and holds no earlier export"):
+        export.export(model, tmp_path / "new" / "model.pb", saved_model_dir=not_an_export, overwrite=True)
+
+    rewritten = export.export(model, out / "model.pb", saved_model_dir=tmp_path / "sm", overwrite=True)
+    assert (out / "labels.txt").read_text().split() == CLASSES
+    assert len(export.load_graph_def(out / "model.pb").node) == rewritten.nodes
+    again = export.export(model, out / "model.pb", saved_model_dir=tmp_path / "sm", overwrite=True)
+    assert again.saved_model_max_difference == rewritten.saved_model_max_difference
+    assert sorted(p.name for p in (tmp_path / "sm").iterdir()) == ["assets.extra", "saved_model.pb", "variables"]
+
+
+def test_cli_export_refuses_in_one_line(exported, tmp_path):
+    model, _ = exported
+    (tmp_path / "labels.txt").write_text("daisy\nrose\n")
+    command = [sys.executable, "-m", "finetune.cli", "export", "--train-dir", str(Path(model.checkpoint).parent),
+               "--output", str(tmp_path / "model.pb")]
+    refused = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("finetune export: error:")]
+    assert len(lines) == 1 and "labels.txt" in lines[0] and "--overwrite" in lines[0], refused.stderr
+    assert (tmp_path / "labels.txt").read_text() == "daisy\nrose\n" and not (tmp_path / "model.pb").exists()
 
 
 def test_bench_export_smoke():

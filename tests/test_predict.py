@@ -1,8 +1,10 @@
 """Predict: the exported model's top-k equal the checkpoint's in-process predictions; bad images are reported."""
 
 import json
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from test_export import _checkpoint_logits
 
 from finetune import export, predict, synthetic
 from finetune.evaluate import TrainedModel
+from nets.compat import tf
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +65,63 @@ def test_bad_images_are_reported_and_the_others_run(setup, tmp_path):
     assert [results[0]["predictions"][0]["label"], results[3]["predictions"][0]["label"]] == [e[0] for e in expected]
 
 
+def _png_header(path, width: int, height: int) -> str:
+    """A PNG whose header claims width x height RGB pixels, with one row of data: a decompression bomb's
+    shape (a few bytes on disk, width * height * 3 bytes once decoded)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    row = zlib.compress(b"\0" * (1 + 3 * width))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b""))
+    return str(path)
+
+
+def test_huge_images_are_reported_by_name_before_decoding(setup, tmp_path):
+    """A 20000x20000 PNG (past PIL's bomb limit) and a 10000x10000 one (past predict's): named, never decoded
+    (their data would not decode: an error saying so would mean predict tried), and the others still run."""
+    model, result, images = setup
+    bomb = _png_header(tmp_path / "bomb.png", 20000, 20000)
+    large = _png_header(tmp_path / "large.png", 10000, 10000)
+    assert 10000 * 10000 > predict.MAX_PIXELS > 9000 * 9000
+    exported = predict.load_model(result.graph)
+    results = predict.predict(exported, [images[0], bomb, large, images[1]], top_k=1, batch_size=4)
+    exported.close()
+    assert results[1]["error"].startswith(f"{bomb}: too large to decode (Image size (400000000 pixels)")
+    assert results[2]["error"].startswith(f"{large}: 10000x10000 pixels is too large to decode")
+    expected, _ = _expected_top(model, [images[0], images[1]], 1)
+    assert [results[0]["predictions"][0]["label"], results[3]["predictions"][0]["label"]] == [e[0] for e in expected]
+
+
+def test_a_file_the_jpeg_graph_cannot_decode_is_named_and_the_batch_still_runs(setup, tmp_path):
+    """A JPEG cut in half: its header reads, the graph's decoder fails; that batch runs again image by image."""
+    model, result, images = setup
+    jpeg = export.export(model, tmp_path / "jpeg" / "model.pb", input_type="jpeg")
+    whole = export.encode(np.asarray(Image.open(images[2]).convert("RGB")), "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    paths = [images[0], str(tmp_path / "cut.jpg"), images[1]]
+    for graph in (jpeg.graph, result.graph):  # jpeg input: in the graph; float input: predict's decoder
+        exported = predict.load_model(graph)
+        results = predict.predict(exported, paths, top_k=1, batch_size=3)
+        exported.close()
+        assert results[1]["error"].startswith(f"{paths[1]}: not a readable image (")
+        expected, _ = _expected_top(model, [images[0], images[1]], 1)
+        assert [results[0]["predictions"][0]["label"], results[2]["predictions"][0]["label"]] == [e[0] for e in expected]
+
+
+def test_an_export_that_needs_resized_images_is_refused(tmp_path):
+    """A float graph of a fixed input size (an earlier finetune's export, resized by predict before the graph's
+    central crop, so its predictions differ from eval's) is refused in words."""
+    with tf.Graph().as_default() as graph:
+        pixels = tf.placeholder(tf.float32, [None, 32, 32, 3], name="input")
+        logits = tf.identity(tf.reduce_mean(pixels, axis=[1, 2]), name="logits")
+        tf.nn.softmax(logits, name="probabilities")
+        tf.argmax(logits, axis=1, name="classes")
+    (tmp_path / "old.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    with pytest.raises(ValueError, match=r"takes images resized to \[32, 32\].*export it again"):
+        predict.load_model(tmp_path / "old.pb")
+
+
 def test_cli_predict_json_and_table(setup, tmp_path):
     _, result, images = setup
     command = [sys.executable, "-m", "finetune.cli", "predict", "--model", result.graph, "--top-k", "2"]
@@ -69,8 +129,12 @@ def test_cli_predict_json_and_table(setup, tmp_path):
     assert as_json.returncode == 0, as_json.stderr[-2000:]
     printed = json.loads(as_json.stdout)
     assert [len(r["predictions"]) for r in printed] == [2, 2]
-    table = subprocess.run(command + [images[0], str(tmp_path / "gone.jpg")], check=False, capture_output=True,
+    bomb = _png_header(tmp_path / "bomb.png", 20000, 20000)
+    table = subprocess.run(command + [images[0], str(tmp_path / "gone.jpg"), bomb], check=False, capture_output=True,
                            text=True, timeout=300)
-    assert table.returncode == 1
+    assert table.returncode == 1 and "Traceback" not in table.stderr
     assert printed[0]["predictions"][0]["label"] in table.stdout and "probability" in table.stdout
-    assert "gone.jpg: no such file" in table.stderr
+    errors = [line for line in table.stderr.splitlines() if line.startswith("finetune predict: error:")]
+    assert len(errors) == 2 and errors[0] == f"finetune predict: error: {tmp_path / 'gone.jpg'}: no such file"
+    assert errors[1].startswith(f"finetune predict: error: {bomb}: too large to decode (")
+    assert "400000000 pixels" in errors[1] and errors[1].endswith("give a smaller image")

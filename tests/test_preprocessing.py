@@ -104,6 +104,21 @@ def test_float_and_uint8_inputs_agree():
     np.testing.assert_allclose(as_uint8, as_float, atol=1e-5)
 
 
+@pytest.mark.parametrize("style", ["inception", "vgg"])
+def test_decoded_uint8_and_served_float_pixels_give_identical_inputs(style):
+    """Evaluation feeds the decoded uint8 image, the exported graph the same pixels as float32 in [0, 255]
+    through pixels_to_unit: the net sees bit-identical inputs, for a tall, a wide and a small image."""
+    rng = np.random.default_rng(0)
+    for height, width in ((91, 30), (27, 120), (9, 13)):
+        image = rng.integers(0, 256, [height, width, 3], dtype=np.uint8)
+        with tf.Graph().as_default():
+            pixels = tf.placeholder(tf.float32, [None, None, 3])
+            served = preprocessing.preprocess_image(preprocessing.pixels_to_unit(pixels), 32, 32, False, style)
+            with tf.Session() as session:
+                as_served = session.run(served, {pixels: image.astype(np.float32)})
+        np.testing.assert_array_equal(_run(image, 32, False, style)[0], as_served)
+
+
 def test_color_distortion_can_be_turned_off():
     # Without distortion a flat grey image stays flat grey whatever crop or flip is drawn.
     image = np.full((40, 40, 3), 128, np.uint8)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 HELP = (
-    "Export a checkpoint for inference: a frozen .pb (variables as constants, BatchNorm folded, preprocessing "
-    "inside; input `input`, outputs `logits`, `probabilities`, `classes`) with labels.txt and a JSON beside it, "
-    "optionally a SavedModel; then verify both against the checkpoint graph."
+    "Export a checkpoint for inference: a frozen .pb (variables as constants, BatchNorm folded, evaluation "
+    "preprocessing inside; input `input`: decoded images of any size or their encoded bytes; outputs `logits`, "
+    "`probabilities`, `classes`) with labels.txt and a JSON beside it, optionally a SavedModel; then verify both "
+    "against finetune eval's pipeline on raw images of several sizes."
 )
 
 
@@ -23,10 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--image-size", type=int, help="input size in pixels (default: the run's, else the net's)")
     source.add_argument("--moving-average", action="store_true",
                         help="export the checkpoint's ExponentialMovingAverage shadow weights (with --ckpt)")
-    parser.add_argument("--output", required=True, help="the frozen graph to write, e.g. model.pb")
+    parser.add_argument("--output", required=True, help="the frozen graph to write, e.g. out/model.pb (labels.txt "
+                        "and model.json go beside it)")
     parser.add_argument("--input-type", default="float", choices=("float", "jpeg"),
-                        help="'float': [None, H, W, 3] pixel values 0-255; 'jpeg': [None] encoded image bytes")
+                        help="'float': [None, None, None, 3] decoded images of any size (one size per batch), pixel "
+                        "values 0-255, not resized; 'jpeg': [None] encoded image bytes")
     parser.add_argument("--saved-model", help="also write a SavedModel (serving_default signature) to this new dir")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the .pb, labels.txt and JSON already in --output's folder (an earlier "
+                        "export's, or files export did not write) and an earlier export's --saved-model dir")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="fail when the exported outputs differ from the checkpoint graph's by more")
 
@@ -48,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
     from finetune import export
 
     result = export.export(_model(args), args.output, input_type=args.input_type,
-                           saved_model_dir=args.saved_model, tolerance=args.tolerance)
+                           saved_model_dir=args.saved_model, tolerance=args.tolerance, overwrite=args.overwrite)
     difference = result.max_difference
     print(f"wrote {result.graph} ({result.size_bytes / 2**20:.1f} MiB, {result.nodes} nodes, "
           f"{result.batch_norms_folded} BatchNorms folded, {result.batch_norms_left} left)")
     print(f"      {result.labels}, {result.info}" + (f", SavedModel {result.saved_model}" if result.saved_model else ""))
-    print(f"verified against the checkpoint graph: max |difference| logits {difference['logits']:.2e} "
+    print(f"verified against finetune eval's pipeline on {len(result.sample_sizes)} raw images "
+          f"({', '.join(result.sample_sizes)}): max |difference| logits {difference['logits']:.2e} "
           f"(relative {difference['logits_relative']:.2e}), probabilities {difference['probabilities']:.2e}")
     return 0
