@@ -15,6 +15,8 @@ from finetune import cluster, synthetic, train
 from finetune.config import RunConfig
 from nets.compat import tf
 
+pytestmark = pytest.mark.slow  # a ps and two workers in their own processes
+
 NET = "mobilenet_v1_025"
 SMALL = ["--net", NET, "--image-size", "32", "--batch-size", "4", "--save-interval-secs", "3600", "--skip-eval"]
 MAX_STEPS = 3

@@ -5,12 +5,15 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from finetune import cli, demo, predict
-from finetune.evaluate import TrainedModel
 from finetune.preprocessing import preprocess_image
+from finetune.trained_model import TrainedModel
 from nets.compat import tf
 from recipes import demo as recipes
+
+pytestmark = pytest.mark.slow  # the real demo: three trainings and an evaluation, about a minute of CPU
 
 
 def test_demo_fine_tuned_beats_from_scratch(tmp_path, capsys):

@@ -17,6 +17,8 @@ from weights import load_values, named_values
 from nets import nets_factory
 from nets.compat import tf
 
+pytestmark = pytest.mark.slow  # full-depth Inception-ResNet-v2 and Inception-v4 builds and runs
+
 GOLDEN_SIZE, GOLDEN_CLASSES = 107, 5  # 107 px: the smallest input whose aux head sees a 5 x 5 map
 
 

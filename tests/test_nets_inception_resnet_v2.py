@@ -11,6 +11,8 @@ from nets import _inception_common, nets_factory
 from nets.compat import slim, tf
 from nets.inception_resnet_v2 import inception_resnet_v2_arg_scope, inception_resnet_v2_base
 
+pytestmark = pytest.mark.slow  # the full-size 299 px build of a 56M-parameter net
+
 NAME = "inception_resnet_v2"
 SCOPE = "InceptionResnetV2"
 

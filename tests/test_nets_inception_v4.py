@@ -11,6 +11,8 @@ from nets import nets_factory
 from nets.compat import slim, tf
 from nets.inception_v4 import END_POINTS, inception_v4_arg_scope, inception_v4_base
 
+pytestmark = pytest.mark.slow  # the full-size 299 px build of a 43M-parameter net
+
 NAME = "inception_v4"
 SCOPE = "InceptionV4"
 
