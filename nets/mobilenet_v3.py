@@ -263,7 +263,9 @@ def mobilenet_v3_base(
                 net = _pool_to_1x1(net)
             else:
                 keep = finegrain_classification_mode and i == len(conv_defs) - 1
-                depth = conv_def.depth if keep else make_divisible(conv_def.depth * depth_multiplier, min_value=min_depth)
+                depth = (
+                    conv_def.depth if keep else make_divisible(conv_def.depth * depth_multiplier, min_value=min_depth)
+                )
                 if isinstance(conv_def, Conv):
                     net = slim.conv2d(
                         net,
