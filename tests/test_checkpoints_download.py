@@ -172,6 +172,10 @@ def test_the_registry_agrees_with_the_zoo():
         assert entry.net in specs, entry.name
         assert entry.num_classes == specs[entry.net].num_classes, entry.name
         assert entry.image_size == specs[entry.net].image_size, entry.name
+    # A net without an entry is one TF-Slim published no weights for, and its manifest's variable list says so.
+    for name in specs:
+        header = (nets_factory._PUBLISHED_DIR / f"{name}.txt").read_text().splitlines()[0]
+        assert ("no published TF-Slim checkpoint" in header) == (name not in registry.REGISTRY), name
 
 
 def test_download_and_inspect_commands(server, tmp_path, capsys):
