@@ -2,7 +2,7 @@
 
 Layout under `$FINETUNE_HOME` (default ~/.cache/finetune):
   downloads/ARCHIVE.part      an unfinished download (resumed with an HTTP Range request)
-  checkpoints/NAME/           the checkpoint's files and SOURCE.json (url, size, sha256),
+  checkpoints/NAME/           the checkpoint's files and SOURCE.json (url, size, sha256, checkpoint name),
                               renamed into place only once complete and readable.
 """
 
@@ -45,7 +45,8 @@ def cached(name: str) -> str | None:
     directory = _checkpoint_dir(name)
     if not (directory / _SOURCE_FILE).is_file():
         return None
-    return str(directory / registry.get(name).checkpoint)
+    recorded = json.loads((directory / _SOURCE_FILE).read_text()).get("checkpoint")
+    return str(directory / (recorded or os.path.basename(registry.get(name).checkpoint)))
 
 
 def fetch(name: str, *, base_url: str | None = None, progress: bool = True, retries: int = 3) -> str:
@@ -123,13 +124,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _is_checkpoint_file(member: str, checkpoint: str) -> bool:
+    """True if archive path `member` is the checkpoint's V1 file or one of PREFIX.index / .data-* / .meta, where
+    `checkpoint` names the file or prefix by its trailing path ("x.ckpt", "ema/model-540000")."""
+    path, target = "/" + member, "/" + checkpoint
+    at = path.rfind(target)
+    rest = path[at + len(target):] if at >= 0 else None
+    return rest is not None and (rest == "" or (rest.startswith(".") and "/" not in rest))
+
+
+def _checkpoint_prefix(tar: tarfile.TarFile, entry: registry.Pretrained) -> str:
+    """The checkpoint's name in the archive: the registry's, or the archive's only V2 checkpoint."""
+    if entry.checkpoint:
+        return entry.checkpoint
+    indexes = [m.name[: -len(".index")] for m in tar.getmembers() if m.isfile() and m.name.endswith(".index")]
+    if len(indexes) != 1:
+        raise ValueError(f"it holds {len(indexes)} checkpoints ({', '.join(indexes) or 'no .index file'}), not one")
+    return indexes[0]
+
+
 def _checkpoint_members(tar: tarfile.TarFile, checkpoint: str) -> list[tarfile.TarInfo]:
     """The archive's files of the checkpoint (the V1 file, or PREFIX.index / .data-* / .meta)."""
-    return [
-        m
-        for m in tar.getmembers()
-        if m.isfile() and (os.path.basename(m.name) == checkpoint or os.path.basename(m.name).startswith(checkpoint + "."))
-    ]
+    return [m for m in tar.getmembers() if m.isfile() and _is_checkpoint_file(m.name, checkpoint)]
 
 
 def _extract(archive: Path, entry: registry.Pretrained, url: str) -> None:
@@ -145,19 +161,25 @@ def _extract(archive: Path, entry: registry.Pretrained, url: str) -> None:
     try:
         try:
             with tarfile.open(archive) as tar:
-                members = _checkpoint_members(tar, entry.checkpoint)
+                try:
+                    checkpoint = _checkpoint_prefix(tar, entry)
+                except ValueError as error:
+                    raise ValueError(f"{corrupt}: {error}; {fix}") from error
+                members = _checkpoint_members(tar, checkpoint)
                 if not members:
-                    raise ValueError(f"{corrupt}: it holds no {entry.checkpoint}; {fix}")
+                    raise ValueError(f"{corrupt}: it holds no {checkpoint}; {fix}")
                 for member in members:
                     with tar.extractfile(member) as src, open(staging / os.path.basename(member.name), "wb") as dst:
                         shutil.copyfileobj(src, dst, _CHUNK)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
             raise ValueError(f"{corrupt} ({' '.join(str(error).split())}); {fix}") from error
+        checkpoint = os.path.basename(checkpoint)
         try:
-            read_variables(str(staging / entry.checkpoint))  # a checkpoint TensorFlow can read
+            read_variables(str(staging / checkpoint))  # a checkpoint TensorFlow can read
         except ValueError as error:
             raise ValueError(f"{corrupt}: {error}; {fix}") from error
-        source = {"name": entry.name, "url": url, "archive_bytes": archive.stat().st_size, "sha256": digest}
+        source = {"name": entry.name, "url": url, "archive_bytes": archive.stat().st_size, "sha256": digest,
+                  "checkpoint": checkpoint}
         (staging / _SOURCE_FILE).write_text(json.dumps(source, indent=1) + "\n")
         if destination.exists():
             shutil.rmtree(destination)

@@ -32,16 +32,26 @@ class Pretrained:
     name: str  # the zoo net it initialises
     base_url: str
     archive: str  # file name of the archive at base_url
-    checkpoint: str  # the checkpoint's prefix (V2) or file (V1) inside the archive
+    checkpoint: str | None  # the checkpoint's prefix (V2) or file (V1) inside the archive, by its trailing path
+    # where the archive holds several of that name; None: the archive's only checkpoint, found on extraction
     num_classes: int
     image_size: int
     top1: float
-    top5: float
+    top5: float | None  # None where the source table gives top-1 only
     sha256: str | None = None
 
     @property
     def net(self) -> str:
         return self.name
+
+    @property
+    def source(self) -> str:
+        """The table of tensorflow/models that gives the accuracy: the slim README's, or the mobilenets' own."""
+        if self.base_url == _MOBILENET_V1:
+            return "research/slim/nets/mobilenet_v1.md"
+        if self.base_url in (_MOBILENET_V2, _MOBILENET_V3, _MOBILENET_EDGETPU):
+            return "research/slim/nets/mobilenet/README.md"
+        return "research/slim/README.md"
 
     def url(self, base_url: str | None = None) -> str:
         base = base_url or os.environ.get(URL_ENV) or self.base_url
@@ -89,6 +99,37 @@ _ENTRIES = (
                "efcc34277c52f7dd4b0b26c2f52686793f4ea5fdddc899ac5aac9eb8d5861550"),
 )
 REGISTRY: dict[str, Pretrained] = {entry.name: entry for entry in _ENTRIES}
+
+# MobileNet v3 and EdgeTPU, from research/slim/nets/mobilenet/README.md, which gives top-1 only (EdgeTPU's: of
+# the 8-bit TFLite conversion). The v3 archives hold the moving-average weights under ema/, at the steps
+# tensornets' MobileNetV3 weight-translation script restores; the EdgeTPU archives' checkpoint name is not
+# published: the archive's only checkpoint. The README links the EdgeTPU bucket through storage.cloud.google.com,
+# which needs a sign-in; storage.googleapis.com serves the same public bucket.
+_MOBILENET_V3 = "https://storage.googleapis.com/mobilenet_v3/checkpoints"
+_MOBILENET_EDGETPU = "https://storage.googleapis.com/mobilenet_edgetpu/checkpoints"
+
+
+def _mobilenet_v3(name: str, stem: str, step: int, top1: float) -> Pretrained:
+    return Pretrained(name=name, base_url=_MOBILENET_V3, archive=f"{stem}.tgz", checkpoint=f"{stem}/ema/model-{step}",
+                      num_classes=1001, image_size=224, top1=top1, top5=None)
+
+
+def _mobilenet_edgetpu(name: str, stem: str, top1: float) -> Pretrained:
+    return Pretrained(name=name, base_url=_MOBILENET_EDGETPU, archive=f"{stem}.tgz", checkpoint=None,
+                      num_classes=1001, image_size=224, top1=top1, top5=None)
+
+
+REGISTRY.update(
+    (entry.name, entry)
+    for entry in (
+        _mobilenet_v3("mobilenet_v3_large", "v3-large_224_1.0_float", 540000, 75.2),
+        _mobilenet_v3("mobilenet_v3_small", "v3-small_224_1.0_float", 388500, 67.5),
+        _mobilenet_v3("mobilenet_v3_large_minimalistic", "v3-large-minimalistic_224_1.0_float", 342500, 72.3),
+        _mobilenet_v3("mobilenet_v3_small_minimalistic", "v3-small-minimalistic_224_1.0_float", 498000, 61.9),
+        _mobilenet_edgetpu("mobilenet_edgetpu", "mobilenet_edgetpu_224_1.0", 75.6),
+        _mobilenet_edgetpu("mobilenet_edgetpu_075", "mobilenet_edgetpu_224_0.75", 73.5),
+    )
+)
 
 
 def get(name: str) -> Pretrained:

@@ -187,25 +187,36 @@ def mobilenet_v2(
             conv_defs=conv_defs,
             scope=net_scope,
         )
-        with tf.variable_scope("Logits"):
-            net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
-            end_points["global_pool"] = net
-            if not num_classes:
-                return net, end_points
-            net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout")
-            logits = slim.conv2d(
-                net,
-                num_classes,
-                [1, 1],
-                activation_fn=None,
-                normalizer_fn=None,
-                biases_initializer=tf.zeros_initializer(),
-                scope="Conv2d_1c_1x1",
-            )
-            logits = tf.squeeze(logits, [1, 2], name="output")
-        end_points["Logits"] = logits
-        if prediction_fn:
-            end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
+        return logits_head(net, end_points, num_classes, dropout_keep_prob, prediction_fn)
+
+
+def logits_head(
+    net: tf.Tensor, end_points: dict, num_classes: int | None, dropout_keep_prob: float, prediction_fn: Callable | None
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """TF-Slim's mobilenet head under `Logits`: global average pool, dropout, 1x1 conv `Conv2d_1c_1x1`, squeeze.
+
+    Fills end_points ('global_pool', 'Logits', 'Predictions'); num_classes=0 (or None) returns the pooled
+    features [B, 1, 1, depth]. Shared by the mobilenet_v2 and mobilenet_v3 families.
+    """
+    with tf.variable_scope("Logits"):
+        net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+        end_points["global_pool"] = net
+        if not num_classes:
+            return net, end_points
+        net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout")
+        logits = slim.conv2d(
+            net,
+            num_classes,
+            [1, 1],
+            activation_fn=None,
+            normalizer_fn=None,
+            biases_initializer=tf.zeros_initializer(),
+            scope="Conv2d_1c_1x1",
+        )
+        logits = tf.squeeze(logits, [1, 2], name="output")
+    end_points["Logits"] = logits
+    if prediction_fn:
+        end_points["Predictions"] = prediction_fn(logits, scope="Predictions")
     return logits, end_points
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from checkpoints import registry
 from finetune import cli
 from nets import nets_factory
 
 
 def _rows(output: str) -> dict[str, list[str]]:
-    """Table rows by net name (the header and rule lines dropped)."""
+    """Table rows by net name (the header and rule lines dropped, up to the blank line before the notes)."""
     rows = {}
     for line in output.splitlines()[2:]:
+        if not line.strip():
+            break
         cells = line.split()
         rows[cells[0]] = cells
     return rows
@@ -25,7 +28,37 @@ def test_lists_every_registered_net_with_its_parameter_count(capsys):
     for name, spec in specs.items():
         assert rows[name][1:4] == [str(spec.image_size), f"{spec.num_parameters / 1e6:.2f}M", str(spec.num_classes)]
         assert rows[name][4] == spec.preprocessing
-        assert spec.classifier_scopes[0] in rows[name][5]
+        assert spec.classifier_scopes[0] in rows[name][9]
+
+
+@pytest.mark.parametrize(
+    "name, checkpoint, top1, top5, source",
+    [
+        ("inception_v3", "inception_v3_2016_08_28.tar.gz", "78.0", "93.9", "research/slim/README.md"),
+        ("mobilenet_v1_025", "mobilenet_v1_0.25_224.tgz", "49.8", "74.2", "research/slim/nets/mobilenet_v1.md"),
+        ("mobilenet_v3_large", "v3-large_224_1.0_float.tgz", "75.2", "-", "research/slim/nets/mobilenet/README.md"),
+        ("mobilenet_edgetpu_075", "mobilenet_edgetpu_224_0.75.tgz", "73.5", "-", "research/slim/nets/mobilenet/README.md"),
+        # TF-Slim published no weights for these.
+        ("alexnet_v2", "none", "-", "-", "-"),
+        ("overfeat", "none", "-", "-", "-"),
+        ("vgg_a", "none", "-", "-", "-"),
+        ("resnet_v2_200", "none", "-", "-", "-"),
+    ],
+)
+def test_published_checkpoint_and_accuracy_with_their_source(capsys, name, checkpoint, top1, top5, source):
+    assert cli.main(["nets", name]) == 0
+    out = capsys.readouterr().out
+    assert _rows(out)[name][5:9] == [checkpoint, top1, top5, source]
+    assert "checkpoint none: TF-Slim published no weights for the net." in out
+
+
+def test_every_registered_checkpoint_shows_against_its_net(capsys):
+    assert cli.main(["nets"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    with_checkpoint = {name for name, cells in rows.items() if cells[5] != "none"}
+    assert with_checkpoint == set(registry.REGISTRY)
+    for name in with_checkpoint:
+        assert rows[name][5] == registry.REGISTRY[name].archive
 
 
 @pytest.mark.parametrize(

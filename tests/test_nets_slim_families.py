@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tf_slim.nets import inception_v1, inception_v2, inception_v3, resnet_utils, resnet_v1, resnet_v2, vgg
+from tf_slim.nets import (
+    alexnet,
+    inception_v1,
+    inception_v2,
+    inception_v3,
+    overfeat,
+    resnet_utils,
+    resnet_v1,
+    resnet_v2,
+    vgg,
+)
 
 from nets import nets_factory
 from nets.compat import slim, tf
@@ -42,6 +52,8 @@ CASES = [
     ("resnet_v2_50", resnet_v2.resnet_v2_50, resnet_utils.resnet_arg_scope, 64, ["predictions"]),
     ("vgg_a", vgg.vgg_a, vgg.vgg_arg_scope, 224, []),
     ("vgg_16", vgg.vgg_16, vgg.vgg_arg_scope, 224, []),
+    ("alexnet_v2", alexnet.alexnet_v2, alexnet.alexnet_v2_arg_scope, 224, ["alexnet_v2/fc7"]),
+    ("overfeat", overfeat.overfeat, overfeat.overfeat_arg_scope, 231, ["overfeat/fc7"]),
 ]
 
 
@@ -75,6 +87,8 @@ def _pooled_head(features: np.ndarray, weights: np.ndarray, biases: np.ndarray) 
 SMALL_CASES = [
     ("inception_v1", 64, "Mixed_5c", "InceptionV1/Logits/Conv2d_0c_1x1"),
     ("vgg_16", 64, "vgg_16/fc7", "vgg_16/fc8"),
+    ("alexnet_v2", 112, "alexnet_v2/fc7", "alexnet_v2/fc8"),
+    ("overfeat", 115, "overfeat/fc7", "overfeat/fc8"),
 ]
 
 
@@ -105,3 +119,12 @@ def test_is_training_switches_batch_norm(graph, name):
     with tf.variable_scope(tf.get_variable_scope(), reuse=True):
         nets_factory.get_network_fn(name, CLASSES, is_training=True)(images)
     assert tf.get_collection(tf.GraphKeys.UPDATE_OPS)  # moving averages to update
+
+
+@pytest.mark.parametrize("name, size", [("alexnet_v2", 288), ("overfeat", 295)])
+def test_larger_images_pool_fc7_globally(graph, name, size):
+    # At these sizes fc6's VALID window leaves a 3 x 3 map where tf_slim's squeeze fails; ours averages it.
+    images = tf.placeholder(tf.float32, [2, size, size, 3])
+    logits, end_points = nets_factory.get_network_fn(name, CLASSES)(images)
+    assert end_points[f"{name}/fc7"].shape.as_list() == [2, 3, 3, 4096]
+    assert end_points["global_pool"].shape.as_list() == [2, 1, 1, 4096] and logits.shape.as_list() == [2, CLASSES]

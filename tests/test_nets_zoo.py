@@ -74,6 +74,7 @@ def test_variables_equal_the_published_checkpoint(graph, name):
     built, published = variable_shapes(), spec.published_variables()
     assert built == published, f"{name}: {_diff(built, published)}"
     assert len(tf.global_variables()) == len(published)
+    assert {v.dtype.base_dtype for v in tf.global_variables()} == {tf.float32}  # as every published checkpoint
     _check_end_points(spec, logits, end_points, spec.num_classes)
 
 
@@ -104,7 +105,10 @@ def test_fine_tuning_build_changes_only_the_classifier(graph, name):
 
 def test_zoo_covers_the_published_families():
     # The nets tf_slim.nets defines with the published names; other families check in their own tests.
-    for name in ("inception_v1", "inception_v2", "inception_v3", "vgg_a", "vgg_16", "vgg_19"):
+    for name in ("inception_v1", "inception_v2", "inception_v3", "vgg_a", "vgg_16", "vgg_19", "alexnet_v2", "overfeat"):
+        assert name in SPECS
+    for name in ("mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v3_large_minimalistic",
+                 "mobilenet_v3_small_minimalistic", "mobilenet_edgetpu", "mobilenet_edgetpu_075"):
         assert name in SPECS
     for depth in (50, 101, 152, 200):
         assert f"resnet_v1_{depth}" in SPECS and f"resnet_v2_{depth}" in SPECS
@@ -118,6 +122,10 @@ def test_zoo_covers_the_published_families():
         ("resnet_v1_50", 1000, "vgg"),
         ("resnet_v2_50", 1001, "inception"),  # not vgg, although TF-Slim's own factory says so
         ("vgg_16", 1000, "vgg"),
+        ("alexnet_v2", 1000, "vgg"),
+        ("overfeat", 1000, "vgg"),
+        ("mobilenet_v3_large", 1001, "inception"),
+        ("mobilenet_edgetpu_075", 1001, "inception"),
     ],
 )
 def test_manifest_facts(name, checkpoint_classes, preprocessing):
