@@ -20,12 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, metavar="CKPT", help="checkpoint prefix to write, e.g. out/model.ckpt")
     parser.add_argument("--images", nargs="+", default=[], metavar="IMAGE",
                         help="images to verify on (default: two seeded random images)")
+    parser.add_argument("--image-size", type=int,
+                        help="size to verify at (default: the source's input size, else the net's)")
 
 
 def run(args: argparse.Namespace) -> int:
     from finetune import weights
 
     # The CLI turns ValueError (ConversionError is one) into one line and exit status 2.
-    result = weights.convert(args.source_format, args.file, args.net, args.output, args.images)
+    result = weights.convert(args.source_format, args.file, args.net, args.output, args.images, args.image_size)
     print(result.summary())
     return 0

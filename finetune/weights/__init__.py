@@ -1,7 +1,7 @@
 """Weights from outside TF-Slim: convert another format's file into a TF-Slim checkpoint of a zoo net, then prove it.
 
 `convert(source_format, path, net, output)` reads the file with its format's reader (one module per
-format in this package, each with `FORMAT`, `TOLERANCE_TEXT` and `read(path, spec) -> Source`), writes
+format in this package, each with `FORMAT`, `TOLERANCE_TEXT` and `read(path, spec, image_size) -> Source`), writes
 every variable of the zoo net under its published TF-Slim name, then builds the net again in a fresh
 graph, restores the new checkpoint by name and runs it on the same images as the source's own runtime
 (each side after its own preprocessing). A difference above the format's tolerance is a
@@ -213,14 +213,15 @@ def compare(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float, floa
     return difference, mean, relative, top1
 
 
-def convert(source_format: str, path: str, net: str, output: str, image_paths: Sequence[str] = ()) -> Result:
+def convert(source_format: str, path: str, net: str, output: str, image_paths: Sequence[str] = (),
+            image_size: int | None = None) -> Result:
     """Convert `path` into a TF-Slim checkpoint of `net` at `output`, verified against the source's runtime."""
     from nets import nets_factory
 
     spec = nets_factory.get_spec(net)
     if not Path(path).is_file():
         raise ConversionError(f"weights file {path} not found: give the {source_format} file to convert.")
-    source = reader(source_format).read(path, spec)
+    source = reader(source_format).read(path, spec, image_size)
     images = (load_images(image_paths, source.image_size) if image_paths
               else random_images(source.image_size))
     checkpoint, count = write_checkpoint(net, source, output)

@@ -102,7 +102,7 @@ def _layer_scope(name: str, net_scope: str) -> str:
     return scope[len(net_scope) + 1:] if scope.startswith(net_scope + "/") else scope
 
 
-def read(path: str, spec) -> Source:
+def read(path: str, spec, image_size: int | None = None) -> Source:
     interpreter = _interpreter(path)
     tensors = _Tensors(interpreter)
     inputs = interpreter.get_input_details()
@@ -112,6 +112,8 @@ def read(path: str, spec) -> Source:
     _, height, width, _ = (int(d) for d in input_detail["shape"])
     if height != width:
         raise ConversionError(f"{path}: input is {height}x{width}; only square inputs are supported.")
+    if image_size and image_size != height:
+        raise ConversionError(f"{path} runs at {height} px only: drop --image-size or give {height}.")
 
     classifier = tensors.find(tuple("Logits/Conv2d_1c_1x1/" + s for s in _WEIGHT_SUFFIXES))
     if classifier is None:
