@@ -50,6 +50,7 @@ class Source:
     relative: bool = True
     net_kwargs: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    absent_scopes: tuple[str, ...] = ()  # net scopes the file has no weights for: not written (they start fresh)
 
 
 @dataclass
@@ -155,13 +156,17 @@ def batch_norm_epsilons(net: str, num_classes: int, image_size: int, net_kwargs:
         return {scope: eps for scope, eps in _batch_norm_epsilons(graph).items()}
 
 
+def _in_scopes(name: str, scopes: Sequence[str]) -> bool:
+    return any(name == scope or name.startswith(scope + "/") for scope in scopes)
+
+
 def write_checkpoint(net: str, source: Source, output: str) -> tuple[str, int]:
     """Assign every variable of the net from `source.values` and save; every variable must be covered exactly."""
     from nets.compat import tf
 
     with tf.Graph().as_default():
         _, _, variables = _build(net, source.num_classes, source.image_size, source.net_kwargs)
-        names = {v.op.name: v for v in variables}
+        names = {v.op.name: v for v in variables if not _in_scopes(v.op.name, source.absent_scopes)}
         missing = sorted(set(names) - set(source.values))
         extra = sorted(set(source.values) - set(names))
         if missing or extra:
@@ -196,8 +201,10 @@ def net_outputs(net: str, checkpoint: str, source: Source, images: np.ndarray) -
         if source.end_point not in end_points:
             raise ConversionError(f"{net} has no end point {source.end_point!r}.")
         output = end_points[source.end_point]
+        restored = [v for v in variables if not _in_scopes(v.op.name, source.absent_scopes)]
         with tf.Session() as session:
-            tf.train.Saver(variables).restore(session, checkpoint)
+            session.run(tf.variables_initializer([v for v in variables if v not in restored]))
+            tf.train.Saver(restored).restore(session, checkpoint)
             return session.run(output, {placeholder: source.net_inputs(images)})
 
 

@@ -50,6 +50,7 @@ class Family:
     bgr: bool = False  # Keras' 'caffe' preprocessing: BGR channel order
     net_kwargs: dict = field(default_factory=dict)
     min_size: int = 32
+    notop_absent: tuple[str, ...] = ()  # body scopes of the zoo net that a file without classifier lacks
 
 
 def _mobilenet(alpha: float) -> Family:
@@ -72,8 +73,8 @@ FAMILIES: dict[str, Family] = {
                            net_kwargs={"create_aux_logits": False}, min_size=75),
     "inception_resnet_v2": Family("InceptionResNetV2", "inception_resnet_v2", {}, "Conv2d_7b_1x1",
                                   net_kwargs={"create_aux_logits": False}, min_size=75),
-    "vgg_16": Family("VGG16", "vgg16", {}, "vgg_16/pool5", bgr=True),
-    "vgg_19": Family("VGG19", "vgg19", {}, "vgg_19/pool5", bgr=True),
+    "vgg_16": Family("VGG16", "vgg16", {}, "vgg_16/pool5", bgr=True, notop_absent=("vgg_16/fc6", "vgg_16/fc7")),
+    "vgg_19": Family("VGG19", "vgg19", {}, "vgg_19/pool5", bgr=True, notop_absent=("vgg_19/fc6", "vgg_19/fc7")),
 }
 
 _RESNET_V1 = ("Keras' ResNet50/101/152 put each stage's stride on the first block's first 1x1 convolution and pad "
@@ -97,7 +98,7 @@ def _keras():
     return keras
 
 
-def _model(family: Family, path: str, image_size: int):
+def _model(family: Family, path: str, image_size: int, spec_name: str):
     """The keras.applications model holding the file's weights: with the classifier if the file has it."""
     keras = _keras()
     build = getattr(keras.applications, family.application)
@@ -115,8 +116,10 @@ def _model(family: Family, path: str, image_size: int):
             errors.append(str(error).splitlines()[0])
             continue
         return model, include_top, created
-    raise ConversionError(f"{path} does not load into keras.applications.{family.application}"
-                          f"({', '.join(f'{k}={v}' for k, v in family.kwargs.items())}): {errors[-1]}")
+    arguments = ", ".join(f"{k}={v}" for k, v in family.kwargs.items())
+    raise ConversionError(f"{path} does not load into keras.applications.{family.application}({arguments}), the "
+                          f"Keras form of {spec_name}: it holds another net or width (check --net); Keras says: "
+                          f"{errors[-1].rstrip(':')[:200]}")
 
 
 def _recording_creation(build):
@@ -252,7 +255,7 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     size = image_size or spec.image_size
     if size < family.min_size:
         raise ConversionError(f"--image-size {size} is too small for {spec.name}: give at least {family.min_size}.")
-    model, include_top, creation_order = _model(family, path, size)
+    model, include_top, creation_order = _model(family, path, size, spec.name)
     num_classes = int(model.output.shape[-1]) if include_top else 0
     if include_top and family.bgr and size != 224:
         raise ConversionError(f"{spec.name} with its classifier runs at 224 px only (fc6 is a 7x7 convolution): "
@@ -260,7 +263,9 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     net_kwargs = dict(family.net_kwargs) if num_classes else {}
     shapes = _net_variables(spec.name, num_classes, size, net_kwargs)
     epsilons = batch_norm_epsilons(spec.name, num_classes, size, net_kwargs)
-    keras_units, slim_units = _keras_units(model, creation_order), _slim_units(shapes)
+    absent = () if include_top else family.notop_absent
+    keras_units = _keras_units(model, creation_order)
+    slim_units = [u for u in _slim_units(shapes) if not any(u.name.startswith(a) for a in absent)]
     if len(keras_units) != len(slim_units):
         raise ConversionError(f"{path} has {len(keras_units)} layers with weights, {spec.name} "
                               f"{'with' if num_classes else 'without'} its classifier has {len(slim_units)}: "
@@ -292,6 +297,9 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     else:
         notes.append(f"the file has no classifier (include_top=False): the checkpoint holds the body; "
                      f"checked on {family.feature_end_point}.")
+    if absent:
+        notes.append(f"the file has no {' or '.join(absent)} (Keras keeps them with the classifier): they are not "
+                     f"in the checkpoint and start fresh.")
     if net_kwargs.get("create_aux_logits") is False:
         notes.append("Keras has no auxiliary classifier: the checkpoint has no AuxLogits (they start fresh).")
     if family.bgr:
@@ -309,4 +317,5 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
         relative=True,
         net_kwargs=net_kwargs,
         notes=notes,
+        absent_scopes=absent,
     )
