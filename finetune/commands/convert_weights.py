@@ -19,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--net", required=True, help="the zoo net the file holds (`finetune nets`)")
     parser.add_argument("--output", required=True, metavar="CKPT", help="checkpoint prefix to write, e.g. out/model.ckpt")
     parser.add_argument("--images", nargs="+", default=[], metavar="IMAGE",
-                        help="images to verify on (default: two seeded random images)")
+                        help="images to verify on; without them, two seeded random images")
     parser.add_argument("--image-size", type=int,
-                        help="size to verify at (default: the source's input size, else the net's)")
+                        help="size to verify at; without it, the source's input size, else the net's")
 
 
 def run(args: argparse.Namespace) -> int:
