@@ -68,16 +68,18 @@ class _Tensors:
         self.interpreter = interpreter
         self.details = interpreter.get_tensor_details()
 
-    def find(self, endings: tuple[str, ...], constant: bool = True) -> dict | None:
+    def find(self, endings: tuple[str, ...]) -> dict | None:
+        """The first weight or bias tensor one of whose names ends with one of `endings` (in that order)."""
         for ending in endings:
             for detail in self.details:
                 if any(part == ending or part.endswith("/" + ending) for part in detail["name"].split(";")):
-                    if not constant or self._is_constant(detail):
+                    if self._is_weight(detail):
                         return detail
         return None
 
-    def _is_constant(self, detail: dict) -> bool:
-        # Weights and biases are int/uint constants or floats without activations' batch dimension.
+    @staticmethod
+    def _is_weight(detail: dict) -> bool:
+        # Activations, whose fused names list the layer's bias too, are [1, H, W, C] and not int32.
         return detail["dtype"] == np.int32 or len(detail["shape"]) != 4 or detail["shape"][0] != 1 or \
             "weights" in detail["name"]
 
