@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune import weights
+from finetune import cli, weights
 from finetune.weights import tflite_format
 from nets import nets_factory
 from nets.compat import tf
@@ -165,16 +165,20 @@ def test_fine_tuning_the_classifier_beats_training_from_scratch(converted, tmp_p
 @pytest.mark.parametrize("args, words", [
     (["--net", "inception_v3"], "inception_v3"),
     (["--net", "mobilenet_v1_025", "--images", "/nonexistent.jpg"], "/nonexistent.jpg"),
+    (["--net", "mobilenet_v1_025", "--image-size", "224"], "runs at 128 px only"),
 ])
-def test_wrong_net_or_image_is_one_line_error(args, words, tmp_path):
-    result = _cli("convert-weights", "--from", "tflite", TFLITE, "--output", tmp_path / "x.ckpt", *args)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and lines[-1].startswith("finetune convert-weights: error:") and words in lines[-1]
+def test_wrong_net_image_or_size_is_one_line_error(args, words, tmp_path, capsys):
+    assert cli.main(["convert-weights", "--from", "tflite", str(TFLITE), "--output", str(tmp_path / "x.ckpt"),
+                     *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("finetune convert-weights: error:") and words in lines[0]
     assert not list(tmp_path.glob("x.ckpt*"))
 
 
-def test_not_a_tflite_file_is_one_line_error(tmp_path):
+def test_not_a_tflite_file_is_one_line_error(tmp_path, capsys):
     bogus = tmp_path / "model.tflite"
     bogus.write_bytes(os.urandom(64))
-    result = _cli("convert-weights", "--from", "tflite", bogus, "--net", NET, "--output", tmp_path / "x.ckpt")
-    assert result.returncode == 2 and "is not a TFLite model" in result.stderr.strip().splitlines()[-1]
+    assert cli.main(["convert-weights", "--from", "tflite", str(bogus), "--net", NET,
+                     "--output", str(tmp_path / "x.ckpt")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "is not a TFLite model" in lines[0]
