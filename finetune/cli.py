@@ -23,11 +23,13 @@ _DEBUG_ENV = "FINETUNE_DEBUG"
 
 
 def _command_names() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    # A module `convert_weights.py` is the command `convert-weights`.
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(commands.__path__)
+                  if not m.name.startswith("_"))
 
 
 def _load(name: str):
-    return importlib.import_module(f"finetune.commands.{name}")
+    return importlib.import_module(f"finetune.commands.{name.replace('-', '_')}")
 
 
 def build_parser(name: str) -> argparse.ArgumentParser:
