@@ -2,7 +2,7 @@
 finetune.evaluate), `finetune predict` on the float .pb, on the jpeg .pb and on the SavedModel, and the
 README's plain-TensorFlow client give the same probabilities.
 
-The images are two real photos (tests/data/serve/, CC BY 2.0, see its SOURCES.md) and versions of them
+The images are two real photos (tests/data/real/, CC BY 2.0, see its SOURCES.md) and versions of them
 that are tall, wide, smaller than the net's input, much larger, grayscale, as JPEG, PNG and BMP.
 """
 
@@ -20,7 +20,7 @@ from finetune import data, evaluate, export, predict
 from finetune.trained_model import TrainedModel
 from nets.compat import tf
 
-PHOTOS = Path(__file__).parent / "data" / "serve"
+PHOTOS = Path(__file__).parent / "data" / "real"
 IMAGE_SIZE = 32
 CLASSES = ["cat", "dog", "other"]
 TOLERANCE = 1e-3  # the promise: max |difference| of any probability
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # two exports and an evaluation: ~25 s of CPU
 
 def _images(root: Path) -> dict[str, list[Path]]:
     """Validation images by class: the photos as they are and resized versions of them."""
-    wide, tall = Image.open(PHOTOS / "cat_wide.jpg"), Image.open(PHOTOS / "cat_tall.jpg")
+    wide, tall = Image.open(PHOTOS / "cat_720p.jpg"), Image.open(PHOTOS / "cat_test_0.jpg")
     versions = {
         "cat": [("wide_640x360.jpg", None, wide), ("tall_427x640.jpg", None, tall),
                 ("small_24x14.png", (24, 14), wide)],
@@ -44,7 +44,7 @@ def _images(root: Path) -> dict[str, list[Path]]:
         for file_name, size, image in items:
             path = folder / file_name
             if size is None:
-                path.write_bytes((PHOTOS / ("cat_wide.jpg" if image is wide else "cat_tall.jpg")).read_bytes())
+                path.write_bytes((PHOTOS / ("cat_720p.jpg" if image is wide else "cat_test_0.jpg")).read_bytes())
             else:
                 image.resize(size, Image.BILINEAR).save(path, **({"quality": 90} if path.suffix == ".jpg" else {}))
             written[name].append(path)
