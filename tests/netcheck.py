@@ -20,3 +20,17 @@ def build_published(name: str) -> tuple[tf.Graph, tf.Tensor, dict]:
         network_fn = nets_factory.get_network_fn(name, num_classes=spec.num_classes)
         logits, end_points = network_fn(tf.placeholder(tf.float32, [1, spec.image_size, spec.image_size, 3]))
     return graph, logits, end_points
+
+
+# One quick net per family: with `-m "not slow"` every family is still built; the rest of the zoo
+# (deep ResNets, Inceptions, wide MobileNets) runs in the whole suite.
+QUICK_NETS = {"mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_small", "mobilenet_edgetpu_075", "vgg_a",
+              "inception_v1", "resnet_v1_50", "resnet_v2_50", "alexnet_v2", "overfeat"}
+
+
+def zoo_params(names=None) -> list:
+    """pytest params over the zoo (or `names`), the nets outside QUICK_NETS marked slow."""
+    import pytest
+
+    return [pytest.param(name, marks=() if name in QUICK_NETS else pytest.mark.slow)
+            for name in (names if names is not None else nets_factory.specs())]

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from netcheck import variable_shapes
+from netcheck import QUICK_NETS, variable_shapes
 from tf_slim.nets import inception_v1 as slim_inception_v1
 from tf_slim.nets import inception_v3 as slim_inception_v3
 from tf_slim.nets import vgg as slim_vgg
@@ -23,15 +23,13 @@ from nets.compat import slim, tf
 
 SPECS = nets_factory.specs()
 FACTORS = (1.5, 2.0)
-# Builds that take about a second each; the rest (deep ResNets and Inceptions) are slow.
-QUICK = {"mobilenet_v1_025", "mobilenet_v2_035", "vgg_a", "inception_v1", "resnet_v1_50"}
 CLASSES = 5
 
 
 def _size_cases():
     for name in SPECS:
         for factor in FACTORS:
-            marks = () if name in QUICK else (pytest.mark.slow,)
+            marks = () if name in QUICK_NETS else (pytest.mark.slow,)
             yield pytest.param(name, factor, marks=marks, id=f"{name}-{factor}x")
 
 
