@@ -49,6 +49,9 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     chief = cluster is None or cluster.is_chief
     spec = nets_factory.get_spec(config.net)
     info = data.scan_dataset(config.dataset, config.validation_fraction, config.seed)
+    if info.num_classes < 2:
+        raise ValueError(f"{info.root} has one class ({info.class_names[0]}): a classifier needs at least two; add "
+                         "a folder of images per class.")
     image_size = config.image_size or spec.image_size
     steps_per_epoch, max_steps = run_length(config, info.num_examples["train"])
     run_dir = RunDir(config.train_dir)

@@ -236,3 +236,12 @@ def test_unknown_trainable_scope_is_a_short_error(graph):
 
 def select_trainable_names(variables, scopes):
     return [v.op.name for v in train_graph.select_trainable(variables, scopes, "Net")]
+
+
+def test_a_one_class_dataset_is_refused_before_anything_is_written(tmp_path):
+    data_dir = synthetic.write_shapes_dataset(tmp_path / "one", ["circle"], train_per_class=3, validation_per_class=1,
+                                              image_size=32, seed=0)
+    with pytest.raises(ValueError, match=r"has one class \(circle\): a classifier needs at least two") as error:
+        train.train(RunConfig(dataset=str(data_dir), train_dir=str(tmp_path / "run"), max_steps=1, **SMALL),
+                    verbose=False)
+    assert "\n" not in str(error.value) and not (tmp_path / "run").exists()
