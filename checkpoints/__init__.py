@@ -11,7 +11,7 @@ mapping (names only) stand alone.
 
 from checkpoints.download import fetch
 from checkpoints.plan import RestoreError, RestoreOptions, RestorePlan, build_plan, check_resume, plan_restore
-from checkpoints.reader import TensorInfo, checkpoint_table, read_variables
+from checkpoints.reader import TensorInfo, checkpoint_problem, checkpoint_table, read_variables, verify_checkpoint
 from checkpoints.registry import REGISTRY, Pretrained
 from checkpoints.resolve import resolve_checkpoint
 
@@ -24,9 +24,11 @@ __all__ = [
     "TensorInfo",
     "build_plan",
     "check_resume",
+    "checkpoint_problem",
     "checkpoint_table",
     "fetch",
     "plan_restore",
     "read_variables",
     "resolve_checkpoint",
+    "verify_checkpoint",
 ]
