@@ -48,7 +48,7 @@ GRAPH_FILE = "graph.pbtxt"
 _REQUIRED_RUN_CONFIG = ("net", "num_classes")
 # run_config.json values that change what a checkpoint's numbers mean: a resume must keep them.
 _MEANING = ("net", "num_classes", "image_size", "preprocessing")
-_CHECKPOINT_FILE = re.compile(re.escape(CHECKPOINT_BASENAME) + r"-(\d+)(\.index|\.meta|\.data-\d{5}-of-\d{5}|_temp)$")
+_CHECKPOINT_FILE = re.compile(re.escape(CHECKPOINT_BASENAME) + r"-(\d+)(\.index|\.meta|\.data-\d{5}-of-\d{5}.*|_temp.*)$")
 
 
 class RunDirError(ValueError):

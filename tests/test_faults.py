@@ -136,11 +136,20 @@ def _truncate(path: Path) -> None:
         f.truncate(path.stat().st_size // 2)
 
 
+def _flip_bytes(path: Path) -> None:
+    """Corrupt without changing the size: TensorFlow's per-tensor checksum must catch it."""
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 FAULTS = {
     "state file deleted": (lambda run: (run / "checkpoint").unlink(), 3, "no `checkpoint` file"),
     "latest .index deleted": (lambda run: (run / "model.ckpt-3.index").unlink(), 2, "model.ckpt-3.index is missing"),
     "latest .data truncated": (lambda run: _truncate(next(run.glob("model.ckpt-3.data-*"))), 2, "truncated"),
     "latest .data deleted": (lambda run: next(run.glob("model.ckpt-3.data-*")).unlink(), 2, "does not read"),
+    "latest .data corrupt": (lambda run: _flip_bytes(next(run.glob("model.ckpt-3.data-*"))), 2, "does not read"),
     "state file and latest .data broken": (
         lambda run: ((run / "checkpoint").unlink(), _truncate(next(run.glob("model.ckpt-3.data-*")))), 2, "truncated"),
 }
