@@ -269,10 +269,10 @@ class RunDir:
         lines = str(getattr(error, "message", "") or error).strip().splitlines()
         reason = next((line.rsplit("; ", 1)[-1] for line in lines if "; " in line), lines[-1] if lines else "")
         latest = self.latest_checkpoint()
-        kept = f"{Path(latest).name} is still the latest checkpoint" if latest else "no checkpoint was saved"
+        kept = f"{Path(latest).name} is still the latest checkpoint; free space (or make the dir writable) and " \
+            "rerun to resume" if latest else "No checkpoint was saved; free space (or make the dir writable) and rerun"
         return CheckpointWriteError(f"{what} in {self.path}: {reason}; it needs about {_megabytes(needed_bytes)}, "
-                                    f"{_megabytes(free)} free. {kept}; free space (or make the dir writable) and "
-                                    "rerun to resume.")
+                                    f"{_megabytes(free)} free. {kept}.")
 
     def finished(self, max_steps: int | None) -> dict | None:
         """The run summary if the run here reached `max_steps` and its checkpoint still exists, else None."""
