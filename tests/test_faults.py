@@ -284,6 +284,7 @@ class _FillDiskAfterFirstSave(tf.train.SessionRunHook):
             self._done = True
 
 
+@pytest.mark.slow
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmpfs, dataset, source, capsys):
     disk = tmpfs("disk", "size=24m")
     run = disk / "run"
