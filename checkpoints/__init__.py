@@ -23,6 +23,8 @@ _HOME = {
     "plan_restore": "plan",
     "TensorInfo": "reader",
     "checkpoint_table": "reader",
+    "checkpoint_problem": "reader",
+    "verify_checkpoint": "reader",
     "read_variables": "reader",
     "resolve_checkpoint": "resolve",
     "RestoreOptions": "plan",

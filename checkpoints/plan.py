@@ -511,12 +511,13 @@ def plan_restore(variables, checkpoint: str, *, net=None, options: RestoreOption
     return build_plan(variables, checkpoint, net=net, options=options).check()
 
 
-def check_resume(train_dir: str, variables) -> str | None:
-    """The train dir's latest checkpoint if it fits the graph (same names and shapes), None if none.
+def check_resume(train_dir: str, variables, *, checkpoint: str | None = None) -> str | None:
+    """The train dir's latest checkpoint (or `checkpoint`, one of its own) if it fits the graph (same names and
+    shapes), None if none.
 
     Raises ValueError when the checkpoint belongs to another net or class count, before anything runs.
     """
-    latest = latest_checkpoint(train_dir) if tf.io.gfile.isdir(train_dir) else None
+    latest = checkpoint or (latest_checkpoint(train_dir) if tf.io.gfile.isdir(train_dir) else None)
     if latest is None:
         return None
     stored = read_variables(latest)

@@ -115,6 +115,31 @@ def read_variables(prefix: str) -> dict[str, TensorInfo]:
     return {name: TensorInfo(tuple(shapes[name]), dtypes[name].name) for name in sorted(shapes)}
 
 
+def checkpoint_problem(prefix: str) -> str | None:
+    """Why the checkpoint at `prefix` does not read back whole (missing .index or data, truncated, corrupt), else
+    None. Reads every tensor (TensorFlow checks each one's size and checksum), so it costs one pass over the data."""
+    if not os.path.isfile(prefix + ".index") and not _is_checkpoint_prefix(prefix):
+        return f"{os.path.basename(prefix)}.index is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # noqa: BLE001 (TF raises DataLoss, NotFound, IndexError, ... for a bad file)
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        detail = lines[0] if lines else type(error).__name__
+        truncated = isinstance(error, IndexError) or "less bytes" in detail or "truncated" in detail.lower()
+        return f"its data is truncated ({detail})" if truncated else f"it does not read ({detail[:200]})"
+    return None
+
+
+def verify_checkpoint(prefix: str) -> None:
+    """ValueError naming the checkpoint when it does not read back whole (see checkpoint_problem)."""
+    problem = checkpoint_problem(prefix)
+    if problem is not None:
+        raise ValueError(f"checkpoint {prefix} is unusable: {problem}. Download or copy it again, or give another "
+                         "--ckpt.")
+
+
 def checkpoint_table(prefix: str) -> str:
     """A table of the checkpoint's tensors (name, shape, dtype) with their count, parameters and bytes."""
     from tabulate import tabulate

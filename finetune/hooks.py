@@ -1,11 +1,15 @@
-"""The training loop's hooks (tf.train.SessionRunHook): NaN guard and progress bar with the run's numbers."""
+"""The training loop's hooks (tf.train.SessionRunHook): NaN guard, progress bar with the run's numbers,
+checkpoints, and a stop on SIGTERM."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 
 import numpy as np
 
+from finetune.run_dir import RunDir
 from finetune.train_graph import TrainGraph
 from nets.compat import tf
 
@@ -79,3 +83,78 @@ class ProgressHook(tf.train.SessionRunHook):
     @property
     def steps(self) -> int:
         return self.step - self.start_step
+
+
+class CheckpointHook(tf.train.SessionRunHook):
+    """Save every `every_steps` steps (else `every_secs` seconds) and at the end, whenever the step moved since
+    the last save: no step-0 copy of what was just restored. After each save the run dir keeps the newest
+    `keep` checkpoints, the earlier processes' included.
+
+    A save that fails (disk full, unwritable dir) raises the run dir's one-line CheckpointWriteError, with the
+    partial files removed and the previous checkpoint still the latest."""
+
+    def __init__(self, run_dir: RunDir, saver: tf.train.Saver, global_step: tf.Tensor, *, keep: int,
+                 every_steps: int | None, every_secs: int | None):
+        self._run_dir, self._saver, self._global_step, self._keep = run_dir, saver, global_step, keep
+        self._every = {"every_steps": every_steps} if every_steps else {"every_secs": every_secs}
+        self._bytes = sum(v.shape.num_elements() * v.dtype.base_dtype.size for v in tf.global_variables())
+
+    def begin(self):
+        self._timer = tf.train.SecondOrStepTimer(**self._every)
+
+    def after_create_session(self, session, coord):
+        self._saved = int(session.run(self._global_step))
+        self._timer.update_last_triggered_step(self._saved)
+        graph = tf.get_default_graph()
+        self._run_dir.write_graph(graph.as_graph_def(add_shapes=True))
+        tf.summary.FileWriterCache.get(str(self._run_dir)).add_graph(graph)  # TensorBoard's graph tab
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._global_step)
+
+    def after_run(self, run_context, run_values):
+        step = int(run_values.results) + 1
+        if self._timer.should_trigger_for_step(step):
+            step = int(run_context.session.run(self._global_step))
+            if self._timer.should_trigger_for_step(step):
+                self._timer.update_last_triggered_step(step)
+                self.save(run_context.session, step)
+
+    def end(self, session):
+        step = int(session.run(self._global_step))
+        if step != self._saved:
+            self.save(session, step)
+
+    def save(self, session, step: int) -> None:
+        try:
+            self._saver.save(session, self._run_dir.checkpoint_prefix, global_step=step, write_meta_graph=False)
+        except (tf.errors.OpError, OSError) as error:
+            raise self._run_dir.save_failed(step, error, self._bytes) from None
+        self._saved = step
+        self._run_dir.prune(self._keep, step)
+
+
+class StopOnSignalHook(tf.train.SessionRunHook):
+    """While installed (`with hook:`), SIGTERM (kill, docker stop, schedulers, pre-emption) ends the run after
+    the current step, as Ctrl-C does: the checkpoint hook then saves, and the run summary is written."""
+
+    def __init__(self, signals=(signal.SIGTERM,)):
+        self._signals, self._previous, self.received = tuple(signals), {}, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
+            for number in self._signals:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _handle(self, number, frame):
+        self.received = signal.Signals(number).name
+
+    def after_run(self, run_context, run_values):
+        if self.received:
+            run_context.request_stop()

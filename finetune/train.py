@@ -2,13 +2,14 @@
 
     config -> dataset -> training graph (finetune.train_graph) -> resume from the train dir, or
     restore the pretrained checkpoint through a printed plan -> MonitoredSession with hooks (stop,
-    NaN guard, progress, summaries, checkpoints) -> validation accuracy, run_summary.json
+    NaN guard, progress, summaries, checkpoints, SIGTERM) -> validation accuracy, run_summary.json
 
-The train dir's files are finetune.run_dir's.
+The train dir's files, its lock and the resume decision are finetune.run_dir's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -20,7 +21,7 @@ import checkpoints
 from finetune import cluster as clusters
 from finetune import data, devices
 from finetune.config import RunConfig
-from finetune.hooks import TRAIN_ACCURACY_WINDOW, NonFiniteLossHook, ProgressHook
+from finetune.hooks import TRAIN_ACCURACY_WINDOW, CheckpointHook, NonFiniteLossHook, ProgressHook, StopOnSignalHook
 from finetune.run_dir import RunDir
 from finetune.train_graph import build_train_graph, summaries
 from nets import nets_factory
@@ -40,13 +41,21 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     """Train as `config` says; returns the run summary (also written to train_dir/run_summary.json).
 
     verbose prints the resolved config, the restore plan and the final summary; progress_bar
-    (default: verbose) shows the tqdm bar.
+    (default: verbose) shows the tqdm bar. The chief holds the train dir's lock from start to end.
     """
     say = print if verbose else (lambda *a, **k: None)
     cluster = clusters.from_env()  # None: one process
     if cluster is not None and cluster.is_ps:
         clusters.serve(cluster)  # until killed
     chief = cluster is None or cluster.is_chief
+    run_dir = RunDir(config.train_dir)
+    with run_dir.lock(say) if chief else contextlib.nullcontext(), StopOnSignalHook() as terminate:
+        return _train(config, run_dir, cluster, chief, terminate, hooks, say,
+                      verbose if progress_bar is None else progress_bar)
+
+
+def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None, chief: bool,
+           terminate: StopOnSignalHook, hooks: Sequence[tf.train.SessionRunHook], say, progress_bar: bool) -> dict:
     spec = nets_factory.get_spec(config.net)
     info = data.scan_dataset(config.dataset, config.validation_fraction, config.seed)
     if info.num_classes < 2:
@@ -54,7 +63,6 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
                          "a folder of images per class.")
     image_size = config.image_size or spec.image_size
     steps_per_epoch, max_steps = run_length(config, info.num_examples["train"])
-    run_dir = RunDir(config.train_dir)
     train_dir = str(run_dir)
     say(f"finetune: {config.net} on {info.root}: {info.num_classes} classes, "
         f"{info.num_examples['train']} train / {info.num_examples.get('validation', 0)} validation images")
@@ -78,10 +86,12 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
                                   max_steps=max_steps, places=places,
                                   sync_cluster=cluster if config.sync_replicas else None)
         summary_op = summaries(model)
-        saver = tf.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
+        saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)  # CheckpointHook prunes (keep N)
 
-        # Resume beats warm start, and a train dir of another run is refused before anything is written.
-        resume_from = run_dir.check_resume(tf.global_variables(), info.class_names) if chief else None
+        # A dir holding checkpoints resumes from its newest complete one (never warm-starts over it); one of
+        # another run is refused; a --ckpt that does not read back whole is refused: all before anything is written.
+        record = _run_record(config, spec, info, image_size)
+        resume_from = run_dir.resume_point(tf.global_variables(), record, say) if chief else None
         init_fn, plan = None, None
         if not chief:
             say(f"Worker {cluster.device}: the chief initializes the variables and writes {train_dir}.")
@@ -92,28 +102,26 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
             plan = checkpoints.plan_restore(model.model_variables, config.ckpt, net=spec,
                                             options=config.restore_options)
             say(plan.table())
+            checkpoints.verify_checkpoint(plan.checkpoint)
             init_fn = plan.init_fn()
         else:
             say(f"No --ckpt: {config.net} trains from scratch.")
-        if chief and not resume_from:
-            run_dir.write_run_files(_run_record(config, spec, info, image_size), info.class_names,
-                                    plan.to_dict() if plan else None)
-        elif chief:
-            run_dir.create()
+        if chief and (not resume_from or not run_dir.run_config(required=False)):
+            run_dir.write_run_files(record, info.class_names, plan.to_dict() if plan else None)
 
         progress = ProgressHook(model, global_step, skipped, _step_of(resume_from), max_steps, config.batch_size,
-                                verbose if progress_bar is None else progress_bar)
-        save_every = {"save_steps": config.save_interval_steps} if config.save_interval_steps else \
-            {"save_secs": config.save_interval_secs}
+                                progress_bar)
         run_hooks = [
             NonFiniteLossHook(model.loss, train_dir),
             tf.train.StopAtStepHook(last_step=max_steps),
             progress,
             *([tf.train.SummarySaverHook(save_steps=config.summary_interval_steps, output_dir=train_dir,
                                          summary_op=summary_op),
-               tf.train.CheckpointSaverHook(train_dir, saver=saver, checkpoint_basename=run_dir.checkpoint_prefix.rpartition("/")[2],
-                                            **save_every)] if chief else []),
+               CheckpointHook(run_dir, saver, global_step, keep=config.keep_checkpoints,
+                              every_steps=config.save_interval_steps,
+                              every_secs=config.save_interval_secs)] if chief else []),
             *clusters.sync_hooks(model.optimizer, chief),
+            terminate,
             *hooks,
         ]
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
@@ -137,15 +145,18 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
                         stopped = "interrupted"  # leaving the block runs the hooks' end(): the saver saves a checkpoint
             finally:
                 progress.close()
+        if terminate.received and stopped == "max_steps" and progress.step < max_steps:
+            stopped = "terminated"
         seconds = time.perf_counter() - start
 
-    if stopped == "interrupted":
-        say(f"Interrupted at step {progress.step}: saved {run_dir.latest_checkpoint()}.")
+    if stopped != "max_steps":
+        how = "Interrupted" if stopped == "interrupted" else f"Stopped by {terminate.received}"
+        say(f"{how} at step {progress.step}: saved {run_dir.latest_checkpoint()}.")
     if progress.skipped:
         say(f"{progress.skipped} training images skipped (corrupt or undecodable).")
     checkpoint = run_dir.latest_checkpoint()
     validation = None
-    if chief and not config.skip_eval and info.num_examples.get("validation", 0) and stopped != "interrupted":
+    if chief and not config.skip_eval and info.num_examples.get("validation", 0) and stopped == "max_steps":
         validation = validation_accuracy(run_dir, checkpoint, info, config.batch_size)
     summary = {
         "net": config.net,

@@ -100,7 +100,7 @@ def test_ps_and_two_sync_workers_train_the_chiefs_checkpoint(tmp_path):
         processes.append(start("ps", 0))
         processes.append(start("worker", 0))
         # The chief initializes first: a worker started before it would poll again only after 30 s.
-        _wait_for(train_dir / "model.ckpt-0.index", processes, deadline)
+        _wait_for(train_dir / "graph.pbtxt", processes, deadline)  # written once the session is initialized
         processes.append(start("worker", 1))
         codes = [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in processes[1:]]
         assert processes[0].poll() is None, "the ps serves until it is stopped"

@@ -45,8 +45,10 @@ def _model_names(values: dict) -> list[str]:
 
 def test_logits_only_run_keeps_every_other_variable_and_bn_statistics(datasets, source_ckpt, tmp_path):
     summary = train.train(RunConfig(dataset=str(datasets[1]), train_dir=str(tmp_path), ckpt=source_ckpt,
-                                    trainable="logits", learning_rate=0.1, max_steps=3, **SMALL), verbose=False)
-    pretrained, initial, final = _values(source_ckpt), _values(str(tmp_path / "model.ckpt-0")), \
+                                    trainable="logits", learning_rate=0.1, max_steps=3, save_interval_steps=1,
+                                    keep_checkpoints=5, **{**SMALL, "save_interval_secs": None}), verbose=False)
+    # no model.ckpt-0 (it would only copy --ckpt): the first save is after step 1
+    pretrained, initial, final = _values(source_ckpt), _values(str(tmp_path / "model.ckpt-1")), \
         _values(summary["checkpoint"])
     assert summary["final_step"] == 3 and summary["checkpoint"].endswith("model.ckpt-3")
     frozen = [n for n in _model_names(final) if not n.startswith("MobilenetV1/Logits")]
@@ -100,10 +102,11 @@ def test_background_class_drop_restores_a_1001_class_classifier_into_1000_classe
     ckpt = str(tmp_path / "k1001" / "model.ckpt")
     _random_checkpoint(ckpt, 1001)
     dataset = _kilo_class_dataset(tmp_path / "kilo", sorted((datasets[1] / "train" / "plus").glob("*.png"))[:4])
+    # the classifier is frozen (only the last conv layer trains), so model.ckpt-1 holds it as restored
     train.train(RunConfig(dataset=dataset, train_dir=str(tmp_path / "run"), ckpt=ckpt, background_class="drop",
-                          max_steps=1, skip_eval=True, **SMALL), verbose=False)
+                          trainable="Conv2d_13_pointwise", max_steps=1, skip_eval=True, **SMALL), verbose=False)
 
-    pretrained, initial = _values(ckpt), _values(str(tmp_path / "run" / "model.ckpt-0"))
+    pretrained, initial = _values(ckpt), _values(str(tmp_path / "run" / "model.ckpt-1"))
     classifier = [n for n in _model_names(initial) if n.startswith("MobilenetV1/Logits")]
     assert sorted(classifier) == ["MobilenetV1/Logits/Conv2d_1c_1x1/biases", "MobilenetV1/Logits/Conv2d_1c_1x1/weights"]
     for name in classifier:
@@ -141,10 +144,10 @@ def test_train_bn_stats_lets_frozen_batch_norm_train(graph):
 def test_applied_gradient_global_norm_never_exceeds_clip(datasets, tmp_path):
     clip, lr = 0.05, 0.5
     train.train(RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", optimizer="sgd",
-                          lr_schedule="fixed", learning_rate=lr, clip_grad_norm=clip, max_steps=3,
+                          lr_schedule="fixed", learning_rate=lr, clip_grad_norm=clip, max_steps=4,
                           save_interval_steps=1, keep_checkpoints=10, skip_eval=True,
                           **{**SMALL, "save_interval_secs": None}), verbose=False)
-    steps = [_values(str(tmp_path / f"model.ckpt-{i}")) for i in range(4)]
+    steps = [_values(str(tmp_path / f"model.ckpt-{i}")) for i in range(1, 5)]  # no step-0 copy of the init
     with tf.Graph().as_default():
         trainable = {v.op.name for v in _trainable_variables(3)}
     for before, after in zip(steps, steps[1:]):
@@ -193,11 +196,12 @@ def test_corrupt_image_is_skipped_and_counted(datasets, tmp_path):
 
 def test_nan_loss_stops_without_saving_it(datasets, tmp_path):
     config = RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", optimizer="sgd",
-                       lr_schedule="fixed", learning_rate=1e38, max_steps=6, skip_eval=True, **SMALL)
-    with pytest.raises(hooks.NonFiniteLossError, match="last good checkpoint is .*model.ckpt-0"):
-        train.train(config, verbose=False)
-    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-0")
-    assert all(np.isfinite(v).all() for v in _values(str(tmp_path / "model.ckpt-0")).values())
+                       lr_schedule="fixed", learning_rate=0.01, max_steps=1, skip_eval=True, **SMALL)
+    train.train(config, verbose=False)  # a good model.ckpt-1, then a resume that diverges
+    with pytest.raises(hooks.NonFiniteLossError, match="last good checkpoint is .*model.ckpt-1"):
+        train.train(config.replace(learning_rate=1e38, max_steps=6), verbose=False)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-1")
+    assert all(np.isfinite(v).all() for v in _values(str(tmp_path / "model.ckpt-1")).values())
 
 
 class _InterruptAt(tf.train.SessionRunHook):

@@ -18,4 +18,5 @@ def run(args: argparse.Namespace) -> int:
     from finetune import train
 
     summary = train.train(config.from_namespace(args))
-    return 130 if summary["stopped"] == "interrupted" else 0
+    # 128 + the signal, as a shell reports it: the run stopped early, saved, and resumes when rerun
+    return {"interrupted": 130, "terminated": 143}.get(summary["stopped"], 0)
