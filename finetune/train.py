@@ -65,12 +65,15 @@ def trainable_scopes(spec: nets_factory.NetSpec, trainable: str) -> tuple[str, .
     """'logits' -> the net's classifier scopes, 'all' -> the net's scope, else the given scopes.
 
     A scope not under the net's own scope is taken relative to it ('Mixed_7c' -> 'InceptionV3/Mixed_7c').
+    A net without a top scope (NASNet: spec.scope '') takes scopes as given; its 'all' is every top-level scope.
     """
     if trainable == TRAINABLE_LOGITS:
         return spec.classifier_scopes
     if trainable == TRAINABLE_ALL:
-        return (spec.scope,)
+        return (spec.scope or "[^/]+",)
     scopes = [s.strip().rstrip("/") for s in trainable.split(",") if s.strip()]
+    if not spec.scope:
+        return tuple(scopes)
     return tuple(s if s == spec.scope or s.startswith(spec.scope + "/") else f"{spec.scope}/{s}" for s in scopes)
 
 
@@ -155,13 +158,15 @@ class Model:
 
 
 def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int, scopes: Sequence[str], *,
-                 weight_decay: float, train_bn_stats: bool, batch_norm_decay: float | None = None
-                 ) -> tuple[tf.Tensor, dict]:
+                 weight_decay: float, train_bn_stats: bool, batch_norm_decay: float | None = None,
+                 total_steps: int | None = None) -> tuple[tf.Tensor, dict]:
     """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats).
 
     batch_norm_decay overrides the net's BatchNorm moving-average decay (e.g. for short runs from scratch).
+    total_steps: the run's length, for nets whose regularisation follows training progress (NASNet's drop path).
     """
-    network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True)
+    network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True,
+                                             total_training_steps=total_steps)
     with _layer_modes(None if train_bn_stats else scopes, batch_norm_decay) as training_bn:
         logits, end_points = network_fn(images)
     if not train_bn_stats:
@@ -204,7 +209,7 @@ def build_model(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor
         with precision.scope():
             logits, end_points = build_logits(spec, precision.cast(tower_images), num_classes, scopes,
                                               weight_decay=config.weight_decay, train_bn_stats=config.train_bn_stats,
-                                              batch_norm_decay=config.batch_norm_decay)
+                                              batch_norm_decay=config.batch_norm_decay, total_steps=max_steps)
         end_points = {k: tf.cast(v, tf.float32) for k, v in end_points.items() if k == AUX_LOGITS}
         logits = tf.cast(logits, tf.float32)
         loss = classification_loss(logits, end_points, tower_labels, num_classes, config.label_smoothing)
@@ -212,7 +217,8 @@ def build_model(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor
         return loss, tf.reduce_mean(correct)
 
     towers = devices.build_towers(tower, devices.split_batch((images, labels), len(places)), places)
-    model_variables = [v for v in slim.get_model_variables() if in_scopes(v.op.name, [spec.scope])]
+    net_scopes = trainable_scopes(spec, TRAINABLE_ALL)
+    model_variables = [v for v in slim.get_model_variables() if in_scopes(v.op.name, net_scopes)]
     trained = select_trainable(tf.trainable_variables(), scopes)
     with tf.name_scope("loss"):
         regularization = regularization_loss(trained)
