@@ -1,7 +1,8 @@
 """Every registered net against its manifest: published variables, fine-tuning builds, end points, errors.
 
 Parametrized over `nets_factory.specs()`, so each net a family file registers is covered. Graphs are
-only built (batch-1 placeholders), never run: fast even for the 200-layer ResNets.
+only built (batch-1 placeholders), never run: fast even for the 200-layer ResNets; NASNet-A and
+PNASNet-5 Large (the `BIG` nets) take long enough to be marked slow.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from nets.compat import tf
 
 SPECS = nets_factory.specs()
 NEW_CLASSES = 7
+BIG = {"nasnet_large", "pnasnet_large"}  # graphs of ~10k operations: long builds
+BUILDS = [pytest.param(name, marks=pytest.mark.slow) if name in BIG else name for name in SPECS]
 
 
 def _in_scopes(name: str, scopes: tuple[str, ...]) -> bool:
@@ -68,7 +71,7 @@ def test_published_file_exists_and_says_where_it_comes_from(name):
         )
 
 
-@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("name", BUILDS)
 def test_variables_equal_the_published_checkpoint(graph, name):
     spec = SPECS[name]
     logits, end_points = _build(spec, spec.image_size, spec.num_classes)
@@ -91,7 +94,7 @@ def test_variables_equal_the_published_checkpoint(graph, name):
     assert trained == published, f"{name} in training mode: {_diff(trained, published)}"
 
 
-@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("name", BUILDS)
 def test_fine_tuning_build_changes_only_the_classifier(graph, name):
     spec = SPECS[name]
     small = spec.image_size // 2
