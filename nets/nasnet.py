@@ -157,14 +157,14 @@ def nasnet_layout(config: Config) -> list[Step]:
     reductions = reduction_indices(config)
     scaling = 1.0
     for n in range(config.num_cells):
-        outputs = len(steps) + 2
-        prev = outputs - 2  # the normal cell's previous state if the reduction input is skipped
+        outputs = len(steps) + 2  # so far: None, conv0, one per step
+        prev = outputs - 2  # the output two back (past a reduction cell: with skip_reduction_layer_input)
         if n in reductions:
             k = reductions.index(n)
             scaling *= config.filter_scaling_rate
             steps.append(Step(f"reduction_cell_{k}", f"Reduction_Cell_{k}", REDUCTION_CELL, 2, scaling, outputs - 2))
             if not config.skip_reduction_layer_input:
-                prev = outputs - 1
+                prev = outputs - 1  # the reduction cell's input
         steps.append(Step(f"cell_{n}", f"Cell_{n}", NORMAL_CELL, 1, scaling, prev))
     return steps
 
