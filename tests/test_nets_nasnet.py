@@ -70,8 +70,8 @@ GOLDEN = {
         ],
     ),
 }
-LARGE = ("nasnet_large", "pnasnet_large")  # their graphs take long to build
-NAMES = [pytest.param(name, marks=pytest.mark.slow) if name in LARGE else name for name in GOLDEN]
+LARGE = ("nasnet_large", "pnasnet_large")
+NAMES = [pytest.param(name, marks=pytest.mark.slow) for name in GOLDEN]  # two full builds each
 
 # A NASNet-A Large of three cells and few filters: the large config's drop path on a graph that builds fast.
 TINY = dataclasses.replace(nasnet.LARGE_CONFIG, num_cells=3, num_conv_filters=8, stem_multiplier=1.0,
