@@ -411,7 +411,8 @@ def nasnet_mobile(
     num_classes=0 (or None) returns the globally pooled features [B, 1056] (TF-Slim's 'global_pool').
     is_training switches BatchNorm, dropout, the auxiliary head ('AuxLogits') and drop path (none in this
     config). total_training_steps (default config's 250000) and current_step (default the global step)
-    set the drop-path schedule. Any static image size from 32 px works; the aux head needs training mode.
+    set the drop-path schedule. Any static image size works: global pooling ends the body, and the aux head
+    (training mode only) shrinks its pool to small maps.
     """
     config = config or MOBILE_CONFIG
     return build_classifier(
