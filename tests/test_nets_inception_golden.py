@@ -3,15 +3,16 @@ classifier variables that change shape, and training mode without classes.
 
 Golden values: Logits and AuxLogits of TF-Slim's reference code (tensorflow/models research/slim/nets/
 inception_resnet_v2.py @ 608bd221 under its arg scope; inception_v4.py @ 03cdc5fe under
-inception_utils.inception_arg_scope; is_training=False, 5 classes) for netcheck.golden_images() with
-netcheck.deterministic_values() loaded: the same weights must give the same outputs.
+inception_utils.inception_arg_scope; is_training=False, 5 classes) for golden_images() with
+deterministic_values() loaded: the same weights must give the same outputs.
 """
 
+import zlib
 from typing import NamedTuple
 
 import numpy as np
 import pytest
-from netcheck import golden_images, load_deterministic_values, variable_shapes
+from netcheck import variable_shapes
 
 from nets import nets_factory
 from nets.compat import tf
@@ -69,11 +70,37 @@ CASES = [
 ]
 
 
+def deterministic_values(variables: list) -> dict:
+    """A fixed value per variable, derived from its name only: He-scaled weights, BN stats near (0, 1)."""
+    values = {}
+    for variable in variables:
+        name, shape = variable.op.name, variable.shape.as_list()
+        rng = np.random.default_rng(zlib.crc32(name.encode()))
+        if name.endswith("/weights"):
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+        elif name.endswith("/moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:  # biases, beta, moving_mean
+            value = 0.1 * rng.standard_normal(shape)
+        values[variable] = value.astype(np.float32)
+    return values
+
+
+def load_deterministic_values(session, variables: list) -> None:
+    """Initialize `variables` with deterministic_values() in one run (feeding each initializer's value)."""
+    values = deterministic_values(variables)
+    session.run([v.initializer for v in values], {v.initializer.inputs[1]: value for v, value in values.items()})
+
+
+def golden_images(size: int = GOLDEN_SIZE) -> np.ndarray:
+    return np.random.default_rng(0).uniform(-1.0, 1.0, (2, size, size, 3)).astype(np.float32)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_same_weights_give_the_reference_logits_at_a_fine_tuning_size(graph, case):
     """107 px, 5 classes: only the classifier variables change shape, and the wiring is TF-Slim's."""
     network_fn = nets_factory.get_network_fn(case.name, num_classes=GOLDEN_CLASSES)
-    logits, end_points = network_fn(tf.constant(golden_images(GOLDEN_SIZE)))
+    logits, end_points = network_fn(tf.constant(golden_images()))
 
     published = nets_factory.get_spec(case.name).published_variables()
     built = variable_shapes(graph)

@@ -3,24 +3,56 @@ schedule and its total steps, frozen scopes, and the manifest of a net without a
 
 Golden values: TF-Slim's reference code (tensorflow/models research/slim/nets/nasnet/nasnet.py @ 36179732,
 pnasnet.py @ 64f40ce1, nasnet_utils.py in its later upstream version; each under its own arg scope,
-5 classes) for netcheck.golden_images(80) with netcheck.deterministic_values() loaded: Logits with
+5 classes) for golden_images(80) with deterministic_values() loaded: Logits with
 is_training=False, AuxLogits with is_training=True at global step 0 (drop path keeps everything; BatchNorm
 uses the batch's statistics). The same weights must give the same outputs.
 """
 
 import dataclasses
 import functools
+import zlib
 from typing import NamedTuple
 
 import numpy as np
 import pytest
-from netcheck import golden_images, load_deterministic_values, variable_shapes
+from netcheck import variable_shapes
 
 from finetune import train
 from nets import nasnet, nets_factory, pnasnet
 from nets.compat import slim, tf
 
 GOLDEN_SIZE, GOLDEN_CLASSES = 80, 5  # 80 px: the aux head's input is 5 x 5, TF-Slim's fixed aux pool
+
+
+def deterministic_values(variables: list) -> dict:
+    """A fixed value per variable, derived from its name only: He-scaled weights (depthwise ones by their
+    kernel area), BatchNorm gammas and variances near 1, other biases and statistics near 0; so activations
+    keep their scale through the cells and the logits depend on the image."""
+    values = {}
+    for variable in variables:
+        name, shape = variable.op.name, variable.shape.as_list()
+        rng = np.random.default_rng(zlib.crc32(name.encode()))
+        if name.endswith(("/weights", "/pointwise_weights")):
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[:-1]))
+        elif name.endswith("/depthwise_weights"):  # [h, w, in, multiplier]: each output sees h * w inputs
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[:2]))
+        elif name.endswith(("/moving_variance", "/gamma")):
+            value = rng.uniform(0.5, 1.5, shape)
+        else:  # biases, beta, moving_mean
+            value = 0.1 * rng.standard_normal(shape)
+        values[variable] = value.astype(np.float32)
+    return values
+
+
+def load_deterministic_values(session, variables: list) -> None:
+    """Initialize `variables` with deterministic_values() in one run (feeding each initializer's value)."""
+    values = deterministic_values(variables)
+    session.run([v.initializer for v in values], {v.initializer.inputs[1]: value for v, value in values.items()})
+
+
+def golden_images(size: int) -> np.ndarray:
+    """Two seeded random images in [-1, 1] (inception preprocessing's range): [2, size, size, 3]."""
+    return np.random.default_rng(0).uniform(-1.0, 1.0, (2, size, size, 3)).astype(np.float32)
 
 
 class Golden(NamedTuple):

@@ -18,6 +18,8 @@ SPECS = nets_factory.specs()
 NEW_CLASSES = 7
 BIG = {"nasnet_large", "pnasnet_large"}  # graphs of ~10k operations: long builds
 BUILDS = [pytest.param(name, marks=pytest.mark.slow) if name in BIG else name for name in SPECS]
+# Nets whose auxiliary head, in the published checkpoint, exists only in a training-mode build (as in TF-Slim).
+AUX_IN_TRAINING_ONLY = {"nasnet_mobile", "nasnet_large", "pnasnet_mobile", "pnasnet_large"}
 
 
 def _in_scopes(name: str, scopes: tuple[str, ...]) -> bool:
@@ -71,27 +73,34 @@ def test_published_file_exists_and_says_where_it_comes_from(name):
         )
 
 
-@pytest.mark.parametrize("name", BUILDS)
+@pytest.mark.parametrize("name", [name for name in SPECS if name not in AUX_IN_TRAINING_ONLY])
 def test_variables_equal_the_published_checkpoint(graph, name):
     spec = SPECS[name]
     logits, end_points = _build(spec, spec.image_size, spec.num_classes)
     built, published = variable_shapes(), spec.published_variables()
+    assert built == published, f"{name}: {_diff(built, published)}"
+    assert len(tf.global_variables()) == len(published)
     _check_end_points(spec, logits, end_points, spec.num_classes)
     assert spec.label_offset == spec.num_classes - 1000
-    assert all(v.dtype.base_dtype == tf.float32 for v in tf.global_variables())
-    training_only = {n: s for n, s in published.items() if n not in built}
-    if not training_only:
-        assert built == published, f"{name}: {_diff(built, published)}"
-        assert len(tf.global_variables()) == len(published)
-        return
-    # An auxiliary head that exists only in training mode (NASNet, PNASNet): the training build has it all.
-    assert all(_in_scopes(n, spec.classifier_scopes[1:]) for n in training_only), f"{name}: {_diff(built, published)}"
+
+
+@pytest.mark.parametrize("name", [n if n not in BIG else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in sorted(AUX_IN_TRAINING_ONLY)])
+def test_training_build_has_the_published_variables_the_evaluation_build_all_but_the_aux_head(graph, name):
+    spec = SPECS[name]
+    logits, end_points = _build(spec, spec.image_size, spec.num_classes)
+    _check_end_points(spec, logits, end_points, spec.num_classes)
+    built, published = variable_shapes(), spec.published_variables()
+    aux_only = {n: s for n, s in published.items() if n not in built}
+    assert aux_only and all(_in_scopes(n, spec.classifier_scopes[1:]) for n in aux_only)
     assert {n: s for n, s in published.items() if n in built} == built, f"{name}: {_diff(built, published)}"
     with tf.Graph().as_default():
         images = tf.placeholder(tf.float32, [1, spec.image_size, spec.image_size, 3])
-        nets_factory.get_network_fn(name, spec.num_classes, is_training=True)(images)
-        trained = {n: s for n, s in variable_shapes().items() if n != "global_step"}
+        _, training_end_points = nets_factory.get_network_fn(name, spec.num_classes, is_training=True)(images)
+        trained = {n: s for n, s in variable_shapes().items() if n != "global_step"}  # drop path's step
+        assert {v.dtype.base_dtype for v in tf.global_variables() if v.op.name != "global_step"} == {tf.float32}
     assert trained == published, f"{name} in training mode: {_diff(trained, published)}"
+    assert training_end_points["AuxLogits"].shape.as_list() == [1, spec.num_classes]
 
 
 @pytest.mark.parametrize("name", BUILDS)
