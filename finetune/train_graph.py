@@ -39,8 +39,9 @@ _MODE_LAYERS = ("batch_norm", "dropout")
 
 def trainable_scopes(spec: nets_factory.NetSpec, trainable: Sequence[str]) -> tuple[str, ...]:
     """The scopes `--trainable` names: 'logits' is the net's classifier scopes, 'all' the net's scope;
-    other scopes stay as written (checkpoints.scopes: absolute or relative to the net's scope)."""
-    keywords = {TRAINABLE_LOGITS: spec.classifier_scopes, TRAINABLE_ALL: (spec.scope,)}
+    other scopes stay as written (checkpoints.scopes: absolute or relative to the net's scope). A net without
+    a top scope (NASNet: spec.scope '') takes scopes as written; its 'all' is every top-level scope."""
+    keywords = {TRAINABLE_LOGITS: spec.classifier_scopes, TRAINABLE_ALL: (spec.scope or "[^/]+",)}
     return tuple(dict.fromkeys(s for scope in trainable for s in keywords.get(scope, (scope,))))
 
 
@@ -127,13 +128,15 @@ class TrainGraph:
 
 
 def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int, scope_list: Sequence[str], *,
-                 weight_decay: float, train_bn_stats: bool, batch_norm_decay: float | None = None
-                 ) -> tuple[tf.Tensor, dict]:
+                 weight_decay: float, train_bn_stats: bool, batch_norm_decay: float | None = None,
+                 total_steps: int | None = None) -> tuple[tf.Tensor, dict]:
     """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats).
 
     batch_norm_decay overrides the net's BatchNorm moving-average decay (e.g. for short runs from scratch).
+    total_steps: the run's length, for nets whose regularisation follows training progress (NASNet's drop path).
     """
-    network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True)
+    network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True,
+                                             total_training_steps=total_steps)
     with _layer_modes(None if train_bn_stats else scope_list, spec.scope, batch_norm_decay) as training_bn:
         logits, end_points = network_fn(images)
     if not train_bn_stats:
@@ -176,7 +179,7 @@ def build_train_graph(config: RunConfig, spec: nets_factory.NetSpec, images: tf.
         with precision.scope():
             logits, end_points = build_logits(spec, precision.cast(tower_images), num_classes, scope_list,
                                               weight_decay=config.weight_decay, train_bn_stats=config.train_bn_stats,
-                                              batch_norm_decay=config.batch_norm_decay)
+                                              batch_norm_decay=config.batch_norm_decay, total_steps=max_steps)
         end_points = {k: tf.cast(v, tf.float32) for k, v in end_points.items() if k == AUX_LOGITS}
         logits = tf.cast(logits, tf.float32)
         loss = classification_loss(logits, end_points, tower_labels, num_classes, config.label_smoothing)
@@ -184,7 +187,8 @@ def build_train_graph(config: RunConfig, spec: nets_factory.NetSpec, images: tf.
         return loss, tf.reduce_mean(correct)
 
     towers = devices.build_towers(tower, devices.split_batch((images, labels), len(places)), places)
-    model_variables = [v for v in slim.get_model_variables() if scopes.scope_matches(spec.scope, v.op.name)]
+    net_scopes = trainable_scopes(spec, (TRAINABLE_ALL,))
+    model_variables = [v for v in slim.get_model_variables() if scopes.matching_scope(v.op.name, net_scopes)]
     trained = select_trainable(tf.trainable_variables(), scope_list, spec.scope)
     with tf.name_scope("loss"):
         regularization = regularization_loss(trained)

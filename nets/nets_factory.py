@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class NetSpec:
     image_size: int
     num_classes: int  # of the published checkpoint: 1001 (with background) or 1000
     preprocessing: str  # one of PREPROCESSING_STYLES
-    scope: str  # the net's top variable scope, e.g. "InceptionResnetV2"
+    scope: str  # the net's top variable scope, e.g. "InceptionResnetV2"; "" when its variables have none (NASNet)
     classifier_scopes: tuple[str, ...]  # what `--trainable logits` and the default excludes mean; main one first
     logits_end_point: str = "Logits"
     predictions_end_point: str | None = "Predictions"
@@ -121,17 +122,28 @@ def __getattr__(attr: str):
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-def get_network_fn(name: str, num_classes: int, weight_decay: float = 0.0, is_training: bool = False):
+def get_network_fn(
+    name: str,
+    num_classes: int,
+    weight_decay: float = 0.0,
+    is_training: bool = False,
+    total_training_steps: int | None = None,
+):
     """Return `fn(images, **kwargs) -> (logits, end_points)` with `fn.default_image_size`, as TF-Slim's.
 
-    num_classes=0 returns the pre-logits features instead of logits.
+    num_classes=0 returns the pre-logits features instead of logits. total_training_steps (the run's
+    length) reaches the nets whose network function takes it (NASNet's and PNASNet's drop-path schedule);
+    the others ignore it.
     """
     spec = get_spec(name)
+    fixed = {"num_classes": num_classes, "is_training": is_training}
+    if total_training_steps is not None and "total_training_steps" in inspect.signature(spec.network_fn).parameters:
+        fixed["total_training_steps"] = total_training_steps
 
     @functools.wraps(spec.network_fn)
     def network_fn(images, **kwargs):
         with slim.arg_scope(spec.arg_scope_fn(weight_decay=weight_decay)):
-            return spec.network_fn(images, num_classes=num_classes, is_training=is_training, **kwargs)
+            return spec.network_fn(images, **fixed, **kwargs)
 
     network_fn.default_image_size = spec.image_size
     network_fn.spec = spec

@@ -34,3 +34,6 @@ def zoo_params(names=None) -> list:
 
     return [pytest.param(name, marks=() if name in QUICK_NETS else pytest.mark.slow)
             for name in (names if names is not None else nets_factory.specs())]
+
+# Nets whose published lists hold an auxiliary head that TF-Slim builds only in training mode.
+AUX_IN_TRAINING_ONLY = {"nasnet_mobile", "nasnet_large", "pnasnet_mobile", "pnasnet_large"}

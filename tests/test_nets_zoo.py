@@ -1,20 +1,22 @@
 """Every registered net against its manifest: published variables, fine-tuning builds, end points, errors.
 
 Parametrized over `nets_factory.specs()`, so each net a family file registers is covered. Graphs are
-only built (batch-1 placeholders), never run: fast even for the 200-layer ResNets.
+only built (batch-1 placeholders), never run; outside netcheck.QUICK_NETS (one net per family) the
+builds are marked slow.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from netcheck import variable_shapes, zoo_params
+from netcheck import AUX_IN_TRAINING_ONLY, variable_shapes, zoo_params
 
 from nets import nets_factory
 from nets.compat import tf
 
 SPECS = nets_factory.specs()
 NEW_CLASSES = 7
+# Nets whose auxiliary head, in the published checkpoint, exists only in a training-mode build (as in TF-Slim).
 
 
 def _in_scopes(name: str, scopes: tuple[str, ...]) -> bool:
@@ -62,12 +64,13 @@ def test_published_file_exists_and_says_where_it_comes_from(name):
     first_line = (nets_factory._PUBLISHED_DIR / f"{name}.txt").read_text().splitlines()[0]
     assert first_line.startswith("# ") and len(first_line) > 20
     assert spec.published_variables() and spec.num_parameters > 0
-    assert all(_in_scopes(n, (spec.scope,)) or n == "global_step" for n in spec.published_variables()), (
-        f"{name}: published variables outside its scope {spec.scope!r}"
-    )
+    if spec.scope:  # NASNet and PNASNet have no top scope (spec.scope '')
+        assert all(_in_scopes(n, (spec.scope,)) or n == "global_step" for n in spec.published_variables()), (
+            f"{name}: published variables outside its scope {spec.scope!r}"
+        )
 
 
-@pytest.mark.parametrize("name", zoo_params())
+@pytest.mark.parametrize("name", zoo_params([name for name in SPECS if name not in AUX_IN_TRAINING_ONLY]))
 def test_variables_equal_the_published_checkpoint(graph, name):
     spec = SPECS[name]
     logits, end_points = _build(spec, spec.image_size, spec.num_classes)
@@ -76,6 +79,24 @@ def test_variables_equal_the_published_checkpoint(graph, name):
     assert len(tf.global_variables()) == len(published)
     assert {v.dtype.base_dtype for v in tf.global_variables()} == {tf.float32}  # as every published checkpoint
     _check_end_points(spec, logits, end_points, spec.num_classes)
+
+
+@pytest.mark.parametrize("name", zoo_params(sorted(AUX_IN_TRAINING_ONLY)))
+def test_training_build_has_the_published_variables_the_evaluation_build_all_but_the_aux_head(graph, name):
+    spec = SPECS[name]
+    logits, end_points = _build(spec, spec.image_size, spec.num_classes)
+    _check_end_points(spec, logits, end_points, spec.num_classes)
+    built, published = variable_shapes(), spec.published_variables()
+    aux_only = {n: s for n, s in published.items() if n not in built}
+    assert aux_only and all(_in_scopes(n, spec.classifier_scopes[1:]) for n in aux_only)
+    assert {n: s for n, s in published.items() if n in built} == built, f"{name}: {_diff(built, published)}"
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [1, spec.image_size, spec.image_size, 3])
+        _, training_end_points = nets_factory.get_network_fn(name, spec.num_classes, is_training=True)(images)
+        trained = {n: s for n, s in variable_shapes().items() if n != "global_step"}  # drop path's step
+        assert {v.dtype.base_dtype for v in tf.global_variables() if v.op.name != "global_step"} == {tf.float32}
+    assert trained == published, f"{name} in training mode: {_diff(trained, published)}"
+    assert training_end_points["AuxLogits"].shape.as_list() == [1, spec.num_classes]
 
 
 @pytest.mark.parametrize("name", zoo_params())
