@@ -132,6 +132,20 @@ REGISTRY.update(
 )
 
 
+# NASNet-A and PNASNet-5, from research/slim/README.md's table; each archive holds model.ckpt.
+_NASNET = "https://storage.googleapis.com/download.tensorflow.org/models"
+REGISTRY.update(
+    (entry.name, entry)
+    for entry in (
+        Pretrained("nasnet_mobile", _NASNET, "nasnet-a_mobile_04_10_2017.tar.gz", "model.ckpt", 1001, 224, 74.0, 91.6),
+        Pretrained("nasnet_large", _NASNET, "nasnet-a_large_04_10_2017.tar.gz", "model.ckpt", 1001, 331, 82.7, 96.2),
+        Pretrained("pnasnet_mobile", _NASNET, "pnasnet-5_mobile_2017_12_13.tar.gz", "model.ckpt", 1001, 224, 74.2,
+                   91.9),
+        Pretrained("pnasnet_large", _NASNET, "pnasnet-5_large_2017_12_13.tar.gz", "model.ckpt", 1001, 331, 82.9, 96.2),
+    )
+)
+
+
 def get(name: str) -> Pretrained:
     """The registry entry; unknown names get a ValueError with close matches."""
     if name not in REGISTRY:

@@ -205,7 +205,7 @@ def test_unreachable_server_and_unknown_names(monkeypatch, tmp_path):
 def test_the_registry_agrees_with_the_zoo(monkeypatch):
     monkeypatch.delenv(registry.URL_ENV, raising=False)
     specs = nets_factory.specs()
-    assert len(registry.REGISTRY) == 26
+    assert len(registry.REGISTRY) == 30
     known = {name for name, entry in registry.REGISTRY.items() if entry.sha256}
     assert known == {"inception_v1", "mobilenet_v1", "mobilenet_v1_075", "mobilenet_v1_050", "mobilenet_v1_025",
                      "mobilenet_v2", "mobilenet_v2_140", "mobilenet_v2_035"}
