@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from netcheck import variable_shapes
 
-from finetune import train
+from finetune import train_graph
 from nets import nasnet, nets_factory, pnasnet
 from nets.compat import slim, tf
 
@@ -235,11 +235,11 @@ def test_factory_passes_the_runs_total_steps_to_the_drop_path(graph, tiny_net):
 
 @pytest.mark.parametrize("trainable, dropped", [("logits", False), ("all", True)])
 def test_drop_path_is_off_in_frozen_scopes(graph, tiny_net, trainable, dropped):
-    """train.build_logits: cells outside the trainable scopes run drop path (like dropout) in inference mode."""
+    """train_graph.build_logits: cells outside the trainable scopes run drop path (like dropout) in inference mode."""
     step = tf.train.get_or_create_global_step()
-    scopes = train.trainable_scopes(tiny_net, trainable)
-    _, end_points = train.build_logits(tiny_net, _same_image_batch(), 3, scopes, weight_decay=0.0,
-                                       train_bn_stats=False, total_steps=100)
+    scopes = train_graph.trainable_scopes(tiny_net, (trainable,))
+    _, end_points = train_graph.build_logits(tiny_net, _same_image_batch(), 3, scopes, weight_decay=0.0,
+                                             train_bn_stats=False, total_steps=100)
     with tf.Session() as session:
         session.run(tf.global_variables_initializer())
         session.run(step.assign(100))
@@ -251,11 +251,12 @@ def test_trainable_scopes_of_a_net_without_top_scope(graph, tiny_net):
     with slim.arg_scope(nasnet.nasnet_arg_scope()):
         nasnet.nasnet_large(_same_image_batch(), 3, is_training=False, config=TINY)
     variables = tf.trainable_variables()
-    assert train.trainable_scopes(tiny_net, "logits") == ("final_layer", "aux_1")
-    assert train.select_trainable(variables, train.trainable_scopes(tiny_net, "all")) == variables
-    scopes = train.trainable_scopes(tiny_net, "cell_2, final_layer")
+    assert train_graph.trainable_scopes(tiny_net, ("logits",)) == ("final_layer", "aux_1")
+    everything = train_graph.trainable_scopes(tiny_net, ("all",))
+    assert train_graph.select_trainable(variables, everything, tiny_net.scope) == variables
+    scopes = train_graph.trainable_scopes(tiny_net, ("cell_2", "final_layer"))
     assert scopes == ("cell_2", "final_layer")
-    chosen = {v.op.name.split("/")[0] for v in train.select_trainable(variables, scopes)}
+    chosen = {v.op.name.split("/")[0] for v in train_graph.select_trainable(variables, scopes, tiny_net.scope)}
     assert chosen == {"cell_2", "final_layer"}
 
 
