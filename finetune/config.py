@@ -124,7 +124,7 @@ class RunConfig:
     seed: int = field(default=0, metadata=_flag("random seed (graph, data order, validation split)", int, group="run"))
     deterministic: bool = field(default=False, metadata=_flag(
         "bit-identical runs: the same command with the same --seed gives the same checkpoint on the same machine "
-        "(TensorFlow's op determinism; the input pipeline then runs in order, one image at a time: slower)",
+        "(TensorFlow's op determinism; 10-15%% slower here, see README)",
         group="run"))
 
     # restore

@@ -16,11 +16,14 @@ Two layouts are read (``scan_dataset`` tells them apart and checks them before a
 
 ``build_dataset`` yields batches of (images float32 [B, H, W, 3], labels int64 [B]). An image that
 does not decode (corrupt, truncated, a text file named .jpg, a format TensorFlow cannot read) is
-skipped and counted, never a crash. The count lives in a local int64 variable of the graph,
-``skipped_images(split)``; the train loop fetches it to log "N images skipped (corrupt)". Because the
-pipeline updates that variable, iterate the dataset with ``make_iterator(dataset)`` (an initializable
-iterator; one-shot iterators cannot hold variables), whose initializer runs with the default
-Scaffold's local init op (MonitoredTrainingSession, slim's train loop) or ``tf.tables_initializer()``.
+skipped, never a crash, and its name goes into a set in the session: ``skipped_images(split)`` counts
+the distinct ones (a bad file met every epoch is one), ``skipped_image_names(split)`` fetches them and
+``describe_skipped`` says why each failed ("truncated JPEG"). Iterate the dataset with
+``make_iterator(dataset)`` (an initializable iterator; one-shot iterators cannot hold the set), whose
+initializer runs with the default Scaffold's local init op (MonitoredTrainingSession, slim's train
+loop) or ``tf.tables_initializer()``. Training augments each image with stateless random ops seeded
+by (seed, the image's place in the stream), so a seed gives the same batches whichever thread
+preprocesses which image.
 
 finetune.tfrecords (``finetune convert``) writes an image folder as such TFRecords.
 """
