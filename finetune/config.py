@@ -122,6 +122,10 @@ class RunConfig:
     validation_fraction: float = field(default=0.1, metadata=_flag(
         "share of each class held out for validation when the dataset has no validation/ split", float, group="run"))
     seed: int = field(default=0, metadata=_flag("random seed (graph, data order, validation split)", int, group="run"))
+    deterministic: bool = field(default=False, metadata=_flag(
+        "bit-identical runs: the same command with the same --seed gives the same checkpoint on the same machine "
+        "(TensorFlow's op determinism; 10-15%% slower here, see README)",
+        group="run"))
 
     # restore
     ckpt: str | None = field(default=None, metadata=_flag(

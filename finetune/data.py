@@ -16,19 +16,27 @@ Two layouts are read (``scan_dataset`` tells them apart and checks them before a
 
 ``build_dataset`` yields batches of (images float32 [B, H, W, 3], labels int64 [B]). An image that
 does not decode (corrupt, truncated, a text file named .jpg, a format TensorFlow cannot read) is
-skipped and counted, never a crash. The count lives in a local int64 variable of the graph,
-``skipped_images(split)``; the train loop fetches it to log "N images skipped (corrupt)". Because the
-pipeline updates that variable, iterate the dataset with ``make_iterator(dataset)`` (an initializable
-iterator; one-shot iterators cannot hold variables), whose initializer runs with the default
-Scaffold's local init op (MonitoredTrainingSession, slim's train loop) or ``tf.tables_initializer()``.
+skipped, never a crash, and its name goes into a set in the session: ``skipped_images(split)`` counts
+the distinct ones (a bad file met every epoch is one), ``skipped_image_names(split)`` fetches them and
+``describe_skipped`` says why each failed ("truncated JPEG"). Iterate the dataset with
+``make_iterator(dataset)`` (an initializable iterator; one-shot iterators cannot hold the set), whose
+initializer runs with the default Scaffold's local init op (MonitoredTrainingSession, slim's train
+loop) or ``tf.tables_initializer()``. Training augments each image with stateless random ops seeded
+by (seed, the image's place in the stream), so a seed gives the same batches whichever thread
+preprocesses which image.
 
 finetune.tfrecords (``finetune convert``) writes an image folder as such TFRecords.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Sequence
+import sys
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,27 +286,34 @@ def _scan_tfrecords(root: Path) -> DatasetInfo:
 # The tf.data pipeline
 
 
-def skipped_images(split: str, graph: tf.Graph | None = None) -> tf.Variable:
-    """The local int64 variable counting images of `split` skipped as undecodable in `graph`.
-
-    Created on first use (in the default graph unless given); every `build_dataset` of that split
-    in the graph adds to it as the pipeline runs. Not saved in checkpoints; initialized by
-    `tf.local_variables_initializer()`.
-    """
+def _skip_table(split: str, graph: tf.Graph | None = None) -> tf2.lookup.experimental.MutableHashTable:
+    """The set (a string -> int64 hash table) of the names of `split`'s undecodable images in `graph`."""
     graph = graph or tf.get_default_graph()
     key = f"{_SKIPPED_COLLECTION}_{split}"
     existing = graph.get_collection(key)
     if existing:
         return existing[0]
     with graph.as_default(), tf.name_scope(None), tf.device("/cpu:0"):
-        return tf.Variable(
-            0,
-            dtype=tf.int64,
-            trainable=False,
-            use_resource=True,
-            name=f"skipped_images_{split}",
-            collections=[tf.GraphKeys.LOCAL_VARIABLES, key],
-        )
+        table = tf2.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0, checkpoint=False,
+                                                        name=f"skipped_images_{split}")
+    graph.add_to_collection(key, table)
+    return table
+
+
+def skipped_images(split: str, graph: tf.Graph | None = None) -> tf.Tensor:
+    """How many distinct images of `split` the pipelines in `graph` skipped as undecodable so far (int64).
+
+    An image is counted once however many epochs see it. The set lives in the session (a hash table
+    that needs no initializer, is not saved in checkpoints and outlives iterator re-initializations);
+    `skipped_image_names` gives its names.
+    """
+    return _skip_table(split, graph).size()
+
+
+def skipped_image_names(split: str, graph: tf.Graph | None = None) -> tf.Tensor:
+    """The names (string [N]) of the images `skipped_images` counts: a file's path, or a TFRecord
+    shard's path and the record's number ('SHARD#N'); `describe_skipped` turns them into words."""
+    return _skip_table(split, graph).export()[0]
 
 
 def make_iterator(dataset: tf2.data.Dataset) -> tf.data.Iterator:
@@ -323,13 +338,18 @@ def _folder_records(info: DatasetInfo, split: str, is_training: bool, seed: int)
 
 
 def _tfrecord_records(info: DatasetInfo, split: str, is_training: bool, seed: int) -> tf2.data.Dataset:
-    """Serialized examples; shards read interleaved, shuffled through a buffer when training."""
+    """(shard path, record number in the shard, serialized example); shards read interleaved, in a
+    seeded random order each epoch when training."""
     shards = info.sources[split]
     files = tf2.data.Dataset.from_tensor_slices(tf.constant(shards))
     if is_training:
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+
+    def numbered_records(shard):
+        return tf2.data.TFRecordDataset(shard).enumerate().map(lambda number, record: (shard, number, record))
+
     return files.interleave(
-        tf2.data.TFRecordDataset,
+        numbered_records,
         cycle_length=min(len(shards), 8),
         num_parallel_calls=tf2.data.AUTOTUNE,
         deterministic=True,
@@ -344,54 +364,199 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
 
 
 def _loader(info: DatasetInfo):
-    """fn(record) -> (uint8 image, int64 label) for the dataset's format; raises on corrupt data."""
+    """fn(*record) -> (uint8 image, int64 label) for the dataset's format; raises on corrupt data."""
     if info.format == "folder":
         return lambda path, label: (decode_image(tf.io.read_file(path)), label)
 
-    def parse(serialized: tf.Tensor):
+    def parse(shard, number, serialized):
         features = tf.io.parse_single_example(serialized, _FEATURES)
         return decode_image(features["image/encoded"]), features["image/class/label"]
 
     return parse
 
 
-def _skip_and_count(records: tf2.data.Dataset, load, counter: tf.Variable, finite: bool) -> tf2.data.Dataset:
-    """Decode records, dropping undecodable ones and adding how many to `counter`.
+def _record_name(info: DatasetInfo):
+    """fn(*record) -> the string that names the record's image: its path, or 'SHARD#N' (see `describe_skipped`)."""
+    if info.format == "folder":
+        return lambda path, label: path
+    return lambda shard, number, serialized: tf.strings.join([shard, tf.strings.as_string(number)], separator="#")
 
-    Records are numbered before decoding; the decoded ones keep their numbers in order, so a gap in
-    the numbers is a skipped record. A finite stream ends with a marker record (not decoded) so a
-    run of corrupt records at the very end is counted too.
+
+def _decode_skipping(records: tf2.data.Dataset, info: DatasetInfo, table) -> tf2.data.Dataset:
+    """(index in the stream, image, label) of each record that decodes; the names of those that do not go
+    into `table` (a set, so a file seen every epoch is named once) and the record is dropped.
+
+    Each record decodes in a one-element dataset of its own whose errors are ignored, followed by a
+    fallback element: the first element out says whether it decoded. Indices count every record,
+    skipped or not, in stream order (they seed the training augmentation, see `build_dataset`).
     """
-    numbered = records.map(lambda *record: (True, record))
-    if finite:
-        blank = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), numbered.element_spec[1])
-        numbered = numbered.concatenate(tf2.data.Dataset.from_tensors((False, blank)))
-    numbered = numbered.enumerate()
+    load, name_of = _loader(info), _record_name(info)
 
-    def decode(index, numbered_record):
-        real, record = numbered_record
-        image, label = tf.cond(
-            real, lambda: load(*record), lambda: (tf.zeros([1, 1, 3], tf.uint8), tf.constant(-1, tf.int64))
-        )
-        return index, real, image, label
+    def decode(index, record):
+        decoded = tf2.data.Dataset.from_tensors(record).map(lambda *r: (True, *load(*r))).ignore_errors()
+        failed = tf2.data.Dataset.from_tensors((False, tf.zeros([1, 1, 3], tf.uint8), tf.constant(-1, tf.int64)))
+        return decoded.concatenate(failed).take(1).map(
+            lambda ok, image, label: (index, ok, name_of(*record), image, label))
 
-    decoded = numbered.map(decode, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=True)
-    decoded = decoded.ignore_errors()
+    def keep(index, ok, name, image, label):
+        def note_skipped():
+            with tf.control_dependencies([table.insert(tf.reshape(name, [1]), tf.constant([1], tf.int64))]):
+                return tf.constant(False)
 
-    def count(expected, element):
-        index, real, image, label = element
-        skipped = tf.maximum(index - expected, 0)
-        with tf.control_dependencies([counter.assign_add(skipped)]):
-            return tf.maximum(expected, index + 1), (tf.identity(real), image, label)
+        return tf.cond(ok, lambda: tf.constant(True), note_skipped)
 
-    def drop_marker(real, image, label):
-        return real
+    def index_image_label(index, ok, name, image, label):
+        return index, image, label
 
-    def image_and_label(real, image, label):
-        return image, label
+    # Each record's dataset yields one element, so the deterministic interleave keeps the stream's order.
+    decoded = records.enumerate().interleave(decode, num_parallel_calls=tf2.data.AUTOTUNE, deterministic=True)
+    return decoded.filter(keep).map(index_image_label)
 
-    counted = decoded.scan(tf.constant(0, tf.int64), count)
-    return counted.filter(drop_marker).map(image_and_label)
+
+# ---------------------------------------------------------------------------------------------
+# Skipped images: their names, why they do not decode, and the decoders' own messages
+
+
+def _display_name(info: DatasetInfo, name: str) -> str:
+    if info.format == "folder":
+        return os.path.relpath(name, info.root)
+    shard, _, number = name.rpartition("#")
+    return f"{Path(shard).name} record {number}"
+
+
+def _encoded_bytes(info: DatasetInfo, name: str) -> bytes | str:
+    """The image bytes behind a skipped image's name, or why they cannot be read."""
+    if info.format == "folder":
+        try:
+            return Path(name).read_bytes()
+        except FileNotFoundError:
+            return "missing (removed during the run)"
+        except OSError as error:
+            return f"unreadable ({error.strerror})"
+    shard, _, number = name.rpartition("#")
+    try:
+        for i, record in enumerate(tf.io.tf_record_iterator(shard)):
+            if i == int(number):
+                example = tf.train.Example.FromString(record)
+                return bytes(example.features.feature["image/encoded"].bytes_list.value[0])
+    except Exception as error:  # a damaged shard or record: protobuf's or TensorFlow's error
+        return f"unreadable record ({type(error).__name__})"
+    return "record missing (shard rewritten during the run)"
+
+
+def _why_undecodable(encoded: bytes) -> str:
+    """A short reason from the bytes' format: empty, truncated (no end marker) or corrupt, or no image format."""
+    end = encoded.rstrip(b"\0\r\n ")
+    if not encoded:
+        return "empty file"
+    if encoded.startswith(b"\xff\xd8"):
+        return "corrupt JPEG" if end.endswith(b"\xff\xd9") else "truncated JPEG"
+    if encoded.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "corrupt PNG" if b"IEND" in end[-12:] else "truncated PNG"
+    if encoded.startswith((b"GIF87a", b"GIF89a")):
+        return "corrupt GIF" if end.endswith(b";") else "truncated GIF"
+    if encoded.startswith(b"BM"):
+        return "corrupt BMP"
+    if encoded.startswith(b"RIFF") and encoded[8:12] == b"WEBP":
+        return "corrupt WebP"
+    return "not an image file"
+
+
+def describe_skipped(info: DatasetInfo, names) -> list[dict[str, str]]:
+    """[{"image": name relative to the dataset, "reason": ...}] of the names `skipped_image_names` fetched,
+    sorted; the reason comes from the bytes (e.g. a JPEG without its end marker is 'truncated JPEG')."""
+    described = []
+    for name in sorted({n.decode() if isinstance(n, bytes) else str(n) for n in names}):
+        encoded = _encoded_bytes(info, name)
+        reason = encoded if isinstance(encoded, str) else _why_undecodable(encoded)
+        described.append({"image": _display_name(info, name), "reason": reason})
+    return described
+
+
+def format_skipped(skipped: Sequence[dict[str, str]], limit: int = 5) -> str:
+    """'3 images skipped: a/001.jpg (truncated JPEG), ...' (the first `limit` named), or '' for none."""
+    if not skipped:
+        return ""
+    named = ", ".join(f"{s['image']} ({s['reason']})" for s in skipped[:limit])
+    more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"{len(skipped)} image{'s' if len(skipped) != 1 else ''} skipped: {named}{more}"
+
+
+# What TensorFlow's image decoders write straight to stderr about a bad image: its own log lines from the
+# decoder sources, and libjpeg's / libpng's / giflib's messages, which have no prefix.
+_DECODER_MESSAGE = re.compile(
+    r"^[EWI]\d{4} [\d:.]+ +\d+ (jpeg|png|gif|bmp|webp|decode_image|image)\w*\.cc:\d+\] "
+    r"|^(Corrupt JPEG data|Premature end of JPEG|Invalid JPEG file structure|Invalid SOS parameters|Bogus |"
+    r"Improper call to JPEG library|Input file read error|Not a JPEG file|Unsupported marker|Unsupported JPEG|"
+    r"Warning: unknown JFIF|Huffman table|Quantization table|Inconsistent progression|Invalid component ID|"
+    r"Invalid progressive parameters|Empty input file|libpng (warning|error)|GIF-LIB|"
+    r"Application transferred too few scanlines|Unexpected marker|Wrong JPEG library version)"
+)
+
+
+def is_decoder_message(line: str) -> bool:
+    return bool(_DECODER_MESSAGE.search(line))
+
+
+@contextlib.contextmanager
+def decoder_messages_dropped() -> Iterator[None]:
+    """For the block, TensorFlow's decoder messages (see `is_decoder_message`) are dropped from stderr, and
+    every other line written to file descriptor 2 passes through tqdm.write, above any progress bar.
+
+    A bad image's messages ("Premature end of JPEG data", from tf.data's threads) would otherwise break
+    the training progress bar; the run names each skipped image once instead (`describe_skipped`).
+    Python's own sys.stderr (the bar itself) keeps writing to the terminal directly.
+    """
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    from tqdm import tqdm
+
+    python_stderr = sys.stderr
+    swap = _writes_to_fd2(python_stderr)
+    if python_stderr is not None:
+        python_stderr.flush()
+    stream = python_stderr
+    if swap:  # a bar made in the block keeps this stream: it stays usable after the block, until collected
+        fd = os.dup(terminal)
+        stream = open(fd, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+        weakref.finalize(stream, os.close, fd)
+    read_end, write_end = os.pipe()
+
+    def forward():
+        with os.fdopen(read_end, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode(errors="replace")
+                if not is_decoder_message(line):
+                    if stream is None:
+                        os.write(terminal, raw)
+                    else:
+                        tqdm.write(line.rstrip("\n"), file=stream)
+
+    forwarder = threading.Thread(target=forward, name="stderr-forwarder", daemon=True)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    forwarder.start()
+    if swap:
+        sys.stderr = stream
+    try:
+        yield
+    finally:
+        if swap:
+            sys.stderr = python_stderr
+            stream.flush()
+        os.dup2(terminal, 2)  # closes the pipe's last write end: the forwarder reads to the end and stops
+        forwarder.join(timeout=10)
+        os.close(terminal)
+
+
+def _writes_to_fd2(stream) -> bool:
+    try:
+        return stream is not None and stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.StringIO, pytest's capture objects
+        return False
 
 
 def _check_imagesdecode_image(info: DatasetInfo) -> None:
@@ -454,12 +619,15 @@ def build_dataset(
     if is_training and info.format == "tfrecord":
         records = records.shuffle(TFRECORD_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
     records = records.repeat(num_epochs)
-    images = _skip_and_count(records, _loader(info), skipped_images(split), finite=num_epochs is not None)
+    images = _decode_skipping(records, info, _skip_table(split))
 
-    def prepare(image, label):
+    def prepare(index, image, label):
+        # Training: each image's random crop, flip and colours come from its own stateless seed (the run's
+        # seed, its place in the stream), so they do not depend on which thread preprocesses it.
+        image_seed = tf.stack([tf.constant(seed, tf.int64), index]) if is_training else None
         image = preprocessing_lib.preprocess_image(
             image, image_size, image_size, is_training, preprocessing, color_distortion=color_distortion,
-            crop_min_area=crop_min_area,
+            crop_min_area=crop_min_area, seed=image_seed,
         )
         return image, label
 

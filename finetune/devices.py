@@ -27,8 +27,9 @@ starts), so the multi-device path runs and is tested without GPUs.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,6 +214,27 @@ def session_config(xla: bool = False, *, devices: Sequence[str] = (), allow_soft
     if xla:
         config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
     return config
+
+
+@contextlib.contextmanager
+def op_determinism(enabled: bool) -> Iterator[None]:
+    """TensorFlow's op determinism (tf.config.experimental.enable_op_determinism) for the block, when enabled.
+
+    Ops without a deterministic kernel then raise instead of running, tf.data runs every `deterministic`
+    argument as True (and a pipeline with stateful ops in order), and random ops without a seed raise: so
+    enable it only around a graph seeded with tf.set_random_seed (training), not around evaluation's. The
+    setting is process-wide; the previous one comes back after the block.
+    """
+    from tensorflow.python.framework import config as framework_config  # its query and switch-off are not exported
+
+    switch = enabled and not framework_config.is_op_determinism_enabled()
+    if switch:
+        tf2.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if switch:
+            framework_config.disable_op_determinism()
 
 
 def _enable_xla_on_cpu() -> None:

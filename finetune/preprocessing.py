@@ -62,16 +62,25 @@ def _to_unit_float(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(image, tf.float32)
 
 
-def _random_crop_box(image: tf.Tensor, seed: int | None, min_area: float) -> tf.Tensor:
+def _op_seeds(seed: tf.Tensor | None, count: int) -> list[tf.Tensor]:
+    """`count` independent stateless seeds (int64 [2]) split from one image's seed.
+
+    `seed` None draws that image seed from TensorFlow's stateful generator (it follows the graph seed,
+    but which image gets which draw depends on the thread that runs it).
+    """
+    if seed is None:
+        seed = tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64)
+    return tf.unstack(tf2.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=count))
+
+
+def _random_crop_box(image: tf.Tensor, seed: tf.Tensor, min_area: float) -> tf.Tensor:
     """A random crop of the image as Inception trains: TF-Slim's distorted bounding box, covering
     `min_area`-100% of the image."""
     whole_image = tf.constant([[[0.0, 0.0, 1.0, 1.0]]])
-    # The stateless op, seeded from a stateful draw, follows the graph seed (the stateful op's v2 does not).
-    op_seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32, seed=seed)
     begin, size, _ = tf2.image.stateless_sample_distorted_bounding_box(
         tf.shape(image),
         bounding_boxes=whole_image,
-        seed=op_seed,
+        seed=seed,
         min_object_covered=CROP_MIN_OBJECT_COVERED,
         aspect_ratio_range=CROP_ASPECT_RATIO_RANGE,
         area_range=(min_area, CROP_AREA_RANGE[1]),
@@ -81,10 +90,10 @@ def _random_crop_box(image: tf.Tensor, seed: int | None, min_area: float) -> tf.
     return tf.slice(image, begin, size)
 
 
-def _distort_color(image: tf.Tensor, seed: int | None) -> tf.Tensor:
+def _distort_color(image: tf.Tensor, brightness_seed: tf.Tensor, saturation_seed: tf.Tensor) -> tf.Tensor:
     """TF-Slim's fast-mode colour distortion: brightness, then saturation, clipped to [0, 1]."""
-    image = tf.image.random_brightness(image, max_delta=BRIGHTNESS_MAX_DELTA, seed=seed)
-    image = tf.image.random_saturation(image, *SATURATION_RANGE, seed=seed)
+    image = tf2.image.stateless_random_brightness(image, BRIGHTNESS_MAX_DELTA, seed=brightness_seed)
+    image = tf2.image.stateless_random_saturation(image, *SATURATION_RANGE, seed=saturation_seed)
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
@@ -100,14 +109,15 @@ def inception_preprocessing(
     *,
     color_distortion: bool = True,
     crop_min_area: float = CROP_AREA_RANGE[0],
-    seed: int | None = None,
+    seed: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """See the module docstring; returns float32 [height, width, 3] in [-1, 1]."""
     if is_training:
-        image = _resize(_random_crop_box(_to_unit_float(image), seed, crop_min_area), height, width)
-        image = tf.image.random_flip_left_right(image, seed=seed)
+        crop_seed, flip_seed, brightness_seed, saturation_seed = _op_seeds(seed, 4)
+        image = _resize(_random_crop_box(_to_unit_float(image), crop_seed, crop_min_area), height, width)
+        image = tf2.image.stateless_random_flip_left_right(image, seed=flip_seed)
         if color_distortion:
-            image = _distort_color(image, seed)
+            image = _distort_color(image, brightness_seed, saturation_seed)
     else:
         # Crop first (a slice: the same values either way) so a large image is converted to float only
         # in its central part.
@@ -144,7 +154,7 @@ def vgg_preprocessing(
     *,
     color_distortion: bool = True,
     crop_min_area: float = CROP_AREA_RANGE[0],
-    seed: int | None = None,
+    seed: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """See the module docstring; returns float32 [height, width, 3], mean-subtracted [0, 255] values.
 
@@ -155,9 +165,10 @@ def vgg_preprocessing(
     image = _to_unit_float(image) * 255.0
     side_min, side_max = _vgg_resize_range(height, width)
     if is_training:
-        side = tf.random.uniform([], side_min, side_max + 1, dtype=tf.int32, seed=seed)
-        image = tf.image.random_crop(_resize_smallest_side(image, side), [height, width, 3], seed=seed)
-        image = tf.image.random_flip_left_right(image, seed=seed)
+        side_seed, crop_seed, flip_seed = _op_seeds(seed, 3)
+        side = tf2.random.stateless_uniform([], side_seed, side_min, side_max + 1, dtype=tf.int32)
+        image = tf2.image.stateless_random_crop(_resize_smallest_side(image, side), [height, width, 3], crop_seed)
+        image = tf2.image.stateless_random_flip_left_right(image, seed=flip_seed)
     else:
         image = _central_crop(_resize_smallest_side(image, side_min), height, width)
     return image - tf.constant(VGG_RGB_MEANS, dtype=tf.float32)
@@ -188,13 +199,15 @@ def preprocess_image(
     *,
     color_distortion: bool = True,
     crop_min_area: float = CROP_AREA_RANGE[0],
-    seed: int | None = None,
+    seed: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Preprocess one image [h, w, 3] (uint8, or float in [0, 1]) as the net's style does.
 
     Returns float32 [height, width, 3]. `color_distortion` and `crop_min_area` (the smallest share of
     the image's area a random crop keeps, TF-Slim's 0.05 by default) apply to the inception style's
-    training mode only. `seed` makes the random ops repeatable (op-level seed; combine with the graph seed).
+    training mode only. `seed` (int [2], training mode only) seeds this image's random crop, flip and colours:
+    every random op is stateless, so the same seed gives the same pixels whichever thread runs it (the
+    input pipeline gives each image of the stream its own, see finetune.data); None draws one.
     """
     if style not in STYLES:
         raise ValueError(f"Unknown preprocessing style {style!r}: choose one of {', '.join(STYLES)}.")

@@ -72,7 +72,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
     if config.batch_size % len(places):
         raise ValueError(f"--batch-size {config.batch_size} does not divide over {len(places)} devices.")
     server = clusters.start_server(cluster) if cluster else None
-    with tf.Graph().as_default(), clusters.device_scope(cluster):
+    with tf.Graph().as_default(), clusters.device_scope(cluster), devices.op_determinism(config.deterministic):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
         with tf.device(clusters.input_device(cluster)):
@@ -82,6 +82,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
                                          drop_remainder=True, crop_min_area=config.crop_min_area)
             images, labels = data.make_iterator(dataset).get_next()
             skipped = data.skipped_images("train")
+            skipped_names = tf.train.FinalOpsHook(data.skipped_image_names("train"))  # fetched as the run ends
         model = build_train_graph(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,
                                   max_steps=max_steps, places=places,
                                   sync_cluster=cluster if config.sync_replicas else None)
@@ -122,6 +123,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
                               every_secs=config.save_interval_secs)] if chief else []),
             *clusters.sync_hooks(model.optimizer, chief),
             terminate,
+            skipped_names,
             *hooks,
         ]
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
@@ -134,8 +136,8 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
             say(f"{resume_from} is already at step {progress.start_step} (>= {max_steps}): nothing to train; "
                 "raise --max-steps or --epochs to go on.")
         else:
-            try:
-                with tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks,
+            try:  # a bad image's decoder messages would break the bar: it is named once in the summary instead
+                with data.decoder_messages_dropped(), tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks,
                                                stop_grace_period_secs=clusters.stop_grace_secs(model.optimizer)
                                                ) as session:
                     try:
@@ -152,8 +154,8 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
     if stopped != "max_steps":
         how = "Interrupted" if stopped == "interrupted" else f"Stopped by {terminate.received}"
         say(f"{how} at step {progress.step}: saved {run_dir.latest_checkpoint()}.")
-    if progress.skipped:
-        say(f"{progress.skipped} training images skipped (corrupt or undecodable).")
+    names = skipped_names.final_ops_values
+    skipped = data.describe_skipped(info, [] if names is None else names)
     checkpoint = run_dir.latest_checkpoint()
     validation = None
     if chief and not config.skip_eval and info.num_examples.get("validation", 0) and stopped == "max_steps":
@@ -169,7 +171,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         "final_loss": progress.loss,
         "train_accuracy": float(np.mean(progress.accuracies)) if progress.accuracies else None,
         "validation_accuracy": validation,
-        "skipped_images": progress.skipped,
+        "skipped_images": skipped,
         "checkpoint": checkpoint,
         "train_dir": str(run_dir.path.absolute()),
     }
@@ -223,8 +225,8 @@ def format_summary(summary: dict) -> str:
         ("final loss", f"{summary['final_loss']:.4f}"),
         (f"train accuracy (last {TRAIN_ACCURACY_WINDOW} batches)", percent(summary["train_accuracy"])),
         ("validation accuracy", percent(summary["validation_accuracy"])),
-        ("skipped images", summary["skipped_images"]),
         ("checkpoint", summary["checkpoint"]),
         ("train dir", summary["train_dir"]),
     ]
-    return tabulate(rows, tablefmt="plain")
+    skipped = data.format_skipped(summary["skipped_images"])  # each bad image once, however many epochs saw it
+    return tabulate(rows, tablefmt="plain") + (f"\n{skipped}" if skipped else "")

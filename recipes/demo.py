@@ -28,7 +28,8 @@ def demo() -> Recipe:
         name="demo",
         description="transfer learning on procedurally drawn shapes",
         base={"net": "mobilenet_v1_025", "image_size": 64, "batch_size": 32, "seed": 0, "optimizer": "momentum",
-              "save_interval_secs": 3600, "batch_norm_decay": 0.9, "crop_min_area": 0.5},
+              "save_interval_secs": 3600, "batch_norm_decay": 0.9, "crop_min_area": 0.5,
+              "deterministic": True},
         stages=(
             Stage("pretrain", init=None, dataset="source",
                   overrides={"trainable": "all", "learning_rate": 0.05, "max_steps": pretrain_steps}),

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +22,10 @@ pytestmark = pytest.mark.slow  # a ps and two workers in their own processes
 NET = "mobilenet_v1_025"
 SMALL = ["--net", NET, "--image-size", "32", "--batch-size", "4", "--save-interval-secs", "3600", "--skip-eval"]
 MAX_STEPS = 3
-TIMEOUT = 90  # seconds, per process
+ASYNC_MAX_STEPS = 100_000  # never reached: the async test stops its tasks
+SAVE_EVERY = 50  # steps, async test
+STALL = 240  # seconds without any task moving (a log growing, a checkpoint appearing) before a wait fails
+HARD_TIMEOUT = 900  # seconds for a whole cluster test
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -67,51 +72,116 @@ def _values(checkpoint: str) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
-def _wait_for(path: Path, processes: list[subprocess.Popen], deadline: float) -> None:
-    """Until `path` exists; fails if a process ended or the deadline passed first."""
-    while not path.exists():
-        assert all(p.poll() is None for p in processes), f"a task exited before {path.name} appeared"
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.2)
+def _checkpoint_step(train_dir: Path) -> int:
+    """The step of the newest checkpoint the state file names (-1: none yet)."""
+    latest = tf.train.latest_checkpoint(str(train_dir))
+    return int(latest.rsplit("-", 1)[1]) if latest else -1
+
+
+class _LocalCluster:
+    """A ps and two workers of one `finetune` command on 127.0.0.1, each task a process with its own log.
+
+    `wait` polls a condition and gives up only when nothing moves (no log grows, no checkpoint appears)
+    for STALL seconds, or after HARD_TIMEOUT in all: a loaded machine slows a run down without stopping it.
+    """
+
+    def __init__(self, tmp_path: Path, command: list[str]):
+        self.tmp_path, self.command = tmp_path, command
+        self.jobs = {"ps": [], "worker": []}
+        for job, port in zip(["ps", "worker", "worker"], _free_ports(3)):
+            self.jobs[job].append(f"127.0.0.1:{port}")
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.starts: dict[str, int] = {}
+        self.deadline = time.monotonic() + HARD_TIMEOUT
+
+    def log(self, name: str, start: int | None = None) -> Path:
+        """The log of the task's latest start (or of start number `start`)."""
+        return self.tmp_path / f"{name}.{self.starts[name] if start is None else start}.log"
+
+    def start(self, job: str, index: int) -> subprocess.Popen:
+        name = f"{job}{index}"
+        self.starts[name] = self.starts.get(name, 0) + 1
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": self.jobs, "task": {"type": job, "index": index}})}
+        with open(self.log(name), "w") as log:  # the child keeps its own handle
+            self.processes[name] = subprocess.Popen(self.command, env=env, cwd=REPO, stdout=log,
+                                                    stderr=subprocess.STDOUT)
+        return self.processes[name]
+
+    def kill(self, name: str) -> None:
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait(timeout=30)
+
+    def text(self, name: str, start: int | None = None) -> str:
+        return self.log(name, start).read_text(errors="replace")
+
+    def steps(self, name: str) -> list[int]:
+        """The global steps the task's progress bar showed after steps it ran, since its latest start (the bar's
+        first display is where it starts, before any step)."""
+        return [int(step) for step in re.findall(rf"(\d+)/{self.max_steps} \[", self.text(name))][1:]
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.command[self.command.index("--max-steps") + 1])
+
+    def _activity(self, train_dir: Path) -> tuple:
+        logs = sorted(self.tmp_path.glob("*.log"))
+        return tuple(p.stat().st_size for p in logs) + tuple(sorted(p.name for p in train_dir.glob("*.index")))
+
+    def wait(self, condition, what: str, train_dir: Path, alive: tuple[str, ...] = ()) -> None:
+        """Until condition() holds; fails naming `what` if a task in `alive` exits or the run stalls."""
+        last, moved = self._activity(train_dir), time.monotonic()
+        while not condition():
+            for name in alive:
+                assert self.processes[name].poll() is None, f"{name} exited before {what}:\n{self.text(name)[-3000:]}"
+            now = time.monotonic()
+            assert now < self.deadline, f"{what}: not after {HARD_TIMEOUT} s"
+            activity = self._activity(train_dir)
+            if activity != last:
+                last, moved = activity, now
+            assert now - moved < STALL, f"{what}: nothing moved for {STALL} s"
+            time.sleep(0.5)
+
+    def finish(self, names: tuple[str, ...], train_dir: Path) -> list[int]:
+        """The exit codes of `names`, waited for as long as the run keeps moving."""
+        self.wait(lambda: all(self.processes[n].poll() is not None for n in names), "the workers' exit", train_dir)
+        return [self.processes[n].returncode for n in names]
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def _shapes(tmp_path: Path) -> Path:
+    return synthetic.write_shapes_dataset(tmp_path / "data", ["plus", "x"], train_per_class=6, validation_per_class=2,
+                                          image_size=36, seed=1)
 
 
 def test_ps_and_two_sync_workers_train_the_chiefs_checkpoint(tmp_path):
-    data = synthetic.write_shapes_dataset(tmp_path / "data", ["plus", "x"], train_per_class=6, validation_per_class=2,
-                                          image_size=36, seed=1)
+    data = _shapes(tmp_path)
     source = train.train(RunConfig(net=NET, dataset=str(data), train_dir=str(tmp_path / "source"), trainable="all",
                                    batch_size=4, image_size=32, max_steps=2, skip_eval=True,
                                    save_interval_secs=3600), verbose=False)["checkpoint"]
     train_dir = tmp_path / "run"
-    jobs = {"ps": [], "worker": []}
-    for job, port in zip(["ps", "worker", "worker"], _free_ports(3)):
-        jobs[job].append(f"127.0.0.1:{port}")
     command = [sys.executable, "-m", "finetune.cli", *SMALL, "--dataset", str(data), "--train-dir", str(train_dir),
                "--max-steps", str(MAX_STEPS), "--trainable", "logits", "--learning-rate", "0.1", "--ckpt", source,
                "--sync-replicas"]
-
-    def start(job: str, index: int) -> subprocess.Popen:
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": jobs, "task": {"type": job, "index": index}})}
-        with open(tmp_path / f"{job}{index}.log", "w") as log:  # the child keeps its own handle
-            return subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-
-    processes = []
-    deadline = time.monotonic() + TIMEOUT
+    tasks = _LocalCluster(tmp_path, command)
     try:
-        processes.append(start("ps", 0))
-        processes.append(start("worker", 0))
+        tasks.start("ps", 0)
+        tasks.start("worker", 0)
         # The chief initializes first: a worker started before it would poll again only after 30 s.
-        _wait_for(train_dir / "graph.pbtxt", processes, deadline)  # written once the session is initialized
-        processes.append(start("worker", 1))
-        codes = [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in processes[1:]]
-        assert processes[0].poll() is None, "the ps serves until it is stopped"
+        tasks.wait((train_dir / "graph.pbtxt").exists, "the chief's initialized session (graph.pbtxt)", train_dir,
+                   alive=("ps0", "worker0"))
+        tasks.start("worker", 1)
+        codes = tasks.finish(("worker0", "worker1"), train_dir)
+        assert tasks.processes["ps0"].poll() is None, "the ps serves until it is stopped"
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-    logs = {name: (tmp_path / f"{name}.log").read_text()[-2000:] for name in ("worker0", "worker1")}
+        tasks.close()
+    logs = {name: tasks.text(name)[-2000:] for name in ("worker0", "worker1")}
     assert codes == [0, 0], logs
-    assert "parameter server /job:ps/task:0" in (tmp_path / "ps0.log").read_text()
+    assert "parameter server /job:ps/task:0" in tasks.text("ps0")
 
     final = tf.train.latest_checkpoint(str(train_dir))
     assert final == str(train_dir / f"model.ckpt-{MAX_STEPS}")
@@ -126,3 +196,59 @@ def test_ps_and_two_sync_workers_train_the_chiefs_checkpoint(tmp_path):
         np.testing.assert_array_equal(trained[name], pretrained[name], err_msg=name)
     classifier = [n for n in net_names if n.startswith("MobilenetV1/Logits")]
     assert classifier and all(not np.array_equal(trained[n], pretrained[n]) for n in classifier)
+
+
+@pytest.mark.slow
+def test_async_cluster_survives_a_killed_worker_and_a_killed_chief(tmp_path):
+    """SIGKILL worker 1: the chief keeps training, and worker 1 restarted with the same command rejoins.
+    SIGKILL the chief: worker 1 keeps training, and the chief restarted resumes from its last checkpoint.
+
+    The run is far longer than the test (a restart takes as long as hundreds of steps of this tiny net);
+    the test watches each phase happen, then stops the tasks."""
+    data = _shapes(tmp_path)
+    train_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "finetune.cli", *SMALL, "--dataset", str(data), "--train-dir", str(train_dir),
+               "--max-steps", str(ASYNC_MAX_STEPS), "--trainable", "all", "--save-interval-steps", str(SAVE_EVERY)]
+    tasks = _LocalCluster(tmp_path, command)
+    all_tasks = ("ps0", "worker0", "worker1")
+    try:
+        tasks.start("ps", 0)
+        tasks.start("worker", 0)
+        tasks.wait((train_dir / "graph.pbtxt").exists, "the chief's initialized session (graph.pbtxt)", train_dir,
+                   alive=("ps0", "worker0"))
+        tasks.start("worker", 1)
+        tasks.wait(lambda: len(tasks.steps("worker1")) >= 3, "worker 1's first steps", train_dir, alive=all_tasks)
+
+        tasks.kill("worker1")
+        killed_at = _checkpoint_step(train_dir)
+        tasks.wait(lambda: _checkpoint_step(train_dir) >= killed_at + 2 * SAVE_EVERY,
+                   "the chief's checkpoints without worker 1", train_dir, alive=("ps0", "worker0"))
+        tasks.start("worker", 1)
+        tasks.wait(lambda: len(tasks.steps("worker1")) >= 3, "the restarted worker 1's steps", train_dir,
+                   alive=all_tasks)
+        rejoined = tasks.steps("worker1")[0]
+        assert rejoined > killed_at + 2 * SAVE_EVERY, "worker 1 rejoined the running job at its global step"
+
+        tasks.wait(lambda: _checkpoint_step(train_dir) > rejoined, "a checkpoint after worker 1 rejoined",
+                   train_dir, alive=all_tasks)
+        tasks.kill("worker0")
+        last_checkpoint = _checkpoint_step(train_dir)
+        seen = len(tasks.steps("worker1"))
+        tasks.wait(lambda: len(tasks.steps("worker1")) >= seen + 30, "worker 1's steps without the chief",
+                   train_dir, alive=("ps0", "worker1"))
+        alone = max(tasks.steps("worker1"))
+        tasks.start("worker", 0)
+        tasks.wait(lambda: len(tasks.steps("worker0")) >= 3 and _checkpoint_step(train_dir) > last_checkpoint,
+                   "the restarted chief's steps and checkpoint", train_dir, alive=all_tasks)
+        assert all(tasks.processes[name].poll() is None for name in all_tasks)
+    finally:
+        tasks.close()
+    chief = tasks.text("worker0")
+    assert f"Resuming from {train_dir / f'model.ckpt-{last_checkpoint}'} (step {last_checkpoint} of " \
+           f"{ASYNC_MAX_STEPS})" in chief, chief[-3000:]
+    # The chief restored the checkpoint's values on the ps: worker 1, which had gone on without the chief,
+    # saw the global step go back to just after the checkpoint's.
+    steps = tasks.steps("worker1")
+    rewound = [after for before, after in zip(steps, steps[1:]) if after < before]
+    assert len(rewound) == 1 and last_checkpoint < rewound[0] < alone, (last_checkpoint, alone, steps)
+    assert _checkpoint_step(train_dir) > last_checkpoint

@@ -1,5 +1,6 @@
 """Datasets: describing folders and TFRecords, the tf.data pipeline, corrupt images, `finetune convert`."""
 
+import contextlib
 import io
 from collections import Counter
 from pathlib import Path
@@ -211,6 +212,27 @@ def test_training_shuffles_by_seed_and_repeats_epochs(tmp_path):
     assert list(_read(info, "train")[1]) == list(range(12))  # evaluation reads in order
 
 
+@pytest.mark.parametrize("style", ["inception", "vgg"])
+def test_training_augmentation_is_a_function_of_seed_and_place_in_the_stream(tmp_path, style):
+    # One textured image per class: each epoch augments it anew; the same seed gives the same pixels in a new
+    # pipeline (whatever thread ran each image), another seed other pixels.
+    rng = np.random.default_rng(0)
+    root = tmp_path / "d"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), np.uint8)).save(root / name / "0.png")
+    info = data.scan_dataset(str(root), validation_fraction=0.0)
+    kwargs = {"is_training": True, "epochs": 4, "style": style, "batch_size": 2}
+    first, labels, _ = _read(info, "train", seed=3, **kwargs)
+    again, labels_again, _ = _read(info, "train", seed=3, **kwargs)
+    other, _, _ = _read(info, "train", seed=4, **kwargs)
+    np.testing.assert_array_equal(labels, labels_again)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    epochs = first[labels == 0]  # the same image, four epochs
+    assert len(epochs) == 4 and all(not np.array_equal(epochs[i], epochs[j]) for i in range(4) for j in range(i))
+
+
 def test_training_crop_keeps_at_least_crop_min_area(tmp_path):
     # Left half red, right half blue: crop_min_area 1 keeps the whole image; TF-Slim's 5% often one half only.
     image = np.zeros((32, 32, 3), np.uint8)
@@ -242,7 +264,50 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
         assert (len(labels), skipped) == (kept, info.num_examples[split] - kept)
         np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
     _, labels, skipped = _read(info, "train", is_training=True, epochs=3)
-    assert (len(labels), skipped) == (9, 6)
+    assert (len(labels), skipped) == (9, 2)  # two bad files seen three times each: two skipped images
+
+
+def test_skipped_images_are_named_with_a_reason(tmp_path):
+    root = _colour_folder(tmp_path / "d", per_class=2)
+    jpeg = io.BytesIO()
+    Image.new("RGB", (32, 32), (9, 99, 199)).save(jpeg, "JPEG")
+    png = _save(tmp_path / "whole.png", (255, 0, 0), size=(64, 64)).read_bytes()
+    bad = {"red/cut.jpg": jpeg.getvalue()[:-40], "red/cut.png": png[: len(png) // 2], "green/text.jpg": b"hello",
+           "blue/empty.png": b"", "blue/scrambled.jpg": jpeg.getvalue()[:2] + b"\x00" * 300 + b"\xff\xd9"}
+    for name, content in bad.items():
+        (root / name).write_bytes(content)
+    info = data.scan_dataset(str(root), validation_fraction=0.0)
+    with tf.Graph().as_default():
+        dataset = data.build_dataset(info, "train", batch_size=4, image_size=8, preprocessing="inception",
+                                     is_training=True, num_epochs=3)
+        batch = data.make_iterator(dataset).get_next()
+        count, names = data.skipped_images("train"), data.skipped_image_names("train")
+        with tf.Session() as session:
+            session.run(tf.tables_initializer())
+            with contextlib.suppress(tf.errors.OutOfRangeError):
+                while True:
+                    session.run(batch)
+            count, names = session.run([count, names])
+    skipped = data.describe_skipped(info, names)
+    assert count == 5 and skipped == [
+        {"image": "blue/empty.png", "reason": "empty file"}, {"image": "blue/scrambled.jpg", "reason": "corrupt JPEG"},
+        {"image": "green/text.jpg", "reason": "not an image file"}, {"image": "red/cut.jpg", "reason": "truncated JPEG"},
+        {"image": "red/cut.png", "reason": "truncated PNG"}]
+    assert data.format_skipped(skipped, limit=2) == (
+        "5 images skipped: blue/empty.png (empty file), blue/scrambled.jpg (corrupt JPEG) and 3 more")
+
+
+def test_decoder_messages_are_dropped_and_other_lines_kept(capfd):
+    import os
+
+    with data.decoder_messages_dropped():
+        os.write(2, b"E0000 00:00:1796003646.878842    3770 jpeg_mem.cc:331] Premature end of JPEG data.\n")
+        os.write(2, b"Corrupt JPEG data: 611 extraneous bytes before marker 0xd9\nsomething else\n")
+        os.write(2, b"E0000 00:00:1796003646.878842    3770 session.cc:1] a real error\n")
+    err = capfd.readouterr().err
+    assert "JPEG" not in err and "something else\n" in err and "a real error" in err
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
 
 
 def test_corrupt_tfrecord_images_are_skipped_and_counted(tmp_path):
@@ -293,11 +358,11 @@ def test_build_dataset_rejects_empty_split_and_unknown_style(tmp_path, graph):
         data.build_dataset(info, "train", preprocessing="caffe", **kwargs)
 
 
-def test_skipped_counter_is_one_local_variable_per_split(graph):
-    train = data.skipped_images("train")
-    assert data.skipped_images("train") is train
-    assert data.skipped_images("validation") is not train
-    assert train in tf.local_variables() and train not in tf.global_variables()
+def test_skipped_images_are_one_set_per_split_outside_checkpoints(graph):
+    train = data._skip_table("train")
+    assert data._skip_table("train") is train and data._skip_table("validation") is not train
+    assert not tf.global_variables() and not tf.local_variables()
+    assert not tf.get_collection(tf.GraphKeys.SAVEABLE_OBJECTS)
 
 
 # --- convert ---------------------------------------------------------------------------------------

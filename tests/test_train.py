@@ -1,6 +1,8 @@
 """The training loop on mobilenet_v1_025 at 32 px, batch 4, a few steps: what trains, what stays, what is saved."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -182,16 +184,58 @@ def test_rerun_resumes_step_count_and_refuses_another_nets_dir(datasets, tmp_pat
     assert json.loads((tmp_path / "run_config.json").read_text())["num_classes"] == 3
 
 
-def test_corrupt_image_is_skipped_and_counted(datasets, tmp_path):
+def test_bad_images_are_named_once_each_and_their_decoder_messages_kept_off_stderr(datasets, tmp_path, capfd):
+    import io
     import shutil
+
+    from PIL import Image
+
+    from finetune import data
 
     dataset = tmp_path / "data"
     shutil.copytree(datasets[1], dataset)
+    jpeg = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)).save(jpeg, "JPEG")
     (dataset / "train" / "plus" / "broken.png").write_bytes(b"this is not a png")
-    summary = train.train(RunConfig(dataset=str(dataset), train_dir=str(tmp_path / "run"), max_steps=4,
-                                    skip_eval=True, **SMALL), verbose=False)
-    assert summary["final_step"] == 4
-    assert summary["skipped_images"] >= 1
+    (dataset / "train" / "x" / "cut.jpg").write_bytes(jpeg.getvalue()[:-100])
+    (dataset / "train" / "x" / "empty.jpg").write_bytes(b"")
+    with tf.Graph().as_default(), tf.Session() as session:  # TensorFlow's decoder does complain on stderr
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            session.run(data.decode_image(tf.constant(jpeg.getvalue()[:-100])))
+    assert "Premature end of JPEG" in capfd.readouterr().err
+    # 15 files (12 good), 4 per step: 10 steps read each bad file three times or more
+    summary = train.train(RunConfig(dataset=str(dataset), train_dir=str(tmp_path / "run"), max_steps=10,
+                                    skip_eval=True, **SMALL), verbose=True)
+    assert summary["final_step"] == 10
+    expected = [{"image": "train/plus/broken.png", "reason": "not an image file"},
+                {"image": "train/x/cut.jpg", "reason": "truncated JPEG"},
+                {"image": "train/x/empty.jpg", "reason": "empty file"}]
+    assert summary["skipped_images"] == expected
+    assert json.loads((tmp_path / "run" / "run_summary.json").read_text())["skipped_images"] == expected
+    out, err = capfd.readouterr()
+    assert ("3 images skipped: train/plus/broken.png (not an image file), train/x/cut.jpg (truncated JPEG), "
+            "train/x/empty.jpg (empty file)") in out
+    assert "10/10" in err and "Premature end of JPEG" not in err and "jpeg_mem.cc" not in err
+
+
+@pytest.mark.slow
+def test_deterministic_runs_of_one_command_give_bit_identical_checkpoints(datasets, source_ckpt, tmp_path):
+    # The same start (a restored checkpoint), so only the seed's randomness can tell runs apart: data order,
+    # augmentation, dropout. Once here, once through the CLI in a fresh process, then with another seed.
+    flags = {"dataset": str(datasets[1]), "ckpt": source_ckpt, "trainable": "all", "max_steps": 4, "skip_eval": True,
+             "deterministic": True, **SMALL}
+    first = train.train(RunConfig(train_dir=str(tmp_path / "first"), **flags), verbose=False)["checkpoint"]
+    command = [sys.executable, "-m", "finetune.cli", "--train-dir", str(tmp_path / "again"), "--deterministic"]
+    command += [arg for key, value in flags.items() if key != "deterministic"
+                for arg in ([f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)]))]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    other = train.train(RunConfig(train_dir=str(tmp_path / "other"), seed=1, **flags), verbose=False)["checkpoint"]
+    first, again, other = _values(first), _values(str(tmp_path / "again" / "model.ckpt-4")), _values(other)
+    assert first.keys() == again.keys() == other.keys() and len(first) > 200
+    differing = [name for name in first if not np.array_equal(first[name], again[name])]
+    assert differing == []
+    trained = [n for n in _model_names(first) if n.endswith("weights")]
+    assert trained and all(not np.array_equal(first[n], other[n]) for n in trained)
 
 
 def test_nan_loss_stops_without_saving_it(datasets, tmp_path):
