@@ -291,3 +291,10 @@ def test_a_flowers_recipe_runs_on_a_tiny_dataset_with_its_steps_overridden_and_r
     assert _files(plan_dir / "logits") == logits_files
     assert not (plan_dir / "all" / "stale").exists() and _files(plan_dir / "all") != all_files
     assert json.loads((plan_dir / "all" / "run_summary.json").read_text())["final_step"] == 2
+
+
+def test_recipe_flags_without_a_recipe_and_a_plain_run_without_net_are_one_line_errors(capsys):
+    assert cli.main(["--net", NET, "--dataset", "x", "--dry-run"]) == 2
+    assert "--dry-run goes with --recipe NAME" in capsys.readouterr().err
+    assert cli.main(["--dataset", "x"]) == 2  # without --recipe, --net is still required
+    assert "--net is required" in capsys.readouterr().err
