@@ -97,7 +97,8 @@ def run_demo(work_dir: str | Path | None = None, recipe: LoadedRecipe | None = N
 def format_result(result: dict) -> str:
     """The demo's last screen: every stage's validation accuracy on its task, then fine-tuned next to from scratch."""
     lines = ["", "validation accuracy:"]
-    lines += [f"  {name:<10} {100 * acc:5.1f}%  ({result['tasks'][name]} task)"
+    width = max(map(len, result["validation_accuracy"]))
+    lines += [f"  {name:<{width}} {100 * acc:5.1f}%  ({result['tasks'][name]} task)"
               for name, acc in result["validation_accuracy"].items()]
     lines += [
         "",
