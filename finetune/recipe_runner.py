@@ -29,6 +29,7 @@ import re
 import shutil
 import sys
 import traceback
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,10 +105,11 @@ def load_recipe(name_or_path: str) -> LoadedRecipe:
         if not path.is_file():
             raise RecipeError(f"recipe file {path} not found: give recipes/NAME.py's NAME or a path to a .py file.")
         name = path.stem
-        module_name = f"_finetune_recipe_{name}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        loader = lambda: (sys.modules.__setitem__(module_name, module), spec.loader.exec_module(module))  # noqa: E731
+        module = types.ModuleType(f"_finetune_recipe_{name}")
+        module.__file__ = str(path)
+
+        def loader():  # compiled from the text each time: no bytecode cache to go stale after an edit
+            exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
     else:
         name = name_or_path
         if name not in recipe_names():

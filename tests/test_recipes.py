@@ -32,7 +32,8 @@ RECIPE = Recipe(
     training=Training(batch_size=8, optimizer="momentum", save_interval_secs=3600, skip_eval=True),
     stages=pool.classifier_then_all(
         classifier=Training(max_steps=3, learning_rate={logits_lr}),
-        all_layers=Training(max_steps={all_steps}, learning_rate=0.05, save_interval_steps={save_every})),
+        all_layers=Training(max_steps={all_steps}, learning_rate=0.05, save_interval_steps={save_every}),
+        keep_classifier="classifier"),
 )
 '''
 
@@ -132,6 +133,12 @@ def test_a_two_stage_plan_killed_in_stage_two_resumes_there_and_trains_what_each
                                                                                     ("all", "done", 120)]
     # the plan dir exports as its last stage
     assert TrainedModel.from_train_dir(str(plan_dir)).checkpoint == str(plan_dir / "all" / "model.ckpt-120")
+    # stage 1's final checkpoint, kept under its name as a train dir of its own
+    kept = TrainedModel.from_train_dir(str(plan_dir / "kept" / "classifier"))
+    assert kept.checkpoint == str(plan_dir / "kept" / "classifier" / "model.ckpt-3") and kept.class_names == ("plus", "x")
+    assert plan["stages"][0]["kept"] == kept.checkpoint
+    kept_values = _values(kept.checkpoint)
+    assert all(np.array_equal(kept_values[n], logits_end[n]) for n in names)
 
     # once more: nothing trains
     before = {stage: _files(plan_dir / stage) for stage in ("logits", "all")}
@@ -172,6 +179,7 @@ def test_dry_run_prints_every_value_with_its_source_and_builds_nothing(tmp_path,
             os.path.relpath(pool) if not os.path.relpath(pool).startswith("..") else pool)
         assert rows["warmup_steps"] == ["0", "default"]
         assert len(rows) == len(recipe_runner._RUN_FIELDS)  # every value
+    assert f"final checkpoint kept as {plan_dir / 'kept' / 'classifier'}" in stages[0]
     assert "from the checkpoint " + pretrained in stages[0] and "from stage logits's final checkpoint" in stages[1]
     assert stages[1].split("\n  ckpt ")[1].split()[:2] == [str(plan_dir / "logits"), "plan"]
 
