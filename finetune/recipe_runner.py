@@ -422,6 +422,11 @@ def run_plan(plan: Plan, *, restart_from: str | None = None, verbose: bool = Tru
     if old and plan.train_dir.plan().get("recipe") != plan.loaded.name:
         raise ValueError(f"{plan.train_dir} holds a plan of recipe {plan.train_dir.plan().get('recipe')!r}, not "
                          f"{plan.loaded.name!r}: give another --train-dir.")
+    for planned in plan.stages:  # before anything is written
+        if not Path(planned.config.dataset).exists():
+            source = planned.sources["dataset"]
+            raise ValueError(f"{source.where if source.kind in ('recipe', 'pool') else source}: stage {planned.name!r}: dataset {planned.config.dataset} does "
+                             "not exist: give --dataset DIR (an image folder or TFRecords).")
     for line in override_lines(plan):
         print(line)
     records = {}

@@ -231,6 +231,10 @@ def test_an_empty_plan_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, datase
     recipe = _recipe(tmp_path / "two.py", pretrained)
     assert cli.main(["--recipe", recipe, "--dataset", dataset, "--max-steps", "0", "--dry-run"]) == 2
     assert "flag --max-steps (stage 'logits'): --max-steps must be > 0, got 0." in capsys.readouterr().err
+    assert cli.main(["--recipe", recipe, "--dataset", str(tmp_path / "nowhere"), "--train-dir",
+                     str(tmp_path / "plan")]) == 2
+    assert f"flag --dataset: stage 'logits': dataset {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "plan").exists()
     assert cli.main(["--recipe", "flowers_inception_v", "--dry-run"]) == 2
     assert "no recipe 'flowers_inception_v' (did you mean 'flowers_inception_v3'?)" in capsys.readouterr().err
 
