@@ -1,18 +1,18 @@
 """`finetune demo`: transfer learning has to show, and the source checkpoint is cached by its values."""
 
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from finetune import cli, demo, predict, recipe_runner
-from finetune.evaluate import TrainedModel
+from finetune import cli, demo, predict
 from finetune.preprocessing import preprocess_image
-from finetune.recipe import Training
-from finetune.recipe_runner import load_recipe, resolve
+from finetune.trained_model import TrainedModel
 from nets.compat import tf
 from recipes import demo as recipes
+
+pytestmark = pytest.mark.slow  # the real demo: three trainings and an evaluation, about a minute of CPU
 
 
 def test_demo_fine_tuned_beats_from_scratch(tmp_path, capsys):
@@ -61,34 +61,3 @@ def _check_exported_demo_model_predicts_as_in_process(work_dir: Path) -> None:
     # The labels are the folder names of a model that learned: most predictions are right.
     truth = [Path(path).parent.name for path in images]
     assert np.mean([e == t for e, t in zip(expected, truth)]) > 0.7
-
-
-def _plan(tmp_path, recipe=None, source="source-1"):
-    loaded = load_recipe("demo")
-    if recipe is not None:
-        loaded = dataclasses.replace(loaded, recipe=recipe)
-    return resolve(loaded, str(tmp_path / "runs"),
-                   datasets={"source": str(tmp_path / source), "target": str(tmp_path / "target-1")})
-
-
-def _record_pretrain_done(plan) -> None:
-    records = {p.name: {"name": p.name, "start": p.stage.start, "state": "not run", "values": p.compared_values()}
-               for p in plan.stages}
-    records["pretrain"]["state"] = "done"
-    recipe_runner._write_plan(plan, records)
-
-
-def test_the_demo_keeps_its_source_stage_while_its_values_stay(tmp_path):
-    plan = _plan(tmp_path)
-    assert [p.name for p in plan.stages] == ["pretrain", "from_scratch", "logits", "all"]
-    assert plan.final.name == "all"  # `finetune export --train-dir WORK_DIR/runs` exports the fine-tuned net
-    assert demo.restart_stage(plan) == "from_scratch"  # nothing recorded: pretrain runs as the plan's first stage
-    _record_pretrain_done(plan)
-    assert demo.restart_stage(_plan(tmp_path)) == "from_scratch"  # kept: the target stages train anew
-    assert demo.restart_stage(_plan(tmp_path, source="source-2")) == "pretrain"  # other drawn images
-    recipe = recipes.RECIPE
-    pretrain = recipe.stage("pretrain")
-    shorter = dataclasses.replace(recipe, stages=(
-        dataclasses.replace(pretrain, training=(*pretrain.training, Training(max_steps=9))), *recipe.stages[1:]))
-    assert demo.restart_stage(_plan(tmp_path, shorter)) == "pretrain"
-    assert recipe_runner.changed_stages(_plan(tmp_path, shorter)) == {"pretrain": ["max_steps 800 -> 9"]}

@@ -1,6 +1,7 @@
 """Recipes: a two-stage plan on mobilenet_v1_025 at 32 px (what each stage trains, resume after kill -9, finished
 stages kept, changes refused), overrides and --dry-run, bad recipes named by file and line, the shipped recipes."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,10 +14,12 @@ import numpy as np
 import pytest
 from weights import save_random_checkpoint
 
-from finetune import cli, recipe_runner, synthetic
+from finetune import cli, demo, recipe_runner, synthetic
+from finetune.recipe import Training
 from finetune.trained_model import TrainedModel
 from nets import nets_factory
 from nets.compat import tf
+from recipes import demo as recipes
 
 NET = "mobilenet_v1_025"
 
@@ -310,3 +313,36 @@ def test_recipe_flags_without_a_recipe_and_a_plain_run_without_net_are_one_line_
     assert "--dry-run goes with --recipe NAME" in capsys.readouterr().err
     assert cli.main(["--dataset", "x"]) == 2  # without --recipe, --net is still required
     assert "--net is required" in capsys.readouterr().err
+
+
+# -- the demo's plan (finetune demo runs recipes/demo.py through run_plan) --
+
+def _plan(tmp_path, recipe=None, source="source-1"):
+    loaded = recipe_runner.load_recipe("demo")
+    if recipe is not None:
+        loaded = dataclasses.replace(loaded, recipe=recipe)
+    return recipe_runner.resolve(loaded, str(tmp_path / "runs"),
+                   datasets={"source": str(tmp_path / source), "target": str(tmp_path / "target-1")})
+
+
+def _record_pretrain_done(plan) -> None:
+    records = {p.name: {"name": p.name, "start": p.stage.start, "state": "not run", "values": p.compared_values()}
+               for p in plan.stages}
+    records["pretrain"]["state"] = "done"
+    recipe_runner._write_plan(plan, records)
+
+
+def test_the_demo_keeps_its_source_stage_while_its_values_stay(tmp_path):
+    plan = _plan(tmp_path)
+    assert [p.name for p in plan.stages] == ["pretrain", "from_scratch", "logits", "all"]
+    assert plan.final.name == "all"  # `finetune export --train-dir WORK_DIR/runs` exports the fine-tuned net
+    assert demo.restart_stage(plan) == "from_scratch"  # nothing recorded: pretrain runs as the plan's first stage
+    _record_pretrain_done(plan)
+    assert demo.restart_stage(_plan(tmp_path)) == "from_scratch"  # kept: the target stages train anew
+    assert demo.restart_stage(_plan(tmp_path, source="source-2")) == "pretrain"  # other drawn images
+    recipe = recipes.RECIPE
+    pretrain = recipe.stage("pretrain")
+    shorter = dataclasses.replace(recipe, stages=(
+        dataclasses.replace(pretrain, training=(*pretrain.training, Training(max_steps=9))), *recipe.stages[1:]))
+    assert demo.restart_stage(_plan(tmp_path, shorter)) == "pretrain"
+    assert recipe_runner.changed_stages(_plan(tmp_path, shorter)) == {"pretrain": ["max_steps 800 -> 9"]}
