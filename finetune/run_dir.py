@@ -28,13 +28,13 @@ from pathlib import Path
 
 from nets.compat import tf
 
+PLAN_FILE = "plan.json"  # a recipe's plan dir (see the module docstring)
+KEPT_DIR = "kept"
 RUN_CONFIG_FILE = "run_config.json"
 LABELS_FILE = "labels.txt"
 RUN_SUMMARY_FILE = "run_summary.json"
 RESTORE_REPORT_FILE = "restore_report.json"
 CHECKPOINT_BASENAME = "model.ckpt"
-PLAN_FILE = "plan.json"
-KEPT_DIR = "kept"
 _REQUIRED_RUN_CONFIG = ("net", "num_classes")
 
 

@@ -25,17 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     config.add_arguments(parser, require=False)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.recipe:
-        return _run_recipe(args)
-    if args.dry_run or args.restart_from:
-        raise ValueError(f"--{'dry-run' if args.dry_run else 'restart-from'} goes with --recipe NAME: give one.")
-    from finetune import train
-
-    summary = train.train(config.from_namespace(args))
-    return 130 if summary["stopped"] == "interrupted" else 0
-
-
 def _run_recipe(args: argparse.Namespace) -> int:
     from finetune import recipe_runner
 
@@ -48,5 +37,16 @@ def _run_recipe(args: argparse.Namespace) -> int:
         print(recipe_runner.format_plan(plan))
         return 0
     summaries = recipe_runner.run_plan(plan, restart_from=args.restart_from)
-    finished = summaries.get(plan.final.name, {}).get("stopped") == "max_steps"
-    return 0 if finished else 130
+    stopped = list(summaries.values())[-1]["stopped"]  # the last stage run: the plan's last, or where it stopped
+    return 0 if stopped == "max_steps" else {"interrupted": 130, "terminated": 143}.get(stopped, 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.recipe:
+        return _run_recipe(args)
+    if args.dry_run or args.restart_from:
+        raise ValueError(f"--{'dry-run' if args.dry_run else 'restart-from'} goes with --recipe NAME: give one.")
+    from finetune import train
+
+    summary = train.train(config.from_namespace(args))
+    return 130 if summary["stopped"] == "interrupted" else 0
