@@ -34,7 +34,7 @@ RECIPE = Recipe(
     restore=Restore(ckpt="{ckpt}"),
     training=Training(batch_size=8, optimizer="momentum", save_interval_secs=3600, skip_eval=True),
     stages=pool.classifier_then_all(
-        classifier=Training(max_steps=3, learning_rate={logits_lr}),
+        classifier=Training(max_steps=3, learning_rate={logits_lr}, save_interval_steps=1),
         all_layers=Training(max_steps={all_steps}, learning_rate=0.05, save_interval_steps={save_every}),
         keep_classifier="classifier"),
 )
@@ -117,7 +117,7 @@ def test_a_two_stage_plan_killed_in_stage_two_resumes_there_and_trains_what_each
     assert summary["start_step"] == saved_step and summary["final_step"] == 120
     assert _files(plan_dir / "logits") == logits_files
 
-    source, logits_start = _values(pretrained), _values(str(plan_dir / "logits" / "model.ckpt-0"))
+    source, logits_start = _values(pretrained), _values(str(plan_dir / "logits" / "model.ckpt-1"))
     logits_end = _values(str(plan_dir / "logits" / "model.ckpt-3"))
     all_end = _values(str(plan_dir / "all" / "model.ckpt-120"))
     names = _model_names(logits_end)
