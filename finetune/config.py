@@ -365,12 +365,13 @@ def restore_options(values: Any):
                           use_moving_average=value("ckpt_moving_average"), background_class=value("background_class"))
 
 
-def add_arguments(parser: argparse.ArgumentParser, group: str | None = None) -> None:
+def add_arguments(parser: argparse.ArgumentParser, group: str | None = None, *, require: bool = True) -> None:
     """One flag per RunConfig field (`--train-dir` for train_dir), with its help, grouped; with `group`,
-    only that group's flags (e.g. 'restore').
+    only that group's flags (e.g. 'restore'). require=False: --net and --dataset may be left out (a recipe
+    gives them).
 
-    Flags without a meaningful default (None, empty, off) are left out of the namespace when not
-    given (argparse.SUPPRESS), so `from_namespace` falls back to the field's own default.
+    A flag not given is left out of the namespace (argparse.SUPPRESS; its help says the default), so
+    `from_namespace` falls back to the field's own default and the namespace holds exactly the flags given.
     """
     groups = {key: parser.add_argument_group(title) for key, title in _GROUP_TITLES.items()
               if group in (None, key)}
@@ -378,15 +379,13 @@ def add_arguments(parser: argparse.ArgumentParser, group: str | None = None) -> 
         meta = f.metadata
         if meta["group"] not in groups:
             continue
-        kwargs = {"help": meta["help"]}
-        if f.default is None or f.default is False or f.default in ("", ()):
-            kwargs["default"] = argparse.SUPPRESS
-        else:
-            kwargs["default"] = f.default
+        kwargs = {"help": meta["help"], "default": argparse.SUPPRESS}
+        if not (f.default is None or f.default is False or f.default in ("", ())):
+            kwargs["help"] += f" (default: {f.default})"
         if meta["parse"] is None:  # a switch
             kwargs["action"] = "store_true"
         else:
-            kwargs.update(type=_flag_value(meta["parse"]), metavar=f.name.upper(), required=meta["required"])
+            kwargs.update(type=_flag_value(meta["parse"]), metavar=f.name.upper(), required=meta["required"] and require)
             if meta["repeat"]:
                 kwargs["action"] = "append"
             if meta["choices"]:

@@ -3,7 +3,8 @@
 It draws two related image tasks (finetune.synthetic), pretrains a small zoo net on the source task
 (cached for the next run), fine-tunes it on the target task (classifier first, then all layers at a
 lower rate) and trains the same net from scratch on the target task for the same number of steps,
-then prints both validation accuracies. The plan's values live in recipes/demo.py.
+then prints both validation accuracies. The plan's values live in recipes/demo.py; it runs as any
+recipe's plan (finetune.recipe_runner) in WORK_DIR/runs, the source stage kept between runs.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 
 from checkpoints.download import home
 from finetune import synthetic
-from finetune.recipe import Recipe
-from finetune.recipe_runner import run_recipe
+from finetune.recipe_runner import LoadedRecipe, Plan, changed_stages, load_recipe, resolve, run_plan
+from finetune.run_dir import RunDir
 
 DEMO_SUMMARY_FILE = "demo_summary.json"
+DEMO_RECIPE = "demo"
 
 
 def default_work_dir() -> Path:
@@ -31,51 +33,54 @@ def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def write_datasets(recipe: Recipe, work_dir: Path) -> dict[str, str]:
-    """The source and target image folders, written once per recipe values (reused when already there)."""
-    extra = recipe.extra
-    tasks = {"source": (extra["source_classes"], extra["source_train_per_class"]),
-             "target": (extra["target_classes"], extra["target_train_per_class"])}
+def write_datasets(work_dir: Path) -> dict[str, str]:
+    """The source and target image folders of recipes/demo.py, written once per their values (reused when there):
+    {'source': folder, 'target': folder}, the names the recipe's Data values use."""
+    from recipes import demo as values
+
+    tasks = {"source": (values.SOURCE_CLASSES, values.SOURCE_TRAIN_PER_CLASS),
+             "target": (values.TARGET_CLASSES, values.TARGET_TRAIN_PER_CLASS)}
     roots = {}
     for task, (classes, train_per_class) in tasks.items():
-        values = {"class_names": list(classes), "train_per_class": train_per_class,
-                  "validation_per_class": extra["validation_per_class"], "image_size": extra["drawn_size"],
-                  "seed": recipe.base["seed"] + (task == "target")}
-        root = work_dir / "data" / f"{task}-{_digest(values)}"
+        drawn = {"class_names": list(classes), "train_per_class": train_per_class,
+                 "validation_per_class": values.VALIDATION_PER_CLASS, "image_size": values.DRAWN_SIZE,
+                 "seed": values.DATA_SEED + (task == "target")}
+        root = work_dir / "data" / f"{task}-{_digest(drawn)}"
         if not (root / synthetic.MANIFEST).exists():
-            synthetic.write_shapes_dataset(root, **values)
+            synthetic.write_shapes_dataset(root, **drawn)
         roots[task] = str(root)
     return roots
 
 
-def _train_dirs(recipe: Recipe, datasets: dict[str, str], work_dir: Path) -> dict[str, str]:
-    """Cached stages get a dir named by the values they depend on (their config and their dataset,
-    whose dir is named by its own values); the others start fresh each run."""
-    dirs = {}
-    for stage in recipe.stages:
-        if stage.name in recipe.extra["cached_stages"]:
-            key = _digest([recipe.base, stage.overrides, stage.init, datasets[stage.dataset]])
-            dirs[stage.name] = str(work_dir / "runs" / f"{stage.name}-{key}")
-        else:
-            dirs[stage.name] = str(work_dir / "runs" / stage.name)
-            shutil.rmtree(dirs[stage.name], ignore_errors=True)  # the demo's own output of a previous run
-    return dirs
+def restart_stage(plan: Plan) -> str:
+    """The stage the demo trains anew from: the one after the cached source stage, or the cached stage itself when
+    its values (or its drawn dataset, whose folder is named by its values) changed."""
+    from recipes.demo import CACHED_STAGE
+
+    names = [p.name for p in plan.stages]
+    return CACHED_STAGE if CACHED_STAGE in changed_stages(plan) else names[names.index(CACHED_STAGE) + 1]
 
 
-def run_demo(work_dir: str | Path | None = None, recipe: Recipe | None = None, *, progress_bar: bool = True) -> dict:
-    """Run the demo recipe (recipes/demo.py's `demo()` unless given); prints and returns the comparison."""
-    from recipes.demo import demo
+def run_demo(work_dir: str | Path | None = None, recipe: LoadedRecipe | None = None, *,
+             progress_bar: bool = True) -> dict:
+    """Run the demo recipe (recipes/demo.py unless given) in WORK_DIR/runs; prints and returns the comparison."""
+    from recipes.demo import COMPARE
 
-    recipe = recipe or demo()
+    loaded = recipe or load_recipe(DEMO_RECIPE)
     work_dir = Path(work_dir) if work_dir else default_work_dir()
     started = time.perf_counter()
-    print(f"finetune demo: {recipe.description} (work dir {work_dir})")
-    datasets = write_datasets(recipe, work_dir)
-    summaries = run_recipe(recipe, datasets, _train_dirs(recipe, datasets, work_dir), progress_bar=progress_bar)
-    fine_tuned, scratch = recipe.extra["compare"]
+    print(f"finetune demo: {loaded.recipe.description} (work dir {work_dir})")
+    datasets = write_datasets(work_dir)
+    runs = RunDir(work_dir / "runs")
+    if runs.path.is_dir() and runs.plan() is None:
+        shutil.rmtree(runs.path)  # an older demo's runs, laid out without a plan
+    plan = resolve(loaded, str(runs), datasets=datasets)
+    summaries = run_plan(plan, restart_from=restart_stage(plan), verbose=False, progress_bar=progress_bar)
+    fine_tuned, scratch = COMPARE
+    task_of = {path: name for name, path in datasets.items()}
     result = {
         "validation_accuracy": {name: s["validation_accuracy"] for name, s in summaries.items()},
-        "tasks": {stage.name: stage.dataset for stage in recipe.stages},
+        "tasks": {p.name: task_of.get(p.config.dataset, p.config.dataset) for p in plan.stages},
         "fine_tuned": summaries[fine_tuned]["validation_accuracy"],
         "from_scratch": summaries[scratch]["validation_accuracy"],
         "target_steps": summaries[scratch]["final_step"],
@@ -92,7 +97,8 @@ def run_demo(work_dir: str | Path | None = None, recipe: Recipe | None = None, *
 def format_result(result: dict) -> str:
     """The demo's last screen: every stage's validation accuracy on its task, then fine-tuned next to from scratch."""
     lines = ["", "validation accuracy:"]
-    lines += [f"  {name:<10} {100 * acc:5.1f}%  ({result['tasks'][name]} task)"
+    width = max(map(len, result["validation_accuracy"]))
+    lines += [f"  {name:<{width}} {100 * acc:5.1f}%  ({result['tasks'][name]} task)"
               for name, acc in result["validation_accuracy"].items()]
     lines += [
         "",

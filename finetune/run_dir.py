@@ -11,6 +11,10 @@
       graph.pbtxt          the training graph (TensorBoard shows it from the events file too)
       train.lock           while a run trains here: its pid, host and start time (flock'ed)
 
+    A recipe's plan dir (finetune.recipe_runner) holds one such train dir per stage and:
+      plan.json            the recipe, each stage's resolved values and state, in order (the last stage is the result)
+      kept/<name>/         a stage's final checkpoint kept under a name, as a train dir
+
 Training, evaluation, export and predict go through `RunDir` (and `read_labels` / `write_labels` for
 the labels format); no other module names these files. JSON and text files are written whole: a
 temporary file in the same directory, then renamed over the old one.
@@ -37,6 +41,8 @@ from pathlib import Path
 
 from nets.compat import tf
 
+PLAN_FILE = "plan.json"  # a recipe's plan dir (see the module docstring)
+KEPT_DIR = "kept"
 RUN_CONFIG_FILE = "run_config.json"
 LABELS_FILE = "labels.txt"
 RUN_SUMMARY_FILE = "run_summary.json"
@@ -326,6 +332,43 @@ class RunDir:
     def summary(self) -> dict | None:
         path = self.file(RUN_SUMMARY_FILE)
         return json.loads(path.read_text()) if path.is_file() else None
+
+    # -- a recipe's plan dir ------------------------------------------------------------------
+
+    def plan(self) -> dict | None:
+        """plan.json of a recipe's plan dir, or None."""
+        path = self.file(PLAN_FILE)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_plan(self, plan: dict) -> None:
+        self.create()
+        write_json(self.file(PLAN_FILE), plan)
+
+    def stage(self, name: str) -> RunDir:
+        """The train dir of a plan's stage: PLAN_DIR/<name>."""
+        return RunDir(self.path / name)
+
+    def kept(self, name: str) -> RunDir:
+        return RunDir(self.path / KEPT_DIR / name)
+
+    def final_run(self) -> RunDir:
+        """The run whose model this dir delivers: itself, or for a plan dir, its last stage's train dir."""
+        plan = self.plan() if self.path.is_dir() and not self.file(RUN_CONFIG_FILE).is_file() else None
+        return self.stage(plan["stages"][-1]["name"]) if plan and plan.get("stages") else self
+
+    def copy_checkpoint(self, checkpoint: str, destination: RunDir) -> str:
+        """Copy `checkpoint` (one of this run's) with run_config.json and labels.txt into `destination`, a train
+        dir that eval, export and --ckpt read; returns the copy's prefix."""
+        import shutil
+
+        destination.create()
+        for path in tf.io.gfile.glob(checkpoint + ".*"):
+            shutil.copyfile(path, destination.path / Path(path).name)
+        for name in (RUN_CONFIG_FILE, LABELS_FILE):
+            if self.file(name).is_file():
+                shutil.copyfile(self.file(name), destination.file(name))
+        tf.train.update_checkpoint_state(str(destination.path), Path(checkpoint).name)
+        return str(destination.path / Path(checkpoint).name)
 
     def report_dir(self, split: str) -> str:
         """Where a split's metrics.json and confusion_matrix.png go: TRAIN_DIR/eval_<split>."""

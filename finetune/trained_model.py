@@ -34,12 +34,13 @@ class TrainedModel:
     def from_train_dir(
         cls, train_dir: str, checkpoint: str | None = None, *, image_size: int | None = None
     ) -> TrainedModel:
-        """The latest checkpoint of `train_dir` (or `checkpoint`) with the run's net, classes and image size."""
-        run_dir = RunDir(train_dir)
+        """The latest checkpoint of `train_dir` (or `checkpoint`) with the run's net, classes and image size; for a
+        recipe's plan dir, of its last stage."""
+        run_dir = RunDir(train_dir).final_run()  # a recipe's plan dir: its last stage
         config = run_dir.run_config()
         spec = nets_factory.get_spec(config["net"])
         return cls(
-            checkpoint=_resolve(checkpoint or train_dir),
+            checkpoint=_resolve(checkpoint or str(run_dir)),
             net=spec.name,
             num_classes=int(config["num_classes"]),
             image_size=image_size or int(config.get("image_size") or spec.image_size),

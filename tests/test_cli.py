@@ -50,8 +50,8 @@ def test_version_is_the_package_version(capsys):
 @pytest.mark.parametrize("word, message", [
     ("evl", "unknown command 'evl' (did you mean eval?)"),
     ("downlaod", "unknown command 'downlaod' (did you mean download?)"),
-    ("frobnicate", "unknown command 'frobnicate' (commands: bench, convert, demo, download, eval, export, inspect, "
-                   "nets, predict, train; `finetune --help`)"),
+    ("frobnicate", "unknown command 'frobnicate' (commands: bench, convert, convert-weights, demo, download, eval, "
+                   "export, inspect, nets, predict, recipes, train; `finetune --help`)"),
 ])
 def test_a_mistyped_command_is_named_with_the_closest_one(word, message, capsys):
     assert cli.main([word, "--net", "inception_v1"]) == 2

@@ -49,7 +49,19 @@ def test_every_field_has_a_documented_flag():
     flags = {a.dest: a for a in parser._actions}
     for f in dataclasses.fields(RunConfig):
         assert f.name in flags, f.name
-        assert flags[f.name].help == f.metadata["help"], f.name  # the flag's help is the field's own
+        # the flag's help is the field's own, with the default when there is one (argparse keeps a flag not given
+        # out of the namespace, so a recipe run can tell the flags given)
+        meaningful = not (f.default is None or f.default is False or f.default in ("", ()))
+        assert flags[f.name].help == f.metadata["help"] + (f" (default: {f.default})" if meaningful else ""), f.name
+        assert flags[f.name].default is argparse.SUPPRESS, f.name
+
+
+def test_the_namespace_holds_exactly_the_flags_given():
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    given = vars(parser.parse_args(["--net", "mobilenet_v1_025", "--dataset", "d", "--batch-size", "32",
+                                    "--trainable", "all"]))
+    assert given == {"net": "mobilenet_v1_025", "dataset": "d", "batch_size": 32, "trainable": ("all",)}
 
 
 def test_python_values_are_parsed_like_flags():

@@ -54,18 +54,19 @@ def _dataset(args: argparse.Namespace):
 
     path = args.dataset
     if not path and args.train_dir:
-        path = RunDir(args.train_dir).run_config().get("dataset")
+        path = RunDir(args.train_dir).final_run().run_config().get("dataset")  # a plan dir: its last stage's
     if not path:
         raise ValueError("no dataset: give --dataset DIR.")
     return data.scan_dataset(path, validation_fraction=args.validation_fraction)
 
 
 def _output_dir(args: argparse.Namespace, checkpoint: str | None) -> str:
-    from finetune.run_dir import report_dir
+    from finetune.run_dir import RunDir, report_dir
 
     if args.output_dir:
         return args.output_dir
-    return report_dir(args.train_dir or str(Path(checkpoint).parent), args.split)
+    return report_dir(RunDir(args.train_dir).final_run().path if args.train_dir else Path(checkpoint).parent,
+                      args.split)
 
 
 def _render(metrics: dict, as_json: bool) -> str:
