@@ -18,7 +18,7 @@ import numpy as np
 
 import checkpoints
 from finetune import cluster as clusters
-from finetune import data, devices
+from finetune import data, devices, hub_run
 from finetune.config import RunConfig
 from finetune.hooks import TRAIN_ACCURACY_WINDOW, NonFiniteLossHook, ProgressHook
 from finetune.run_dir import RunDir
@@ -50,6 +50,10 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     spec = nets_factory.get_spec(config.net)
     info = data.scan_dataset(config.dataset, config.validation_fraction, config.seed)
     image_size = config.image_size or spec.image_size
+    input_range = None
+    if hub_run.is_hub(config.net):  # size and value range from the model when it states them, else the flags
+        image_size, input_range, hub_line = hub_run.resolve_input(config.net, config.image_size, config.input_range)
+        say(hub_line)
     steps_per_epoch, max_steps = run_length(config, info.num_examples["train"])
     run_dir = RunDir(config.train_dir)
     train_dir = str(run_dir)
@@ -79,7 +83,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
 
         # Resume beats warm start, and a train dir of another run is refused before anything is written.
         resume_from = run_dir.check_resume(tf.global_variables(), info.class_names) if chief else None
-        init_fn, plan = None, None
+        init_fn, plan, hub_report = None, None, None
         if not chief:
             say(f"Worker {cluster.device}: the chief initializes the variables and writes {train_dir}.")
         elif resume_from:
@@ -90,11 +94,14 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
                                             options=config.restore_options)
             say(plan.table())
             init_fn = plan.init_fn()
+        elif hub_run.is_hub(config.net):
+            hub_report, hub_table = hub_run.restore_report(config.net, model.model_variables)
+            say(hub_table)
         else:
             say(f"No --ckpt: {config.net} trains from scratch.")
         if chief and not resume_from:
-            run_dir.write_run_files(_run_record(config, spec, info, image_size), info.class_names,
-                                    plan.to_dict() if plan else None)
+            run_dir.write_run_files({**_run_record(config, spec, info, image_size), "input_range": input_range},
+                                    info.class_names, plan.to_dict() if plan else hub_report)
         elif chief:
             run_dir.create()
 
