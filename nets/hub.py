@@ -88,7 +88,7 @@ def inspect(handle: str) -> HubModel:
             obj = hub.load(path)
         except Exception as error:
             raise ValueError(f"hub model {handle!r} does not load: {str(error).splitlines()[0][:160]}") from None
-        call = getattr(obj, "__call__", None)
+        call = obj.__call__ if callable(obj) else None
         functions = list(getattr(call, "concrete_functions", None) or [])
         if not functions:
             raise ValueError(f"hub model {handle!r} has no __call__ function (signatures: "
