@@ -5,7 +5,8 @@ What DIR holds (TF2 SavedModel, TF Hub's reusable format):
     __call__(images, training=False) -> features [B, D]     images float32 [B, S, S, 3] in [0, 1]
     signatures: 'feature_vector' {'images'} -> {'features'}
                 'classification' {'images'} -> {'logits', 'probabilities'}  (also 'serving_default')
-    variables, trainable_variables, regularization_losses   (hub.KerasLayer(trainable=True) trains them)
+    variables, trainable_variables, regularization_losses   (hub.KerasLayer(trainable=True) trains them;
+                                                            trainable_variables are __call__'s, no classifier)
     assets.extra/finetune_hub.json  image size and input range ([0, 1]); labels.txt
 
 How: eager variables are made from the checkpoint's values; the net's slim graph code is traced four times
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from checkpoints import scopes
 from finetune.run_dir import LABELS_FILE, write_labels
 from finetune.trained_model import TrainedModel
 from nets import hub, nets_factory
@@ -87,6 +89,9 @@ def _traced(model: TrainedModel, shared: dict[str, tf2.Variable], *, features: b
 def export_hub(model: TrainedModel, directory: str | Path) -> dict:
     """Write `model` to `directory` as a reusable TF Hub SavedModel; returns what the metadata file says."""
     directory = Path(directory)
+    if not tf2.executing_eagerly():
+        raise ValueError("export --hub writes a TF2 SavedModel and needs eager execution, which this process has "
+                         "switched off: run `finetune export --hub` in its own process.")
     if directory.exists() and any(directory.iterdir()):
         raise ValueError(f"hub directory {directory} is not empty: remove it or choose another.")
     values, trainable = _variable_values(model)
@@ -99,7 +104,10 @@ def export_hub(model: TrainedModel, directory: str | Path) -> dict:
     root = tf2.__internal__.tracking.AutoTrackable()
     ordered = [shared[name] for name in values]
     root.variables = ordered
-    root.trainable_variables = [v for v in ordered if v.trainable]
+    # __call__'s variables: the classifier's stay in `variables` (the classification signature uses them)
+    net_spec = nets_factory.get_spec(model.net)
+    classifier = {name for name in values if scopes.matching_scope(name, net_spec.classifier_scopes, net_spec.scope)}
+    root.trainable_variables = [v for name, v in zip(values, ordered) if v.trainable and name not in classifier]
     root.regularization_losses = []
     root.traces = list(traces.values())
 

@@ -176,7 +176,8 @@ def hub_net(images: tf.Tensor, num_classes: int = 1000, is_training: bool = Fals
         net = (images + 1.0) * ((hi - lo) / 2.0) + lo
         with tf.variable_scope(BACKBONE):
             layer = _backbone_layer(path)
-            features = layer(net, training=bool(training))
+            # the SavedModel computes in float32 whatever the run's precision; the classifier in the images' dtype
+            features = tf.cast(layer(tf.cast(net, tf.float32), training=bool(training)), images.dtype)
         graph = tf.get_default_graph()
         for variable in layer.weights:
             if variable not in graph.get_collection(tf.GraphKeys.MODEL_VARIABLES):
