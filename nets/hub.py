@@ -49,6 +49,7 @@ class HubModel:
     image_size: int | None  # fixed by its signature or metadata
     input_range: tuple[float, float] | None  # stated in its metadata
     feature_dim: int | None
+    num_parameters: int = 0  # of the SavedModel's variables
 
 
 def parse_range(text) -> tuple[float, float]:
@@ -97,6 +98,7 @@ def inspect(handle: str) -> HubModel:
         args = functions[0].structured_input_signature[0]
         inputs = args[0] if args else None
         outputs = functions[0].structured_outputs
+        num_parameters = sum(v.shape.num_elements() or 0 for v in getattr(obj, "variables", []))
     if not isinstance(inputs, tf.TensorSpec) or inputs.shape.rank != 4 or not inputs.dtype.is_floating \
             or inputs.shape[-1] not in (3, None):
         raise ValueError(f"hub model {handle!r} is not an image feature vector: it takes {_describe(inputs)}, not "
@@ -113,7 +115,7 @@ def inspect(handle: str) -> HubModel:
         size = size or stated.get("image_size")
         stated_range = parse_range(stated["input_range"]) if stated.get("input_range") else None
     return HubModel(handle=handle, path=path, image_size=size, input_range=stated_range,
-                    feature_dim=outputs.shape[1])
+                    feature_dim=outputs.shape[1], num_parameters=num_parameters)
 
 
 def _describe(value) -> str:

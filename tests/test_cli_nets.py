@@ -12,6 +12,8 @@ def _rows(output: str) -> dict[str, list[str]]:
     """Table rows by net name (the header and rule lines dropped)."""
     rows = {}
     for line in output.splitlines()[2:]:
+        if not line.strip():  # the note on hub:PATH after the table
+            break
         cells = line.split()
         rows[cells[0]] = cells
     return rows

@@ -154,3 +154,48 @@ def test_zoo_net_exports_as_a_hub_model(dataset, tmp_path):
     assert loaded["features"] == 256  # mobilenet_v1_025's pre-logits width
     metadata = json.loads((tmp_path / "hub" / "assets.extra" / "finetune_hub.json").read_text())
     assert metadata["image_size"] == 32 and metadata["input_range"] == [0.0, 1.0]
+    # and the export is itself a backbone for `--net hub:DIR`, its size and range stated
+    from nets import hub
+
+    again = hub.inspect(str(tmp_path / "hub"))
+    assert (again.image_size, again.input_range, again.feature_dim) == (32, (0.0, 1.0), 256)
+
+
+def test_handle_cached_in_tfhub_cache_dir(hub_model, tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    from nets import hub, nets_factory
+
+    handle = "https://tfhub.dev/finetune-tests/tiny-feature-vector/1"
+    cached = tmp_path / "cache" / hashlib.sha1(handle.encode()).hexdigest()  # tensorflow_hub's cache layout
+    shutil.copytree(hub_model[0], cached)
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+    spec = nets_factory.get_spec(f"hub:{handle}")  # no network: the cached copy
+    assert spec.image_size == 32 and spec.scope == "HubNet" and spec.classifier_scopes == ("HubNet/Logits",)
+    assert hub.inspect(handle).path == str(cached) and hub.inspect(handle).feature_dim == 4
+
+
+def test_image_size_and_range_sources(hub_model):
+    from nets import hub
+
+    model = hub.inspect(str(hub_model[0]))
+    assert (model.image_size, model.input_range) == (32, None)
+    size, value_range, line = hub.resolve_input(model, None, "-1,1")
+    assert (size, value_range) == (32, (-1.0, 1.0)) and "input range -1,1 (from --input-range)" in line
+    with pytest.raises(ValueError, match="--image-size 64: hub model .* takes 32 px"):
+        hub.resolve_input(model, 64, None)
+    stated = hub.HubModel("h", "p", None, (0.0, 1.0), 8)
+    assert hub.resolve_input(stated, 48, None)[:2] == (48, (0.0, 1.0))
+    with pytest.raises(ValueError, match="--input-range -1,1: hub model h states 0,1"):
+        hub.resolve_input(stated, None, "-1,1")
+    with pytest.raises(ValueError, match="--input-range must be 0,1 or -1,1"):
+        hub.parse_range("0,255")
+
+
+def test_nets_lists_the_hub_form(hub_model, capsys):
+    assert cli.main(["nets", "mobilenet_v1_025"]) == 0 and "hub:" not in capsys.readouterr().out
+    assert cli.main(["nets"]) == 0 and "--net hub:PATH" in capsys.readouterr().out
+    assert cli.main(["nets", f"hub:{hub_model[0]}"]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert row[1:3] == ["32", f"{(3 * 3 * 3 * 4 + 4 + 4 * 4) / 1e6:.2f}M"] and row[-1] == "HubNet/Logits"

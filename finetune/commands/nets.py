@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "List the networks of the zoo: image size, parameters, checkpoint classes, classifier scopes."
+HELP = ("List the networks of the zoo: image size, parameters, checkpoint classes, classifier scopes; "
+        "`finetune nets hub:PATH` shows a TF Hub image feature-vector model as a backbone.")
+HUB_NOTE = ("Also: --net hub:PATH, a TF Hub image feature-vector SavedModel (a directory, or a handle cached in "
+            "$TFHUB_CACHE_DIR) as the backbone under a new classifier (HubNet/Logits).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", help="only these nets (default: all)")
+    parser.add_argument("names", nargs="*", help="only these nets (default: all); hub:PATH for a TF Hub model")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,8 +21,24 @@ def run(args: argparse.Namespace) -> int:
 
     specs = [nets_factory.get_spec(n) for n in args.names] if args.names else list(nets_factory.specs().values())
     rows = [
-        (s.name, s.image_size, f"{s.num_parameters / 1e6:.2f}M", s.num_classes, s.preprocessing, ", ".join(s.classifier_scopes))
+        (s.name, s.image_size, f"{_parameters(s) / 1e6:.2f}M", "-" if _is_hub(s) else s.num_classes,
+         s.preprocessing, ", ".join(s.classifier_scopes))
         for s in specs
     ]
     print(tabulate(rows, headers=["net", "image size", "parameters", "classes", "preprocessing", "classifier scopes"]))
+    if not args.names:
+        print(f"\n{HUB_NOTE}")
     return 0
+
+
+def _is_hub(spec) -> bool:
+    return spec.name.startswith("hub:")
+
+
+def _parameters(spec) -> int:
+    """The published checkpoint's parameter count; a hub model's: its SavedModel's (the classifier apart)."""
+    if _is_hub(spec):
+        from nets import hub
+
+        return hub.inspect(spec.name[len(hub.PREFIX):]).num_parameters
+    return spec.num_parameters
