@@ -105,6 +105,10 @@ _RELOAD = textwrap.dedent("""
     directory, images = sys.argv[1], np.load(sys.argv[2])
     layer = hub.KerasLayer(directory, trainable=True)
     model = keras.Sequential([keras.Input([32, 32, 3]), layer])
+    moving_mean = [v for v in layer.variables if "moving_mean" in v.name][0]
+    before = moving_mean.numpy().copy()
+    layer(images)  # inference mode: the statistics stay
+    unchanged = bool(np.array_equal(before, moving_mean.numpy()))
     with tf.GradientTape() as tape:
         features = model(images, training=True)
         loss = tf.reduce_sum(features ** 2)
@@ -113,7 +117,8 @@ _RELOAD = textwrap.dedent("""
     logits = loaded.signatures["classification"](images=tf.constant(images))["logits"].numpy()
     print(json.dumps({"logits": logits.tolist(), "trainable": len(layer.trainable_variables),
                       "variables": len(layer.variables), "grads": sum(g is not None for g in grads),
-                      "features": layer(images).numpy().shape[-1]}))
+                      "features": layer(images).numpy().shape[-1], "inference_kept_stats": unchanged,
+                      "training_moved_stats": not np.array_equal(before, moving_mean.numpy())}))
 """)
 
 
@@ -152,6 +157,7 @@ def test_zoo_net_exports_as_a_hub_model(dataset, tmp_path):
     # + BatchNorm statistics (variables, not trained by gradients) and the classifier (not in the features)
     assert loaded["variables"] > loaded["trainable"] + 2
     assert loaded["features"] == 256  # mobilenet_v1_025's pre-logits width
+    assert loaded["inference_kept_stats"] and loaded["training_moved_stats"]  # BatchNorm follows `training`
     metadata = json.loads((tmp_path / "hub" / "assets.extra" / "finetune_hub.json").read_text())
     assert metadata["image_size"] == 32 and metadata["input_range"] == [0.0, 1.0]
     # and the export is itself a backbone for `--net hub:DIR`, its size and range stated
