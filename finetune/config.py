@@ -238,9 +238,11 @@ class RunConfig:
         _parse_python_values(self, set_)
         _validate(self)
         if not self.train_dir:
-            set_("train_dir", f"runs/{self.net}")
+            set_("train_dir", f"runs/{self.net}" if not self.net.startswith("hub:") else
+                 "runs/hub_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in self.net[4:]).strip("_"))
         if self.learning_rate is None:
-            more_than_logits = self.ckpt and self.trainable != (TRAINABLE_LOGITS,)
+            pretrained = self.ckpt or self.net.startswith("hub:")  # a hub backbone comes with its weights
+            more_than_logits = pretrained and self.trainable != (TRAINABLE_LOGITS,)
             set_("learning_rate", ALL_LAYERS_LEARNING_RATE if more_than_logits else LOGITS_LEARNING_RATE)
         if self.max_steps is None and self.epochs is None:
             set_("epochs", DEFAULT_EPOCHS)

@@ -202,7 +202,10 @@ def spec(name: str):
     """The NetSpec of `hub:PATH`; ValueError naming what is wrong with the model."""
     from nets.nets_factory import NetSpec
 
-    model = inspect(name[len(PREFIX):])
+    handle = name[len(PREFIX):]
+    model = inspect(handle)
+    if Path(handle).expanduser().is_dir():  # a local directory by its absolute path: run_config.json works anywhere
+        name = PREFIX + model.path
     network_fn = functools.partial(hub_net, path=model.path, input_range=model.input_range or DEFAULT_INPUT_RANGE)
     network_fn.__name__ = "hub_net"
     network_fn.default_image_size = model.image_size or DEFAULT_IMAGE_SIZE

@@ -205,3 +205,15 @@ def test_nets_lists_the_hub_form(hub_model, capsys):
     assert cli.main(["nets", f"hub:{hub_model[0]}"]) == 0
     row = capsys.readouterr().out.splitlines()[2].split()
     assert row[1:3] == ["32", f"{(3 * 3 * 3 * 4 + 4 + 4 * 4) / 1e6:.2f}M"] and row[-1] == "HubNet/Logits"
+
+
+def test_config_of_a_hub_net(hub_model):
+    from finetune.config import RunConfig
+
+    net = f"hub:{hub_model[0]}"
+    assert RunConfig(net=net, dataset="d", trainable="all").learning_rate == 0.001  # the backbone is pretrained
+    assert RunConfig(net=net, dataset="d").learning_rate == 0.01
+    assert RunConfig(net=net, dataset="d").train_dir == "runs/hub_" + str(hub_model[0]).strip("/").replace("/", "_")
+    assert RunConfig(net=net, dataset="d", input_range="-1,1").input_range == "-1,1"
+    with pytest.raises(ValueError, match="--input-range is for hub:PATH nets"):
+        RunConfig(net="mobilenet_v1_025", dataset="d", input_range="0,1")
