@@ -98,6 +98,8 @@ def export_hub(model: TrainedModel, directory: str | Path) -> dict:
     with tf2.init_scope():
         shared = {name: tf2.Variable(value, trainable=name in trainable, name=name) for name, value in values.items()}
     traces = {(f, t): _traced(model, shared, features=f, training=t) for f in (True, False) for t in (True, False)}
+    for name, variable in shared.items():  # again: loading a hub backbone while tracing restores its original values
+        variable.assign(values[name])
     size = model.image_size
     spec = tf2.TensorSpec([None, size, size, 3], tf.float32, name="images")
 

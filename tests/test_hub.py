@@ -88,6 +88,11 @@ def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys)
         assert cli.main(["eval", "--train-dir", str(train_dir)]) == 0
         assert cli.main(["export", "--train-dir", str(train_dir), "--output", str(tmp_path / "model.pb")]) == 0
         assert "verified against the checkpoint graph" in capsys.readouterr().out
+        # and as a TF Hub model again: the fine-tuned backbone and classifier, reloaded elsewhere
+        loaded, expected = _export_and_reload(train_dir, tmp_path)
+        assert np.abs(np.array(loaded["logits"]) - expected).max() <= 1e-4
+        assert loaded["trainable"] == loaded["grads"] == 4 and loaded["variables"] == 8 and loaded["features"] == 4
+        assert loaded["inference_kept_stats"] and loaded["training_moved_stats"]
 
 
 def test_refuses_what_is_no_image_feature_vector(tmp_path, dataset, capsys):
@@ -103,6 +108,8 @@ _RELOAD = textwrap.dedent("""
     import json, sys
     import numpy as np, tensorflow as tf, tensorflow_hub as hub, tf_keras as keras
     directory, images = sys.argv[1], np.load(sys.argv[2])
+    loaded = hub.load(directory)  # before anything trains: the checkpoint's values
+    logits = loaded.signatures["classification"](images=tf.constant(images))["logits"].numpy()
     layer = hub.KerasLayer(directory, trainable=True)
     model = keras.Sequential([keras.Input([32, 32, 3]), layer])
     moving_mean = [v for v in layer.variables if "moving_mean" in v.name][0]
@@ -113,8 +120,6 @@ _RELOAD = textwrap.dedent("""
         features = model(images, training=True)
         loss = tf.reduce_sum(features ** 2)
     grads = tape.gradient(loss, layer.trainable_variables)
-    loaded = hub.load(directory)
-    logits = loaded.signatures["classification"](images=tf.constant(images))["logits"].numpy()
     print(json.dumps({"logits": logits.tolist(), "trainable": len(layer.trainable_variables),
                       "variables": len(layer.variables), "grads": sum(g is not None for g in grads),
                       "features": layer(images).numpy().shape[-1], "inference_kept_stats": unchanged,
@@ -124,34 +129,11 @@ _RELOAD = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_zoo_net_exports_as_a_hub_model(dataset, tmp_path):
-    from finetune.trained_model import TrainedModel
-    from nets.compat import tf
-
     train_dir = tmp_path / "run"
     assert cli.main(["--net", "mobilenet_v1_025", "--dataset", str(dataset), "--batch-size", "4", "--image-size",
                      "32", "--max-steps", "1", "--trainable", "all", "--skip-eval", "--train-dir",
                      str(train_dir)]) == 0
-    # TF2 saving needs eager execution, which this test process has switched off (conftest)
-    export = subprocess.run([sys.executable, "-m", "finetune.cli", "export", "--train-dir", str(train_dir), "--hub",
-                             str(tmp_path / "hub")], capture_output=True, text=True, env=os.environ, timeout=300)
-    assert export.returncode == 0, export.stderr[-2000:]
-    assert "wrote TF Hub SavedModel" in export.stdout
-    images = np.random.default_rng(0).uniform(0, 1, [3, 32, 32, 3]).astype(np.float32)
-    np.save(tmp_path / "images.npy", images)
-
-    model = TrainedModel.from_train_dir(str(train_dir))
-    with tf.Graph().as_default() as graph:
-        logits = model.logits(tf.constant(images * 2.0 - 1.0))
-        restore = model.restore_op(tf.global_variables())
-        with tf.Session(graph=graph) as session:
-            session.run(tf.global_variables_initializer())
-            session.run(restore)
-            expected = session.run(logits)
-
-    result = subprocess.run([sys.executable, "-c", _RELOAD, str(tmp_path / "hub"), str(tmp_path / "images.npy")],
-                            capture_output=True, text=True, env=os.environ, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded, expected = _export_and_reload(train_dir, tmp_path)
     assert np.abs(np.array(loaded["logits"]) - expected).max() <= 1e-4
     assert loaded["trainable"] > 0 and loaded["grads"] == loaded["trainable"]
     # + BatchNorm statistics (variables, not trained by gradients) and the classifier (not in the features)
@@ -165,6 +147,33 @@ def test_zoo_net_exports_as_a_hub_model(dataset, tmp_path):
 
     again = hub.inspect(str(tmp_path / "hub"))
     assert (again.image_size, again.input_range, again.feature_dim) == (32, (0.0, 1.0), 256)
+
+
+def _export_and_reload(train_dir, tmp_path):
+    """`finetune export --hub` of the run, reloaded with hub.KerasLayer in a fresh TF2 process: what it printed,
+    and the checkpoint graph's logits for the same [0, 1] images (scaled to [-1, 1] as the nets take them)."""
+    from finetune.trained_model import TrainedModel
+    from nets.compat import tf
+
+    # TF2 saving needs eager execution, which this test process has switched off (conftest)
+    export = subprocess.run([sys.executable, "-m", "finetune.cli", "export", "--train-dir", str(train_dir), "--hub",
+                             str(tmp_path / "hub")], capture_output=True, text=True, env=os.environ, timeout=300)
+    assert export.returncode == 0, export.stderr[-2000:]
+    assert "wrote TF Hub SavedModel" in export.stdout
+    images = np.random.default_rng(0).uniform(0, 1, [3, 32, 32, 3]).astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
+    model = TrainedModel.from_train_dir(str(train_dir))
+    with tf.Graph().as_default() as graph:
+        logits = model.logits(tf.constant(images * 2.0 - 1.0))
+        restore = model.restore_op(tf.global_variables())
+        with tf.Session(graph=graph) as session:
+            session.run(tf.global_variables_initializer())
+            session.run(restore)
+            expected = session.run(logits)
+    result = subprocess.run([sys.executable, "-c", _RELOAD, str(tmp_path / "hub"), str(tmp_path / "images.npy")],
+                            capture_output=True, text=True, env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), expected
 
 
 def test_handle_cached_in_tfhub_cache_dir(hub_model, tmp_path, monkeypatch):
