@@ -231,3 +231,9 @@ def test_config_of_a_hub_net(hub_model):
     assert RunConfig(net=net, dataset="d", input_range="-1,1").input_range == "-1,1"
     with pytest.raises(ValueError, match="--input-range is for hub:PATH nets"):
         RunConfig(net="mobilenet_v1_025", dataset="d", input_range="0,1")
+
+
+def test_export_needs_an_output_or_a_hub_dir(tmp_path, capsys):
+    assert cli.main(["export", "--train-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--output model.pb (frozen graph) and/or --hub DIR" in err[0]

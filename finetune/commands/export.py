@@ -7,7 +7,8 @@ import argparse
 HELP = (
     "Export a checkpoint for inference: a frozen .pb (variables as constants, BatchNorm folded, preprocessing "
     "inside; input `input`, outputs `logits`, `probabilities`, `classes`) with labels.txt and a JSON beside it, "
-    "optionally a SavedModel; then verify both against the checkpoint graph."
+    "optionally a SavedModel; then verify both against the checkpoint graph. --hub DIR writes a reusable TF Hub "
+    "SavedModel instead of (or beside) the frozen graph."
 )
 
 
