@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,19 +153,19 @@ def hub_arg_scope(weight_decay: float = 0.0):
         return scope
 
 
-_LAYERS: dict = {}  # (graph, variable scope) -> the hub.KerasLayer built there (towers reuse it)
+_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> {variable scope: its hub.KerasLayer}
 
 
 def _backbone_layer(path: str):
     import tensorflow_hub as hub
 
-    graph, scope = tf.get_default_graph(), tf.get_variable_scope().name
-    key = (graph, scope)
-    if key not in _LAYERS or not tf.get_variable_scope().reuse:
+    scope = tf.get_variable_scope().name
+    layers = _LAYERS.setdefault(tf.get_default_graph(), {})  # towers after the first reuse the layer
+    if scope not in layers or not tf.get_variable_scope().reuse:
         # The SavedModel's variables take the name scope's names: make it the variable scope's (no tower_i/).
         with tf.name_scope(f"{scope}/"):
-            _LAYERS[key] = hub.KerasLayer(path, trainable=True, name=BACKBONE)
-    return _LAYERS[key]
+            layers[scope] = hub.KerasLayer(path, trainable=True, name=BACKBONE)
+    return layers[scope]
 
 
 def hub_net(images: tf.Tensor, num_classes: int = 1000, is_training: bool = False, *, path: str,
