@@ -208,6 +208,9 @@ class RunConfig:
     batch_size: int = field(default=32, metadata=_flag("images per step (over all devices)", int, group="loop"))
     image_size: int | None = field(default=None, metadata=_flag("input size in pixels (default: the net's)", int,
                                                                 group="loop"))
+    input_range: str | None = field(default=None, metadata=_flag(
+        "pixel value range a hub:PATH model takes, 0,1 or -1,1 (default: what the model states, else 0,1)", str,
+        group="loop", choices=("0,1", "-1,1")))
     max_steps: int | None = field(default=None, metadata=_flag("stop at this global step", int, group="loop"))
     epochs: float | None = field(default=None, metadata=_flag(
         f"stop after this many passes over the training split (default {DEFAULT_EPOCHS:g} without --max-steps)",
@@ -239,9 +242,11 @@ class RunConfig:
         _parse_python_values(self, set_)
         _validate(self)
         if not self.train_dir:
-            set_("train_dir", f"runs/{self.net}")
+            set_("train_dir", f"runs/{self.net}" if not self.net.startswith("hub:") else
+                 "runs/hub_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in self.net[4:]).strip("_"))
         if self.learning_rate is None:
-            more_than_logits = self.ckpt and self.trainable != (TRAINABLE_LOGITS,)
+            pretrained = self.ckpt or self.net.startswith("hub:")  # a hub backbone comes with its weights
+            more_than_logits = pretrained and self.trainable != (TRAINABLE_LOGITS,)
             set_("learning_rate", ALL_LAYERS_LEARNING_RATE if more_than_logits else LOGITS_LEARNING_RATE)
         if self.max_steps is None and self.epochs is None:
             set_("epochs", DEFAULT_EPOCHS)
@@ -299,7 +304,13 @@ def _validate(c: RunConfig) -> None:
 
     if not c.net:
         raise ValueError("--net is required: a network name from the zoo (`finetune nets` lists them).")
-    nets_factory.get_spec(c.net)
+    spec = nets_factory.get_spec(c.net)
+    if c.net.startswith("hub:"):
+        from nets import hub
+
+        hub.resolve_input(hub.inspect(c.net[len("hub:"):]), c.image_size, c.input_range)
+    elif c.input_range is not None:
+        raise ValueError(f"--input-range is for hub:PATH nets; {spec.name} takes its own preprocessing: drop the flag.")
     if not c.dataset:
         raise ValueError("--dataset is required: an image folder with one sub-folder per class, or a TFRecord folder.")
     if not c.trainable:

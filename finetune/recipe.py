@@ -113,6 +113,7 @@ class Data(_Values):
 class Model(_Values):
     net: str | None = None
     image_size: int | None = None
+    input_range: str | None = None
     batch_norm_decay: float | None = None
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 import checkpoints
 from finetune import cluster as clusters
-from finetune import data, devices
+from finetune import data, devices, hub_run
 from finetune.config import RunConfig
 from finetune.hooks import TRAIN_ACCURACY_WINDOW, CheckpointHook, NonFiniteLossHook, ProgressHook, StopOnSignalHook
 from finetune.run_dir import RunDir
@@ -62,6 +62,10 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         raise ValueError(f"{info.root} has one class ({info.class_names[0]}): a classifier needs at least two; add "
                          "a folder of images per class.")
     image_size = config.image_size or spec.image_size
+    input_range = None
+    if hub_run.is_hub(config.net):  # size and value range from the model when it states them, else the flags
+        image_size, input_range, hub_line = hub_run.resolve_input(config.net, config.image_size, config.input_range)
+        say(hub_line)
     steps_per_epoch, max_steps = run_length(config, info.num_examples["train"])
     train_dir = str(run_dir)
     say(f"finetune: {config.net} on {info.root}: {info.num_classes} classes, "
@@ -91,9 +95,9 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
 
         # A dir holding checkpoints resumes from its newest complete one (never warm-starts over it); one of
         # another run is refused; a --ckpt that does not read back whole is refused: all before anything is written.
-        record = _run_record(config, spec, info, image_size)
+        record = {**_run_record(config, spec, info, image_size), "input_range": input_range}
         resume_from = run_dir.resume_point(tf.global_variables(), record, say) if chief else None
-        init_fn, plan = None, None
+        init_fn, plan, hub_report = None, None, None
         if not chief:
             say(f"Worker {cluster.device}: the chief initializes the variables and writes {train_dir}.")
         elif resume_from:
@@ -105,10 +109,13 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
             say(plan.table())
             checkpoints.verify_checkpoint(plan.checkpoint)
             init_fn = plan.init_fn()
+        elif hub_run.is_hub(config.net):
+            hub_report, hub_table = hub_run.restore_report(config.net, model.model_variables)
+            say(hub_table)
         else:
             say(f"No --ckpt: {config.net} trains from scratch.")
         if chief and (not resume_from or not run_dir.run_config(required=False)):
-            run_dir.write_run_files(record, info.class_names, plan.to_dict() if plan else None)
+            run_dir.write_run_files(record, info.class_names, plan.to_dict() if plan else hub_report)
 
         progress = ProgressHook(model, global_step, skipped, _step_of(resume_from), max_steps, config.batch_size,
                                 progress_bar)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from checkpoints import scopes
 from finetune import cluster as clusters
-from finetune import devices, optim
+from finetune import devices, hub_run, optim
 from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, RunConfig
 from nets import nets_factory
 from nets.compat import slim, tf
@@ -129,7 +129,7 @@ class TrainGraph:
 
 def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int, scope_list: Sequence[str], *,
                  weight_decay: float, train_bn_stats: bool, batch_norm_decay: float | None = None,
-                 total_steps: int | None = None) -> tuple[tf.Tensor, dict]:
+                 total_steps: int | None = None, input_range=None) -> tuple[tf.Tensor, dict]:
     """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats).
 
     batch_norm_decay overrides the net's BatchNorm moving-average decay (e.g. for short runs from scratch).
@@ -138,7 +138,8 @@ def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int
     network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True,
                                              total_training_steps=total_steps)
     with _layer_modes(None if train_bn_stats else scope_list, spec.scope, batch_norm_decay) as training_bn:
-        logits, end_points = network_fn(images)
+        logits, end_points = network_fn(images, **hub_run.net_kwargs(spec.name, input_range, scope_list,
+                                                                     train_bn_stats))
     if not train_bn_stats:
         _check_frozen_batch_norm(images.graph, images.graph.get_name_scope(), training_bn)
     return logits, end_points
@@ -173,13 +174,16 @@ def build_train_graph(config: RunConfig, spec: nets_factory.NetSpec, images: tf.
     global_step = tf.train.get_or_create_global_step()
     scope_list = trainable_scopes(spec, config.trainable)
     precision = devices.get_precision(config.precision)
+    input_range = hub_run.resolve_input(spec.name, config.image_size, config.input_range)[1] \
+        if hub_run.is_hub(spec.name) else None
 
     def tower(batch):
         tower_images, tower_labels = batch
         with precision.scope():
             logits, end_points = build_logits(spec, precision.cast(tower_images), num_classes, scope_list,
                                               weight_decay=config.weight_decay, train_bn_stats=config.train_bn_stats,
-                                              batch_norm_decay=config.batch_norm_decay, total_steps=max_steps)
+                                              batch_norm_decay=config.batch_norm_decay, total_steps=max_steps,
+                                              input_range=input_range)
         end_points = {k: tf.cast(v, tf.float32) for k, v in end_points.items() if k == AUX_LOGITS}
         logits = tf.cast(logits, tf.float32)
         loss = classification_loss(logits, end_points, tower_labels, num_classes, config.label_smoothing)

@@ -29,6 +29,7 @@ class TrainedModel:
     preprocessing: str  # 'inception' | 'vgg'
     class_names: tuple[str, ...]
     use_moving_average: bool = False
+    input_range: tuple[float, float] | None = None  # of a hub:PATH net (finetune.hub_run)
 
     @classmethod
     def from_train_dir(
@@ -47,6 +48,7 @@ class TrainedModel:
             preprocessing=config.get("preprocessing") or spec.preprocessing,
             class_names=run_dir.class_names(int(config["num_classes"])),
             use_moving_average=config.get("moving_average_decay") is not None,
+            input_range=tuple(config["input_range"]) if config.get("input_range") else None,
         )
 
     @classmethod
@@ -88,8 +90,11 @@ class TrainedModel:
 
     def logits(self, images: tf.Tensor) -> tf.Tensor:
         """The net's logits [B, num_classes] for preprocessed `images`, in inference mode, in the default graph."""
+        from finetune import hub_run
+
         network_fn = nets_factory.get_network_fn(self.net, self.num_classes, is_training=False)
-        logits, _ = network_fn(images)
+        kwargs = hub_run.net_kwargs(self.net, self.input_range, None) if self.input_range else {}
+        logits, _ = network_fn(images, **kwargs)
         return logits
 
     def restore_op(self, variables: Sequence[tf.Variable]) -> tf.Operation:

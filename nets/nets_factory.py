@@ -22,7 +22,7 @@ from nets.compat import slim
 
 PREPROCESSING_STYLES = ("inception", "vgg")
 _PUBLISHED_DIR = Path(__file__).parent / "published"
-_NOT_FAMILIES = {"compat", "nets_factory"}
+_NOT_FAMILIES = {"compat", "nets_factory", "hub"}  # hub: nets made on demand by get_spec
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,15 @@ def specs() -> dict[str, NetSpec]:
 
 
 def get_spec(name: str) -> NetSpec:
+    if name.startswith("hub:"):  # a TF Hub feature-vector SavedModel as the backbone (nets/hub.py), made on demand
+        from nets import hub
+
+        return hub.spec(name)
     registered = specs()
     if name not in registered:
         close = difflib.get_close_matches(name, registered, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown net {name!r}.{hint} Run `finetune nets` to list the zoo.")
+        raise ValueError(f"Unknown net {name!r}.{hint} Run `finetune nets` to list the zoo, or give hub:PATH for a TF Hub model.")
     return registered[name]
 
 

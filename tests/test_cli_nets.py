@@ -13,7 +13,7 @@ def _rows(output: str) -> dict[str, list[str]]:
     """Table rows by net name (the header and rule lines dropped, up to the blank line before the notes)."""
     rows = {}
     for line in output.splitlines()[2:]:
-        if not line.strip():
+        if not line.strip():  # the note on hub:PATH after the table
             break
         cells = line.split()
         rows[cells[0]] = cells

@@ -8,7 +8,8 @@ HELP = (
     "Export a checkpoint for inference: a frozen .pb (variables as constants, BatchNorm folded, evaluation "
     "preprocessing inside; input `input`: decoded images of any size or their encoded bytes; outputs `logits`, "
     "`probabilities`, `classes`) with labels.txt and a JSON beside it, optionally a SavedModel; then verify both "
-    "against finetune eval's pipeline on raw images of several sizes."
+    "against finetune eval's pipeline on raw images of several sizes. --hub DIR writes a reusable TF Hub "
+    "SavedModel instead of (or beside) the frozen graph."
 )
 
 
@@ -24,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--image-size", type=int, help="input size in pixels (default: the run's, else the net's)")
     source.add_argument("--moving-average", action="store_true",
                         help="export the checkpoint's ExponentialMovingAverage shadow weights (with --ckpt)")
-    parser.add_argument("--output", required=True, help="the frozen graph to write, e.g. out/model.pb (labels.txt "
-                        "and model.json go beside it)")
+    parser.add_argument("--output", help="the frozen graph to write, e.g. out/model.pb (labels.txt and model.json go "
+                        "beside it)")
+    parser.add_argument("--hub", metavar="DIR", help="write a reusable TF Hub SavedModel to this new dir (feature-vector "
+                        "and classification signatures; hub.load / hub.KerasLayer(trainable=True) fine-tune it again)")
     parser.add_argument("--input-type", default="float", choices=("float", "jpeg"),
                         help="'float': [None, None, None, 3] decoded images of any size (one size per batch), pixel "
                         "values 0-255, not resized; 'jpeg': [None] encoded image bytes")
@@ -53,6 +56,17 @@ def _model(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from finetune import export
 
+    if not (args.output or args.hub):
+        raise ValueError("say what to write: --output model.pb (frozen graph) and/or --hub DIR (TF Hub SavedModel).")
+    if args.hub:
+        from finetune import hub_export
+
+        written = hub_export.export_hub(_model(args), args.hub)
+        print(f"wrote TF Hub SavedModel {args.hub} ({written['net']}: images [None, {written['image_size']}, "
+              f"{written['image_size']}, 3] in [0, 1] -> {written['feature_dim']} features, "
+              f"{written['num_classes']} classes)")
+        if not args.output:
+            return 0
     result = export.export(_model(args), args.output, input_type=args.input_type,
                            saved_model_dir=args.saved_model, tolerance=args.tolerance, overwrite=args.overwrite)
     difference = result.max_difference

@@ -6,12 +6,15 @@ import argparse
 
 HELP = (
     "List the networks of the zoo: image size, parameters, checkpoint classes, preprocessing, the published "
-    "TF-Slim checkpoint (or none) with its ImageNet top-1/top-5 and their source, classifier scopes."
+    "TF-Slim checkpoint (or none) with its ImageNet top-1/top-5 and their source, classifier scopes; "
+    "`finetune nets hub:PATH` shows a TF Hub image feature-vector model as a backbone."
 )
+HUB_NOTE = ("Also: --net hub:PATH, a TF Hub image feature-vector SavedModel (a directory, or a handle cached in "
+            "$TFHUB_CACHE_DIR) as the backbone under a new classifier (HubNet/Logits).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", help="only these nets (default: all)")
+    parser.add_argument("names", nargs="*", help="only these nets (default: all); hub:PATH for a TF Hub model")
 
 
 def _published(name: str) -> tuple[str, str, str, str]:
@@ -35,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
         (
             s.name,
             s.image_size,
-            f"{s.num_parameters / 1e6:.2f}M",
-            s.num_classes,
+            f"{_parameters(s) / 1e6:.2f}M",
+            "-" if _is_hub(s) else s.num_classes,
             s.preprocessing,
-            *_published(s.name),
+            *(("hub model", "-", "-", "-") if _is_hub(s) else _published(s.name)),
             ", ".join(s.classifier_scopes),
         )
         for s in specs
@@ -48,4 +51,19 @@ def run(args: argparse.Namespace) -> int:
     print(tabulate(rows, headers=headers, disable_numparse=True))
     print("\ntop-1 / top-5: published single-crop ImageNet accuracy (%) of the checkpoint; source: its table in "
           "tensorflow/models. checkpoint none: TF-Slim published no weights for the net.")
+    if not args.names:
+        print(f"\n{HUB_NOTE}")
     return 0
+
+
+def _is_hub(spec) -> bool:
+    return spec.name.startswith("hub:")
+
+
+def _parameters(spec) -> int:
+    """The published checkpoint's parameter count; a hub model's: its SavedModel's (the classifier apart)."""
+    if _is_hub(spec):
+        from nets import hub
+
+        return hub.inspect(spec.name[len(hub.PREFIX):]).num_parameters
+    return spec.num_parameters

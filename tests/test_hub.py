@@ -1,0 +1,239 @@
+"""TF Hub: fine-tune a hub:PATH feature-vector SavedModel (frozen or trained), refuse what is no image feature
+vector, and export a fine-tuned zoo net as a Hub SavedModel that a fresh TF2 process loads and trains."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from finetune import cli, synthetic
+
+_MAKE = textwrap.dedent("""
+    import sys
+    import numpy as np, tensorflow as tf, tf_keras as keras
+    path, kind = sys.argv[1], sys.argv[2]
+    if kind == "image":  # a feature vector: [None, 32, 32, 3] in [0, 1] -> [None, 4], with BatchNorm
+        inputs = keras.Input([32, 32, 3])
+        x = keras.layers.Conv2D(4, 3, strides=2, name="conv")(inputs)
+        x = keras.layers.BatchNormalization(name="bn")(x)
+        outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+    else:  # not an image model
+        inputs = keras.Input([10])
+        outputs = keras.layers.Dense(3)(inputs)
+    model = keras.Model(inputs, outputs)
+    for layer in model.layers:  # BatchNorm statistics away from their 0/1 start, so a reset would show
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(tf.random.stateless_normal(layer.moving_mean.shape, [1, 2]))
+            layer.moving_variance.assign(tf.random.stateless_uniform(layer.moving_variance.shape, [3, 4], 0.5, 2.0))
+    tf.saved_model.save(model, path)
+    np.savez(path + ".npz", **{v.name[:-2].replace("/", "|"): v.numpy() for v in model.variables})
+""")
+
+
+def _save_keras(path, kind):
+    """A tiny Keras model saved with tf.saved_model.save (in a fresh TF2 process); its variables' values."""
+    result = subprocess.run([sys.executable, "-c", _MAKE, str(path), kind], capture_output=True, text=True,
+                            env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(f"{path}.npz") as values:
+        return {name.replace("|", "/"): values[name] for name in values.files}
+
+
+@pytest.fixture(scope="module")
+def hub_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hub") / "feature_vector"
+    return path, _save_keras(path, "image")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return synthetic.write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", ["circle", "square"],
+                                          train_per_class=4, validation_per_class=2, image_size=36, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainable", ["logits", "all"])
+def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys):
+    import tensorflow as tf
+
+    path, saved = hub_model
+    train_dir = tmp_path / trainable
+    assert cli.main(["--net", f"hub:{path}", "--dataset", str(dataset), "--batch-size", "4", "--max-steps", "2",
+                     "--train-dir", str(train_dir), "--trainable", trainable, "--learning-rate", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "image size 32 (from the model), input range 0,1 (from the default)" in out
+    assert "6 of 8 variables restored from the hub SavedModel" in out
+    reader = tf.train.load_checkpoint(str(train_dir))
+    backbone = {name: reader.get_tensor(f"HubNet/backbone/{name}") for name in saved}
+    assert reader.get_tensor("HubNet/Logits/weights").shape == (4, 2)
+    equal = {name: np.array_equal(backbone[name], saved[name]) for name in saved}
+    if trainable == "logits":
+        assert all(equal.values()), equal  # frozen: bit-equal, BatchNorm statistics included
+    else:
+        assert not any(equal.values()), equal  # weights train and BatchNorm statistics update
+    config = json.loads((train_dir / "run_config.json").read_text())
+    assert config["input_range"] == [0.0, 1.0] and config["image_size"] == 32
+    report = json.loads((train_dir / "restore_report.json").read_text())
+    assert report["restored"] == 6 and report["new"] == 2
+    # resume: the train dir's checkpoint holds everything
+    assert cli.main(["--net", f"hub:{path}", "--dataset", str(dataset), "--batch-size", "4", "--max-steps", "3",
+                     "--train-dir", str(train_dir), "--trainable", trainable, "--skip-eval"]) == 0
+    assert "Resuming from" in capsys.readouterr().out
+    if trainable == "all":
+        # eval and a frozen export (hub weights inlined) of the hub run, as for a zoo net
+        assert cli.main(["eval", "--train-dir", str(train_dir)]) == 0
+        assert cli.main(["export", "--train-dir", str(train_dir), "--output", str(tmp_path / "model.pb")]) == 0
+        assert "verified against the checkpoint graph" in capsys.readouterr().out
+        from finetune import export
+
+        graph_def = export.load_graph_def(tmp_path / "model.pb")  # the backbone's weights inlined as constants
+        assert not [n.name for n in graph_def.node if n.op in export._VARIABLE_OPS]
+        assert {n.name: n.op for n in graph_def.node}["HubNet/backbone/conv/kernel"] == "Const"
+        # and as a TF Hub model again: the fine-tuned backbone and classifier, reloaded elsewhere
+        loaded, expected = _export_and_reload(train_dir, tmp_path)
+        assert np.abs(np.array(loaded["logits"]) - expected).max() <= 1e-4
+        assert loaded["trainable"] == loaded["grads"] == 4 and loaded["variables"] == 8 and loaded["features"] == 4
+        assert loaded["inference_kept_stats"] and loaded["training_moved_stats"]
+
+
+def test_refuses_what_is_no_image_feature_vector(tmp_path, dataset, capsys):
+    _save_keras(tmp_path / "dense", "dense")
+    assert cli.main(["--net", f"hub:{tmp_path / 'dense'}", "--dataset", str(dataset)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not an image feature vector: it takes float32 [None, 10]" in err[0]
+    assert cli.main(["--net", f"hub:{tmp_path / 'missing'}", "--dataset", str(dataset)]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+_RELOAD = textwrap.dedent("""
+    import json, sys
+    import numpy as np, tensorflow as tf, tensorflow_hub as hub, tf_keras as keras
+    directory, images = sys.argv[1], np.load(sys.argv[2])
+    loaded = hub.load(directory)  # before anything trains: the checkpoint's values
+    logits = loaded.signatures["classification"](images=tf.constant(images))["logits"].numpy()
+    layer = hub.KerasLayer(directory, trainable=True)
+    model = keras.Sequential([keras.Input([32, 32, 3]), layer])
+    moving_mean = [v for v in layer.variables if "moving_mean" in v.name][0]
+    before = moving_mean.numpy().copy()
+    layer(images)  # inference mode: the statistics stay
+    unchanged = bool(np.array_equal(before, moving_mean.numpy()))
+    with tf.GradientTape() as tape:
+        features = model(images, training=True)
+        loss = tf.reduce_sum(features ** 2)
+    grads = tape.gradient(loss, layer.trainable_variables)
+    print(json.dumps({"logits": logits.tolist(), "trainable": len(layer.trainable_variables),
+                      "variables": len(layer.variables), "grads": sum(g is not None for g in grads),
+                      "features": layer(images).numpy().shape[-1], "inference_kept_stats": unchanged,
+                      "training_moved_stats": not np.array_equal(before, moving_mean.numpy())}))
+""")
+
+
+@pytest.mark.slow
+def test_zoo_net_exports_as_a_hub_model(dataset, tmp_path):
+    train_dir = tmp_path / "run"
+    assert cli.main(["--net", "mobilenet_v1_025", "--dataset", str(dataset), "--batch-size", "4", "--image-size",
+                     "32", "--max-steps", "1", "--trainable", "all", "--skip-eval", "--train-dir",
+                     str(train_dir)]) == 0
+    loaded, expected = _export_and_reload(train_dir, tmp_path)
+    assert np.abs(np.array(loaded["logits"]) - expected).max() <= 1e-4
+    assert loaded["trainable"] > 0 and loaded["grads"] == loaded["trainable"]
+    # + BatchNorm statistics (variables, not trained by gradients) and the classifier (not in the features)
+    assert loaded["variables"] > loaded["trainable"] + 2
+    assert loaded["features"] == 256  # mobilenet_v1_025's pre-logits width
+    assert loaded["inference_kept_stats"] and loaded["training_moved_stats"]  # BatchNorm follows `training`
+    metadata = json.loads((tmp_path / "hub" / "assets.extra" / "finetune_hub.json").read_text())
+    assert metadata["image_size"] == 32 and metadata["input_range"] == [0.0, 1.0]
+    # and the export is itself a backbone for `--net hub:DIR`, its size and range stated
+    from nets import hub
+
+    again = hub.inspect(str(tmp_path / "hub"))
+    assert (again.image_size, again.input_range, again.feature_dim) == (32, (0.0, 1.0), 256)
+
+
+def _export_and_reload(train_dir, tmp_path):
+    """`finetune export --hub` of the run, reloaded with hub.KerasLayer in a fresh TF2 process: what it printed,
+    and the checkpoint graph's logits for the same [0, 1] images (scaled to [-1, 1] as the nets take them)."""
+    from finetune.trained_model import TrainedModel
+    from nets.compat import tf
+
+    # TF2 saving needs eager execution, which this test process has switched off (conftest)
+    export = subprocess.run([sys.executable, "-m", "finetune.cli", "export", "--train-dir", str(train_dir), "--hub",
+                             str(tmp_path / "hub")], capture_output=True, text=True, env=os.environ, timeout=300)
+    assert export.returncode == 0, export.stderr[-2000:]
+    assert "wrote TF Hub SavedModel" in export.stdout
+    images = np.random.default_rng(0).uniform(0, 1, [3, 32, 32, 3]).astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
+    model = TrainedModel.from_train_dir(str(train_dir))
+    with tf.Graph().as_default() as graph:
+        logits = model.logits(tf.constant(images * 2.0 - 1.0))
+        restore = model.restore_op(tf.global_variables())
+        with tf.Session(graph=graph) as session:
+            session.run(tf.global_variables_initializer())
+            session.run(restore)
+            expected = session.run(logits)
+    result = subprocess.run([sys.executable, "-c", _RELOAD, str(tmp_path / "hub"), str(tmp_path / "images.npy")],
+                            capture_output=True, text=True, env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), expected
+
+
+def test_handle_cached_in_tfhub_cache_dir(hub_model, tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    from nets import hub, nets_factory
+
+    handle = "https://tfhub.dev/finetune-tests/tiny-feature-vector/1"
+    cached = tmp_path / "cache" / hashlib.sha1(handle.encode()).hexdigest()  # tensorflow_hub's cache layout
+    shutil.copytree(hub_model[0], cached)
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+    spec = nets_factory.get_spec(f"hub:{handle}")  # no network: the cached copy
+    assert spec.image_size == 32 and spec.scope == "HubNet" and spec.classifier_scopes == ("HubNet/Logits",)
+    assert hub.inspect(handle).path == str(cached) and hub.inspect(handle).feature_dim == 4
+
+
+def test_image_size_and_range_sources(hub_model):
+    from nets import hub
+
+    model = hub.inspect(str(hub_model[0]))
+    assert (model.image_size, model.input_range) == (32, None)
+    size, value_range, line = hub.resolve_input(model, None, "-1,1")
+    assert (size, value_range) == (32, (-1.0, 1.0)) and "input range -1,1 (from --input-range)" in line
+    with pytest.raises(ValueError, match="--image-size 64: hub model .* takes 32 px"):
+        hub.resolve_input(model, 64, None)
+    stated = hub.HubModel("h", "p", None, (0.0, 1.0), 8)
+    assert hub.resolve_input(stated, 48, None)[:2] == (48, (0.0, 1.0))
+    with pytest.raises(ValueError, match="--input-range -1,1: hub model h states 0,1"):
+        hub.resolve_input(stated, None, "-1,1")
+    with pytest.raises(ValueError, match="--input-range must be 0,1 or -1,1"):
+        hub.parse_range("0,255")
+
+
+def test_nets_lists_the_hub_form(hub_model, capsys):
+    assert cli.main(["nets", "mobilenet_v1_025"]) == 0 and "hub:" not in capsys.readouterr().out
+    assert cli.main(["nets"]) == 0 and "--net hub:PATH" in capsys.readouterr().out
+    assert cli.main(["nets", f"hub:{hub_model[0]}"]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert row[1:3] == ["32", f"{(3 * 3 * 3 * 4 + 4 + 4 * 4) / 1e6:.2f}M"] and row[-1] == "HubNet/Logits"
+
+
+def test_config_of_a_hub_net(hub_model):
+    from finetune.config import RunConfig
+
+    net = f"hub:{hub_model[0]}"
+    assert RunConfig(net=net, dataset="d", trainable="all").learning_rate == 0.001  # the backbone is pretrained
+    assert RunConfig(net=net, dataset="d").learning_rate == 0.01
+    assert RunConfig(net=net, dataset="d").train_dir == "runs/hub_" + str(hub_model[0]).strip("/").replace("/", "_")
+    assert RunConfig(net=net, dataset="d", input_range="-1,1").input_range == "-1,1"
+    with pytest.raises(ValueError, match="--input-range is for hub:PATH nets"):
+        RunConfig(net="mobilenet_v1_025", dataset="d", input_range="0,1")
+
+
+def test_export_needs_an_output_or_a_hub_dir(tmp_path, capsys):
+    assert cli.main(["export", "--train-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--output model.pb (frozen graph) and/or --hub DIR" in err[0]
