@@ -102,12 +102,13 @@ def _bottleneck(net: tf.Tensor, block: Bottleneck, depth: int, scope: str, end_p
 
 
 @contextlib.contextmanager
-def _architecture_scope() -> Iterator[None]:
-    """Settings that define the published body (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
+def architecture_scope(activation_fn=tf.nn.relu6) -> Iterator[None]:
+    """Settings that define the published bodies whatever the outer arg scope: `activation_fn` unless a layer
+    says otherwise (v2's ReLU6, v3's ReLU), SAME padding, BatchNorm with gamma."""
     with (
         slim.arg_scope(
             [slim.conv2d, slim.separable_conv2d],
-            activation_fn=tf.nn.relu6,
+            activation_fn=activation_fn,
             normalizer_fn=slim.batch_norm,
             padding="SAME",
         ),
@@ -135,7 +136,7 @@ def mobilenet_v2_base(
         raise ValueError(f"depth_multiplier must be greater than zero, got {depth_multiplier}")
     conv_defs = list(conv_defs or CONV_DEFS)
     end_points: dict[str, tf.Tensor] = {}
-    with tf.variable_scope(scope, "MobilenetV2", [inputs]), _architecture_scope():
+    with tf.variable_scope(scope, "MobilenetV2", [inputs]), architecture_scope():
         net = inputs
         for i, (conv_def, layer_scope) in enumerate(zip(conv_defs, _scope_names(conv_defs))):
             layer = f"layer_{i + 1}"

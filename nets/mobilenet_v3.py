@@ -18,16 +18,15 @@ End points follow TF-Slim: `layer_1` ... `layer_N`, `layer_N/expansion_output`, 
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from nets import nets_factory
 from nets.compat import slim, tf
-from nets.mobilenet_v2 import logits_head, make_divisible, mobilenet_v2_arg_scope
+from nets.mobilenet_v2 import architecture_scope, logits_head, make_divisible, mobilenet_v2_arg_scope
 
 
 def hard_swish(x: tf.Tensor) -> tf.Tensor:
@@ -220,21 +219,6 @@ def _block(net: tf.Tensor, block: Block, depth: int, scope: str, end_points: dic
     return net
 
 
-@contextlib.contextmanager
-def _architecture_scope() -> Iterator[None]:
-    """Settings that define the published bodies (ReLU unless a layer says otherwise, BatchNorm with gamma)."""
-    with (
-        slim.arg_scope(
-            [slim.conv2d, slim.separable_conv2d],
-            activation_fn=tf.nn.relu,
-            normalizer_fn=slim.batch_norm,
-            padding="SAME",
-        ),
-        slim.arg_scope([slim.batch_norm], center=True, scale=True),
-    ):
-        yield
-
-
 def mobilenet_v3_base(
     inputs: tf.Tensor,
     conv_defs: Sequence[Conv | Pool | Block] = V3_LARGE,
@@ -255,7 +239,7 @@ def mobilenet_v3_base(
         raise ValueError(f"depth_multiplier must be greater than zero, got {depth_multiplier}")
     conv_defs = list(conv_defs)
     end_points: dict[str, tf.Tensor] = {}
-    with tf.variable_scope(scope, "MobilenetV3", [inputs]), _architecture_scope():
+    with tf.variable_scope(scope, "MobilenetV3", [inputs]), architecture_scope(tf.nn.relu):
         net = inputs
         for i, (conv_def, layer_scope) in enumerate(zip(conv_defs, _scope_names(conv_defs))):
             layer = f"layer_{i + 1}"
