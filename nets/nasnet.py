@@ -109,13 +109,15 @@ class Config:
     num_reduction_layers: int = 2
     use_aux_head: bool = True
     total_training_steps: int = 250000  # the drop-path schedule's length when the caller gives none
+    aux_kernel: int = 4  # the aux head's `Conv` kernel in the published checkpoint (its map at the default size)
 
 
 MOBILE_CONFIG = Config(
     num_cells=12, num_conv_filters=44, stem_multiplier=1.0, drop_path_keep_prob=1.0, skip_reduction_layer_input=False
 )
 LARGE_CONFIG = Config(
-    num_cells=18, num_conv_filters=168, stem_multiplier=3.0, drop_path_keep_prob=0.7, skip_reduction_layer_input=True
+    num_cells=18, num_conv_filters=168, stem_multiplier=3.0, drop_path_keep_prob=0.7, skip_reduction_layer_input=True,
+    aux_kernel=6,
 )
 
 
@@ -351,18 +353,22 @@ def cells_base(
     return net, end_points
 
 
-def aux_head(net: tf.Tensor, num_classes: int) -> tf.Tensor:
+def aux_head(net: tf.Tensor, num_classes: int, max_kernel: int) -> tf.Tensor:
     """The auxiliary classifier under `aux_N/aux_logits`: [B, num_classes].
 
     ReLU, 5x5/3 average pool (kernel shrunk to smaller maps), 1x1 conv `proj` 128, BatchNorm, ReLU,
-    conv `Conv` 768 spanning the map, BatchNorm, ReLU, fully connected `FC`.
+    conv `Conv` 768 spanning the map up to the published `max_kernel` (so images above the default size
+    keep the published variables; the larger map it leaves is averaged), BatchNorm, ReLU, fully connected `FC`.
     """
     with tf.variable_scope("aux_logits"):
         height, width, _ = _static_size(net)
         aux = slim.avg_pool2d(tf.nn.relu(net), [min(height, 5), min(width, 5)], stride=3, padding="VALID")
         aux = tf.nn.relu(slim.batch_norm(slim.conv2d(aux, 128, 1, scope="proj"), scope="aux_bn0"))
-        aux = slim.conv2d(aux, 768, _static_size(aux)[:2], padding="VALID", scope="Conv")
+        kernel = [min(size, max_kernel) for size in _static_size(aux)[:2]]
+        aux = slim.conv2d(aux, 768, kernel, padding="VALID", scope="Conv")
         aux = tf.nn.relu(slim.batch_norm(aux, scope="aux_bn1"))
+        if _static_size(aux)[:2] != (1, 1):
+            aux = tf.reduce_mean(aux, [1, 2], keepdims=True)
         aux = slim.flatten(aux)
         return slim.fully_connected(aux, num_classes, activation_fn=None, normalizer_fn=None, scope="FC")
 
@@ -385,7 +391,7 @@ def build_classifier(
         aux = aux_cell(config)
         if is_training and num_classes and aux is not None:
             with tf.variable_scope(f"aux_{aux}"):
-                end_points["AuxLogits"] = aux_head(end_points[f"Cell_{aux}"], num_classes)
+                end_points["AuxLogits"] = aux_head(end_points[f"Cell_{aux}"], num_classes, config.aux_kernel)
         with tf.variable_scope("final_layer"):
             net = tf.reduce_mean(tf.nn.relu(net), [1, 2])
             end_points["global_pool"] = net

@@ -42,7 +42,8 @@ MOBILE_CONFIG = Config(
     num_cells=9, num_conv_filters=54, stem_multiplier=1.0, drop_path_keep_prob=1.0, skip_reduction_layer_input=True
 )
 LARGE_CONFIG = Config(
-    num_cells=12, num_conv_filters=216, stem_multiplier=3.0, drop_path_keep_prob=0.6, skip_reduction_layer_input=True
+    num_cells=12, num_conv_filters=216, stem_multiplier=3.0, drop_path_keep_prob=0.6, skip_reduction_layer_input=True,
+    aux_kernel=6,
 )
 
 
