@@ -87,7 +87,7 @@ def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys)
         # eval and a frozen export (hub weights inlined) of the hub run, as for a zoo net
         assert cli.main(["eval", "--train-dir", str(train_dir)]) == 0
         assert cli.main(["export", "--train-dir", str(train_dir), "--output", str(tmp_path / "model.pb")]) == 0
-        assert "verified against the checkpoint graph" in capsys.readouterr().out
+        assert "verified against finetune eval's pipeline" in capsys.readouterr().out
         from finetune import export
 
         graph_def = export.load_graph_def(tmp_path / "model.pb")  # the backbone's weights inlined as constants
