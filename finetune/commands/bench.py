@@ -7,20 +7,24 @@ import json
 
 HELP = (
     "Benchmarks that print numbers: `export` (.pb size, latency of the frozen graph versus the checkpoint graph), "
-    "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images). "
+    "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images, input "
+    "pipeline images/s, start to first step, peak memory), `peers` (this toolkit's training step against TF-Slim's "
+    "loop and Keras 3's model.fit, interleaved). "
     "Without --ckpt a checkpoint of random weights is written to a temporary directory."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("export", "restore", "train"))
-    parser.add_argument("--net", required=True, help="network name (`finetune nets`)")
+    parser.add_argument("what", choices=("export", "restore", "train", "peers"))
+    parser.add_argument("--net", help="network name (`finetune nets`); required but for peers (resnet_v1_50)")
     parser.add_argument("--ckpt", help="checkpoint to use (export, restore); default: random weights")
     parser.add_argument("--num-classes", type=int,
                         help="class count (default: the net's published count; train: 10)")
     parser.add_argument("--image-size", type=int, help="input size in pixels (default: the net's)")
     parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
+    parser.add_argument("--steps", type=int, help="peers: interleaved timed steps per contender (default 5)")
+    parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
     parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
@@ -59,6 +63,17 @@ def _train_text(r: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from finetune import bench
 
+    if args.what == "peers":
+        from finetune import bench_peers
+
+        result = bench_peers.bench_peers(args.net or "resnet_v1_50", image_size=args.image_size,
+                                         batch_size=args.batch_size or 16, steps=args.steps or 5,
+                                         num_classes=args.num_classes or 10, clip_norm=args.clip_norm,
+                                         say=lambda text: print(text, flush=True))
+        print(json.dumps(result, indent=2) if args.json else bench_peers.peers_table(result))
+        return 0
+    if not args.net:
+        raise ValueError(f"finetune bench {args.what} needs --net NET (`finetune nets` lists them).")
     if args.what == "export":
         result = bench.bench_export(args.net, checkpoint=args.ckpt, num_classes=args.num_classes,
                                     image_size=args.image_size, batch_size=args.batch_size or 1,
