@@ -56,8 +56,21 @@ def _restore_text(r: dict) -> str:
 
 
 def _train_text(r: dict) -> str:
-    return (f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}: "
-            f"step {_ms(r['step'])}, {r['images_per_second']:.1f} images/s")
+    start = r["start_to_first_step"]
+    lines = [
+        f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}: "
+        f"step {_ms(r['step'])}, {r['images_per_second']:.1f} images/s",
+        f"start to first step: {start['total_s']:.1f} s (graph build {start['build_graph_s']:.1f}, restore plan "
+        f"{start['plan_restore_s']:.1f}, init + restore {start['init_and_restore_s']:.1f}, first step "
+        f"{start['first_step_s']:.1f})",
+    ]
+    if "input_pipeline" in r:
+        pipe = r["input_pipeline"]
+        lines.append(f"input pipeline alone (decode + training preprocessing + batch, {pipe['images']} JPEGs of "
+                     f"{pipe['source_size']} px): JPEG folder {pipe['jpeg_folder']['images_per_second']:.1f} images/s, "
+                     f"TFRecords {pipe['tfrecords']['images_per_second']:.1f} images/s")
+    lines.append(f"peak memory (max RSS): {r['peak_memory_mib']:.0f} MiB")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
