@@ -18,11 +18,11 @@ import numpy as np
 
 import checkpoints
 from finetune import cluster as clusters
-from finetune import data, devices
+from finetune import data, devices, feature_cache
 from finetune.config import RunConfig
 from finetune.hooks import TRAIN_ACCURACY_WINDOW, NonFiniteLossHook, ProgressHook
 from finetune.run_dir import RunDir
-from finetune.train_graph import build_train_graph, summaries
+from finetune.train_graph import build_train_graph, summaries, trainable_scopes
 from nets import nets_factory
 from nets.compat import tf
 
@@ -60,21 +60,32 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     places = devices.select_devices(config.num_devices)
     if config.batch_size % len(places):
         raise ValueError(f"--batch-size {config.batch_size} does not divide over {len(places)} devices.")
+    use_cache, why = feature_cache.decide(
+        config.cache_features, classifier_only=set(trainable_scopes(spec, config.trainable)) == set(spec.classifier_scopes),
+        augment=config.augment, train_bn_stats=config.train_bn_stats, num_devices=len(places), cluster=cluster is not None)
+    say(why)
     server = clusters.start_server(cluster) if cluster else None
     with tf.Graph().as_default(), clusters.device_scope(cluster):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
         with tf.device(clusters.input_device(cluster)):
-            dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
-                                         preprocessing=spec.preprocessing, is_training=True,
-                                         seed=config.seed + (cluster.replica if cluster else 0),
-                                         drop_remainder=True, crop_min_area=config.crop_min_area)
+            if use_cache:  # one in-order pass, evaluation preprocessing: what the cache is computed from
+                dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
+                                             preprocessing=spec.preprocessing, is_training=False, num_epochs=1)
+            else:
+                dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
+                                             preprocessing=spec.preprocessing, is_training=True,
+                                             seed=config.seed + (cluster.replica if cluster else 0),
+                                             drop_remainder=True, crop_min_area=config.crop_min_area,
+                                             augment=config.augment != "none")
             images, labels = data.make_iterator(dataset).get_next()
             skipped = data.skipped_images("train")
         model = build_train_graph(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,
                                   max_steps=max_steps, places=places,
                                   sync_cluster=cluster if config.sync_replicas else None)
         summary_op = summaries(model)
+        cache_hooks = [_feature_cache_hook(config, spec, info, image_size, model, summary_op, images, labels, say)
+                       ] if use_cache else []
         saver = tf.train.Saver(max_to_keep=config.keep_checkpoints, save_relative_paths=True)
 
         # Resume beats warm start, and a train dir of another run is refused before anything is written.
@@ -103,6 +114,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         save_every = {"save_steps": config.save_interval_steps} if config.save_interval_steps else \
             {"save_secs": config.save_interval_secs}
         run_hooks = [
+            *cache_hooks,
             NonFiniteLossHook(model.loss, train_dir),
             tf.train.StopAtStepHook(last_step=max_steps),
             progress,
@@ -163,6 +175,26 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         run_dir.write_summary(summary)
     say(format_summary(summary))
     return summary
+
+
+def _feature_cache_hook(config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo, image_size: int,
+                        model, summary_op, images, labels, say) -> feature_cache.FeatureCacheHook:
+    """The hook that feeds the classifier cached trunk features (finetune.feature_cache)."""
+    from checkpoints import scopes
+
+    scope_list = trainable_scopes(spec, config.trainable)
+
+    def in_trainable_scope(op) -> bool:  # op names carry the tower's name scope
+        return bool(scopes.matching_scope(op.name.split("/", 1)[-1], scope_list, spec.scope))
+
+    cut = feature_cache.cut_tensors([model.train_op, model.loss, model.accuracy, summary_op], [images, labels],
+                                    model.trained, live=in_trainable_scope)
+    trained = {v.op.name for v in model.trained}
+    frozen = [v for v in model.model_variables if v.op.name not in trained]
+    description = {"net": spec.name, "image_size": image_size, "preprocessing": spec.preprocessing,
+                   "dataset": feature_cache.dataset_fingerprint(info.sources["train"], info.labels.get("train", []))}
+    return feature_cache.FeatureCacheHook(cut, frozen, tf.train.get_global_step(), batch_size=config.batch_size,
+                                          seed=config.seed, description=description, say=say)
 
 
 def _step_of(checkpoint: str | None) -> int:
