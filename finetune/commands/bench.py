@@ -9,13 +9,14 @@ HELP = (
     "Benchmarks that print numbers: `export` (.pb size, latency of the frozen graph versus the checkpoint graph), "
     "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images, input "
     "pipeline images/s, start to first step, peak memory), `peers` (this toolkit's training step against TF-Slim's "
-    "loop and Keras 3's model.fit, interleaved). "
+    "loop and Keras 3's model.fit, interleaved), `cache` (classifier-only training end to end with and without "
+    "cached features). "
     "Without --ckpt a checkpoint of random weights is written to a temporary directory."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("export", "restore", "train", "peers"))
+    parser.add_argument("what", choices=("export", "restore", "train", "peers", "cache"))
     parser.add_argument("--net", help="network name (`finetune nets`); required but for peers (resnet_v1_50)")
     parser.add_argument("--ckpt", help="checkpoint to use (export, restore); default: random weights")
     parser.add_argument("--num-classes", type=int,
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
     parser.add_argument("--steps", type=int, help="peers: interleaved timed steps per contender (default 5)")
+    parser.add_argument("--epochs", type=float, default=5.0, help="cache: epochs of classifier-only training")
     parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
     parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -73,6 +75,15 @@ def _train_text(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _cache_text(r: dict) -> str:
+    lines = [f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, {r['epochs']:g} epochs over "
+             f"{r['train_images']} JPEGs, classifier only, --augment none, end to end (train + validation):"]
+    for name, row in r["runs"].items():
+        lines.append(f"  --cache-features {name:<24} {row['seconds']:7.1f} s ({row['steps']} steps), validation "
+                     f"accuracy {100 * row['validation_accuracy']:.1f}%, {row['speedup']:.1f}x")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from finetune import bench
 
@@ -84,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
                                          num_classes=args.num_classes or 10, clip_norm=args.clip_norm,
                                          say=lambda text: print(text, flush=True))
         print(json.dumps(result, indent=2) if args.json else bench_peers.peers_table(result))
+        return 0
+    if args.what == "cache":
+        result = bench.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
+                                   batch_size=args.batch_size or 16, epochs=args.epochs)
+        print(json.dumps(result, indent=2) if args.json else _cache_text(result))
         return 0
     if not args.net:
         raise ValueError(f"finetune bench {args.what} needs --net NET (`finetune nets` lists them).")
