@@ -123,6 +123,15 @@ def _forward(start: set, graph: tf.Graph) -> set[str]:
     return reached
 
 
+def fit_session_config(config: tf.ConfigProto) -> None:
+    """Turn off Grappler's dependency optimizer, which (TensorFlow 2.21) rewrites the gradient ops of the
+    classifier so that a step reads the input pipeline although the cut tensors are fed; constant folding
+    off fixes it too, but is worth more elsewhere."""
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    config.graph_options.rewrite_options.dependency_optimization = rewriter_config_pb2.RewriterConfig.OFF
+
+
 def dataset_fingerprint(sources: Sequence[str], labels: Sequence[int]) -> str:
     """A hash of what the training split's contents are taken to be: each file's path, size, modification
     time (and label)."""

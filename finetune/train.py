@@ -126,8 +126,10 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
             *hooks,
         ]
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
-        creator = clusters.session_creator(cluster, server, scaffold, devices.session_config(config.xla, devices=places),
-                                           resume_from)
+        session_config = devices.session_config(config.xla, devices=places)
+        if use_cache:
+            feature_cache.fit_session_config(session_config)
+        creator = clusters.session_creator(cluster, server, scaffold, session_config, resume_from)
         stopped = "max_steps"
         start = time.perf_counter()
         if progress.start_step >= max_steps:
@@ -147,6 +149,10 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
             finally:
                 progress.close()
         seconds = time.perf_counter() - start
+        if cache_hooks and stopped == "max_steps" and progress.step < max_steps:
+            # A step that still read the (one-pass, used-up) input pipeline ends the run early and silently.
+            raise RuntimeError(f"Feature cache: the run stopped at step {progress.step} of {max_steps} because a step "
+                               "read the input pipeline although its features were fed; use --cache-features off.")
 
     if stopped == "interrupted":
         say(f"Interrupted at step {progress.step}: saved {run_dir.latest_checkpoint()}.")

@@ -85,8 +85,11 @@ def test_cached_run_trains_the_classifier_as_the_uncached_one(dataset, source_ck
 
 def test_cache_is_reused_then_invalidated_by_image_size_and_dataset(dataset, source_ckpt, tmp_path, cache_home,
                                                                   capsys):
-    train.train(_config(dataset, source_ckpt, tmp_path / "a", max_steps=1, skip_eval=True), progress_bar=False)
-    assert "--cache-features auto: on" in capsys.readouterr().out
+    # Batches of 4 over 12 images: every step after the one-pass feature computation is fed from the cache
+    # (a step that read the used-up pipeline would end the run early, an error).
+    summary = train.train(_config(dataset, source_ckpt, tmp_path / "a", max_steps=5, batch_size=4, skip_eval=True),
+                          progress_bar=False)
+    assert "--cache-features auto: on" in capsys.readouterr().out and summary["final_step"] == 5
     assert len(_entries(cache_home)) == 1
     train.train(_config(dataset, source_ckpt, tmp_path / "b", max_steps=1, skip_eval=True), progress_bar=False)
     assert "Feature cache: reusing" in capsys.readouterr().out and len(_entries(cache_home)) == 1
@@ -108,3 +111,12 @@ def test_auto_stays_off_with_augmentation_or_a_trained_trunk():
     assert feature_cache.decide("auto", classifier_only=True, augment="none", **common)[0] is True
     with pytest.raises(ValueError, match="--augment none"):
         feature_cache.decide("on", classifier_only=True, augment="default", **common)
+
+
+def test_resnet_classifier_trains_every_step_from_the_cache(dataset, tmp_path):
+    # resnet_v1_50's classifier gradients were rewritten by Grappler's dependency optimizer to read the input
+    # pipeline despite the fed features (feature_cache.fit_session_config): the run stopped after the one pass.
+    summary = train.train(RunConfig(net="resnet_v1_50", dataset=str(dataset), train_dir=str(tmp_path / "run"),
+                                    trainable="logits", augment="none", batch_size=4, image_size=32, max_steps=5,
+                                    skip_eval=True, save_interval_secs=3600), verbose=False)
+    assert summary["final_step"] == 5 and summary["steps"] == 5
