@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
     parser.add_argument("--steps", type=int, help="peers: interleaved timed steps per contender (default 5)")
     parser.add_argument("--epochs", type=float, default=5.0, help="cache: epochs of classifier-only training")
+    parser.add_argument("--images-per-class", type=int, default=16,
+                        help="cache: training JPEGs per class (4 classes; a quarter as many for validation)")
     parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
     parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.what == "cache":
         result = bench.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
-                                   batch_size=args.batch_size or 16, epochs=args.epochs)
+                                   batch_size=args.batch_size or 16, epochs=args.epochs,
+                                   images_per_class=args.images_per_class)
         print(json.dumps(result, indent=2) if args.json else _cache_text(result))
         return 0
     if not args.net:
