@@ -190,6 +190,7 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
             planned = time.perf_counter()
             with tf.Session(graph=graph, config=devices.session_config(config.xla, devices=places)) as session:
                 session.run(init)
+                initialized = time.perf_counter()
                 session.run(restore)
                 restored = time.perf_counter()
                 session.run(model.train_op)
@@ -198,7 +199,8 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
     result = {"net": net, "image_size": size, "batch_size": batch_size, "trainable": trainable,
               "step": step, "images_per_second": batch_size / (step["median_ms"] / 1000.0),
               "start_to_first_step": {"build_graph_s": built - start, "plan_restore_s": planned - built,
-                                      "init_and_restore_s": restored - planned, "first_step_s": first_step - restored,
+                                      "init_and_restore_s": restored - planned,
+                                      "init_s": initialized - planned, "restore_s": restored - initialized, "first_step_s": first_step - restored,
                                       "total_s": first_step - start}}
     if input_pipeline:
         result["input_pipeline"] = bench_input(spec.preprocessing, image_size=size, batch_size=batch_size)

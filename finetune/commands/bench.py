@@ -65,7 +65,7 @@ def _train_text(r: dict) -> str:
         f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}: "
         f"step {_ms(r['step'])}, {r['images_per_second']:.1f} images/s",
         f"start to first step: {start['total_s']:.1f} s (graph build {start['build_graph_s']:.1f}, restore plan "
-        f"{start['plan_restore_s']:.1f}, init + restore {start['init_and_restore_s']:.1f}, first step "
+        f"{start['plan_restore_s']:.1f}, init {start['init_s']:.1f} + restore {start['restore_s']:.1f}, first step "
         f"{start['first_step_s']:.1f})",
     ]
     if "input_pipeline" in r:
