@@ -120,3 +120,14 @@ def test_resnet_classifier_trains_every_step_from_the_cache(dataset, tmp_path):
                                     trainable="logits", augment="none", batch_size=4, image_size=32, max_steps=5,
                                     skip_eval=True, save_interval_secs=3600), verbose=False)
     assert summary["final_step"] == 5 and summary["steps"] == 5
+
+
+def test_resumed_run_reuses_the_cache_and_goes_on(dataset, source_ckpt, tmp_path, cache_home, capsys):
+    train.train(_config(dataset, source_ckpt, tmp_path / "run", max_steps=2, batch_size=4, skip_eval=True),
+                progress_bar=False)
+    capsys.readouterr()
+    summary = train.train(_config(dataset, source_ckpt, tmp_path / "run", max_steps=4, batch_size=4, skip_eval=True),
+                          progress_bar=False)
+    out = capsys.readouterr().out
+    assert "Resuming from" in out and "Feature cache: reusing" in out
+    assert summary["start_step"] == 2 and summary["final_step"] == 4 and len(_entries(cache_home)) == 1
