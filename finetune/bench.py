@@ -15,6 +15,7 @@ after warm-up runs; they measure this machine at this moment, so compare them si
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -158,8 +159,13 @@ def bench_restore(net: str, *, checkpoint: str | None = None, num_classes: int |
 
 
 def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8, steps: int = 10,
-                num_classes: int = 10, trainable: str = "all") -> dict:
-    """Images per second of the training step (forward, backward, update) on random images."""
+                num_classes: int = 10, trainable: str = "all", input_pipeline: bool = True) -> dict:
+    """Images per second of the training step (forward, backward, update) on random images; the time from
+    the start (graph build, restore of a checkpoint of random weights) to the end of the first step; the
+    input pipeline alone (`bench_input`, unless input_pipeline=False); the process's peak memory."""
+    import resource
+
+    from checkpoints import RestoreOptions, plan_restore
     from finetune import devices
     from finetune.config import RunConfig
     from finetune.train_graph import build_train_graph
@@ -169,13 +175,115 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
     config = RunConfig(net=net, dataset="(random images)", batch_size=batch_size, image_size=size,
                        trainable=trainable, max_steps=steps + 2)
     places = devices.select_devices(config.num_devices)
-    with tf.Graph().as_default() as graph:
-        images = tf.random.uniform([batch_size, size, size, 3], -1.0, 1.0)
-        labels = tf.random.uniform([batch_size], 0, num_classes, dtype=tf.int64)
-        model = build_train_graph(config, spec, images, labels, num_classes, steps_per_epoch=steps,
-                                  max_steps=steps + 2, places=places)
-        with tf.Session(graph=graph, config=devices.session_config(config.xla, devices=places)) as session:
-            session.run(tf.global_variables_initializer())
-            step = timed({"step": lambda: session.run(model.train_op)}, steps)["step"]
-    return {"net": net, "image_size": size, "batch_size": batch_size, "trainable": trainable,
-            "step": step, "images_per_second": batch_size / (step["median_ms"] / 1000.0)}
+    with tempfile.TemporaryDirectory(prefix="finetune-bench-") as workdir:
+        checkpoint = random_checkpoint(net, num_classes, size, workdir)
+        start = time.perf_counter()
+        with tf.Graph().as_default() as graph:
+            images = tf.random.uniform([batch_size, size, size, 3], -1.0, 1.0)
+            labels = tf.random.uniform([batch_size], 0, num_classes, dtype=tf.int64)
+            model = build_train_graph(config, spec, images, labels, num_classes, steps_per_epoch=steps,
+                                      max_steps=steps + 2, places=places)
+            built = time.perf_counter()
+            plan = plan_restore(model.model_variables, checkpoint, net=spec, options=RestoreOptions(exclude_scopes=()))
+            restore = plan.restore_op()
+            init = tf.global_variables_initializer()
+            planned = time.perf_counter()
+            with tf.Session(graph=graph, config=devices.session_config(config.xla, devices=places)) as session:
+                session.run(init)
+                initialized = time.perf_counter()
+                session.run(restore)
+                restored = time.perf_counter()
+                session.run(model.train_op)
+                first_step = time.perf_counter()
+                step = timed({"step": lambda: session.run(model.train_op)}, steps, warmup=1)["step"]
+    result = {"net": net, "image_size": size, "batch_size": batch_size, "trainable": trainable,
+              "step": step, "images_per_second": batch_size / (step["median_ms"] / 1000.0),
+              "start_to_first_step": {"build_graph_s": built - start, "plan_restore_s": planned - built,
+                                      "init_and_restore_s": restored - planned,
+                                      "init_s": initialized - planned, "restore_s": restored - initialized, "first_step_s": first_step - restored,
+                                      "total_s": first_step - start}}
+    if input_pipeline:
+        result["input_pipeline"] = bench_input(spec.preprocessing, image_size=size, batch_size=batch_size)
+    result["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    return result
+
+
+def bench_input(preprocessing: str, *, image_size: int, batch_size: int, num_images: int = 96,
+                source_size: int = 400, batches: int = 12, rounds: int = 3) -> dict:
+    """images/s of the input pipeline alone (read, decode, training preprocessing, batch; no model) over a
+    temporary folder of `num_images` JPEGs of source_size px, and over the same images as TFRecords
+    (finetune.tfrecords). The two take turns (`rounds` times), each timing `batches` batches from a fresh
+    iterator, so its parallel readers start empty and do not run ahead while the other is timed."""
+    from finetune import data, synthetic, tfrecords
+
+    with tempfile.TemporaryDirectory(prefix="finetune-bench-input-") as workdir:
+        classes = list(synthetic.SHAPE_CLASSES[:4])
+        folder = synthetic.write_shapes_dataset(Path(workdir) / "jpeg", classes, train_per_class=num_images // 4,
+                                                validation_per_class=0, image_size=source_size, seed=0,
+                                                image_format="jpeg")
+        records = Path(workdir) / "tfrecords"
+        tfrecords.convert_to_tfrecords(str(folder), str(records), shards=4)
+        with tf.Graph().as_default() as graph:
+            pipelines = {}
+            for name, root in (("jpeg_folder", folder), ("tfrecords", records)):
+                info = data.scan_dataset(str(root), 0.0)
+                dataset = data.build_dataset(info, "train", batch_size=batch_size, image_size=image_size,
+                                             preprocessing=preprocessing, is_training=True, drop_remainder=True)
+                iterator = data.make_iterator(dataset)
+                pipelines[name] = (iterator.initializer, iterator.get_next())
+            with tf.Session(graph=graph) as session:
+                session.run(tf.local_variables_initializer())
+
+                def run(initializer, next_batch):
+                    # From a fresh iterator: nothing prefetched while the other pipeline was timed.
+                    session.run(initializer)
+                    for _ in range(batches):
+                        session.run(next_batch)
+
+                runs = timed({name: (lambda p=p: run(*p)) for name, p in pipelines.items()}, rounds, warmup=1)
+    batch_times = {name: {**t, "batches": batches} for name, t in runs.items()}
+    return {name: {**t, "images_per_second": batches * batch_size / (t["median_ms"] / 1000.0)}
+            for name, t in batch_times.items()} | {"images": num_images, "source_size": source_size}
+
+
+def bench_cache(net: str, *, image_size: int | None = None, batch_size: int = 16, images_per_class: int = 16,
+                classes: int = 4, epochs: float = 5.0, source_size: int = 256) -> dict:
+    """End to end, classifier-only fine-tuning over a temporary folder of JPEGs (a random-weight checkpoint, 1000
+    or 1001 classes, restored): `finetune` with --augment none and --cache-features off (each step runs the whole
+    frozen trunk, as TF-Slim's loop does) against --cache-features on (a fresh cache: its computation is counted),
+    then on again (the cache reused). Wall seconds of each `train` call and its validation accuracy."""
+    from finetune import synthetic, train
+    from finetune.config import RunConfig
+
+    spec = nets_factory.get_spec(net)
+    size = image_size or spec.image_size
+    with tempfile.TemporaryDirectory(prefix="finetune-bench-cache-") as workdir:
+        folder = synthetic.write_shapes_dataset(Path(workdir) / "images", list(synthetic.SHAPE_CLASSES[:classes]),
+                                                train_per_class=images_per_class,
+                                                validation_per_class=max(2, images_per_class // 4),
+                                                image_size=source_size, seed=0, image_format="jpeg")
+        checkpoint = random_checkpoint(net, spec.num_classes, size, workdir)
+        home = Path(workdir) / "home"
+        results = {}
+        for name, mode in (("off", "off"), ("on (computing the cache)", "on"), ("on (cache reused)", "on")):
+            config = RunConfig(net=net, dataset=str(folder), ckpt=checkpoint, trainable="logits", augment="none",
+                               cache_features=mode, image_size=size, batch_size=batch_size, epochs=epochs,
+                               train_dir=str(Path(workdir) / f"run-{len(results)}"), save_interval_secs=3600)
+            previous = os.environ.get("FINETUNE_HOME")
+            os.environ["FINETUNE_HOME"] = str(home)
+            try:
+                start = time.perf_counter()
+                summary = train.train(config, verbose=False)
+                seconds = time.perf_counter() - start
+            finally:
+                if previous is None:
+                    os.environ.pop("FINETUNE_HOME")
+                else:
+                    os.environ["FINETUNE_HOME"] = previous
+            results[name] = {"seconds": seconds, "train_seconds": summary["seconds"], "steps": summary["steps"],
+                             "validation_accuracy": summary["validation_accuracy"]}
+    off = results["off"]["seconds"]
+    for row in results.values():
+        row["speedup"] = off / row["seconds"]
+    return {"net": net, "image_size": size, "batch_size": batch_size, "epochs": epochs,
+            "train_images": classes * images_per_class, "runs": results}

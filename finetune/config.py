@@ -204,6 +204,15 @@ class RunConfig:
         "0.05); raise it when a small crop would cut the object out, e.g. 0.5 for small images", float,
         group="augmentation"))
 
+    augment: str = field(default="default", metadata=_flag(
+        "training images' augmentation: 'default' (the preprocessing style's random crops, flips, colour), "
+        "'none' (the evaluation preprocessing, the same pixels every epoch)", str, group="augmentation",
+        choices=("default", "none")))
+    cache_features: str = field(default="auto", metadata=_flag(
+        "compute the frozen trunk's features once per image and train the classifier on them: 'auto' (on exactly "
+        "when only the classifier trains and --augment none), 'on', 'off'", str, group="training",
+        choices=("auto", "on", "off")))
+
     # how long, how big
     batch_size: int = field(default=32, metadata=_flag("images per step (over all devices)", int, group="loop"))
     image_size: int | None = field(default=None, metadata=_flag("input size in pixels (default: the net's)", int,
@@ -342,7 +351,7 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--batch-norm-decay must be in (0, 1), got {c.batch_norm_decay}.")
     if c.moving_average_decay is not None and not 0 < c.moving_average_decay < 1:
         raise ValueError(f"--moving-average-decay must be in (0, 1), got {c.moving_average_decay}.")
-    for name in ("optimizer", "lr_schedule", "precision", "background_class"):
+    for name in ("optimizer", "lr_schedule", "precision", "background_class", "augment", "cache_features"):
         choices = _choices(name)
         if getattr(c, name) not in (*choices, RunConfig.__dataclass_fields__[name].default):  # None: not set
             raise ValueError(f"--{_flag_name(name)} {getattr(c, name)!r} is not one of: {', '.join(choices)}.")

@@ -597,6 +597,7 @@ def build_dataset(
     drop_remainder: bool = False,
     color_distortion: bool = True,
     crop_min_area: float = preprocessing_lib.CROP_AREA_RANGE[0],
+    augment: bool = True,
 ) -> tf2.data.Dataset:
     """Batches of (images float32 [B, image_size, image_size, 3], labels int64 [B]) of one split.
 
@@ -605,6 +606,7 @@ def build_dataset(
     smallest share of the image a random crop keeps, tune the inception style's training augmentation;
     see finetune.preprocessing). `num_epochs=None` repeats forever. Undecodable images are skipped
     and counted in `skipped_images(split)` (see the module docstring: iterate with `make_iterator`).
+    `augment=False` shuffles training images but preprocesses them as evaluation does (`--augment none`).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}.")
@@ -626,7 +628,7 @@ def build_dataset(
         # seed, its place in the stream), so they do not depend on which thread preprocesses it.
         image_seed = tf.stack([tf.constant(seed, tf.int64), index]) if is_training else None
         image = preprocessing_lib.preprocess_image(
-            image, image_size, image_size, is_training, preprocessing, color_distortion=color_distortion,
+            image, image_size, image_size, is_training and augment, preprocessing, color_distortion=color_distortion,
             crop_min_area=crop_min_area, seed=image_seed,
         )
         return image, label

@@ -107,6 +107,7 @@ class Data(_Values):
     seed: int | None = None
     deterministic: bool | None = None
     crop_min_area: float | None = None
+    augment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class Training(_Values):
     xla: bool | None = None
     num_devices: int | None = None
     sync_replicas: bool | None = None
+    cache_features: str | None = None
 
 
 GROUPS: tuple[type[_Values], ...] = (Data, Model, Restore, Training)

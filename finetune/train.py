@@ -19,11 +19,11 @@ import numpy as np
 
 import checkpoints
 from finetune import cluster as clusters
-from finetune import data, devices, hub_run
+from finetune import data, devices, feature_cache, hub_run
 from finetune.config import RunConfig
 from finetune.hooks import TRAIN_ACCURACY_WINDOW, CheckpointHook, NonFiniteLossHook, ProgressHook, StopOnSignalHook
 from finetune.run_dir import RunDir
-from finetune.train_graph import build_train_graph, summaries
+from finetune.train_graph import build_train_graph, summaries, trainable_scopes
 from nets import nets_factory
 from nets.compat import tf
 
@@ -75,15 +75,24 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
     places = devices.select_devices(config.num_devices)
     if config.batch_size % len(places):
         raise ValueError(f"--batch-size {config.batch_size} does not divide over {len(places)} devices.")
+    use_cache, why = feature_cache.decide(
+        config.cache_features, classifier_only=set(trainable_scopes(spec, config.trainable)) == set(spec.classifier_scopes),
+        augment=config.augment, train_bn_stats=config.train_bn_stats, num_devices=len(places), cluster=cluster is not None)
+    say(why)
     server = clusters.start_server(cluster) if cluster else None
     with tf.Graph().as_default(), clusters.device_scope(cluster), devices.op_determinism(config.deterministic):
         tf.set_random_seed(config.seed)
         global_step = tf.train.get_or_create_global_step()
         with tf.device(clusters.input_device(cluster)):
-            dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
-                                         preprocessing=spec.preprocessing, is_training=True,
-                                         seed=config.seed + (cluster.replica if cluster else 0),
-                                         drop_remainder=True, crop_min_area=config.crop_min_area)
+            if use_cache:  # one in-order pass, evaluation preprocessing: what the cache is computed from
+                dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
+                                             preprocessing=spec.preprocessing, is_training=False, num_epochs=1)
+            else:
+                dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
+                                             preprocessing=spec.preprocessing, is_training=True,
+                                             seed=config.seed + (cluster.replica if cluster else 0),
+                                             drop_remainder=True, crop_min_area=config.crop_min_area,
+                                             augment=config.augment != "none")
             images, labels = data.make_iterator(dataset).get_next()
             skipped = data.skipped_images("train")
             skipped_names = tf.train.FinalOpsHook(data.skipped_image_names("train"))  # fetched as the run ends
@@ -91,6 +100,8 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
                                   max_steps=max_steps, places=places,
                                   sync_cluster=cluster if config.sync_replicas else None)
         summary_op = summaries(model)
+        cache_hooks = [_feature_cache_hook(config, spec, info, image_size, model, summary_op, images, labels, say)
+                       ] if use_cache else []
         saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)  # CheckpointHook prunes (keep N)
 
         # A dir holding checkpoints resumes from its newest complete one (never warm-starts over it); one of
@@ -120,6 +131,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         progress = ProgressHook(model, global_step, skipped, _step_of(resume_from), max_steps, config.batch_size,
                                 progress_bar)
         run_hooks = [
+            *cache_hooks,
             NonFiniteLossHook(model.loss, train_dir),
             tf.train.StopAtStepHook(last_step=max_steps),
             progress,
@@ -134,8 +146,10 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
             *hooks,
         ]
         scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
-        creator = clusters.session_creator(cluster, server, scaffold, devices.session_config(config.xla, devices=places),
-                                           resume_from)
+        session_config = devices.session_config(config.xla, devices=places)
+        if use_cache:
+            feature_cache.fit_session_config(session_config)
+        creator = clusters.session_creator(cluster, server, scaffold, session_config, resume_from)
         stopped = "max_steps"
         start = time.perf_counter()
         if progress.start_step >= max_steps:
@@ -157,6 +171,10 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         if terminate.received and stopped == "max_steps" and progress.step < max_steps:
             stopped = "terminated"
         seconds = time.perf_counter() - start
+        if cache_hooks and stopped == "max_steps" and progress.step < max_steps:
+            # A step that still read the (one-pass, used-up) input pipeline ends the run early and silently.
+            raise RuntimeError(f"Feature cache: the run stopped at step {progress.step} of {max_steps} because a step "
+                               "read the input pipeline although its features were fed; use --cache-features off.")
 
     if stopped != "max_steps":
         how = "Interrupted" if stopped == "interrupted" else f"Stopped by {terminate.received}"
@@ -186,6 +204,26 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         run_dir.write_summary(summary)
     say(format_summary(summary))
     return summary
+
+
+def _feature_cache_hook(config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo, image_size: int,
+                        model, summary_op, images, labels, say) -> feature_cache.FeatureCacheHook:
+    """The hook that feeds the classifier cached trunk features (finetune.feature_cache)."""
+    from checkpoints import scopes
+
+    scope_list = trainable_scopes(spec, config.trainable)
+
+    def in_trainable_scope(op) -> bool:  # op names carry the tower's name scope
+        return bool(scopes.matching_scope(op.name.split("/", 1)[-1], scope_list, spec.scope))
+
+    cut = feature_cache.cut_tensors([model.train_op, model.loss, model.accuracy, summary_op], [images, labels],
+                                    model.trained, live=in_trainable_scope)
+    trained = {v.op.name for v in model.trained}
+    frozen = [v for v in model.model_variables if v.op.name not in trained]
+    description = {"net": spec.name, "image_size": image_size, "preprocessing": spec.preprocessing,
+                   "dataset": feature_cache.dataset_fingerprint(info.sources["train"], info.labels.get("train", []))}
+    return feature_cache.FeatureCacheHook(cut, frozen, tf.train.get_global_step(), batch_size=config.batch_size,
+                                          seed=config.seed, description=description, say=say)
 
 
 def _step_of(checkpoint: str | None) -> int:

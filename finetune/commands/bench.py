@@ -7,20 +7,28 @@ import json
 
 HELP = (
     "Benchmarks that print numbers: `export` (.pb size, latency of the frozen graph versus the checkpoint graph), "
-    "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images). "
+    "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images, input "
+    "pipeline images/s, start to first step, peak memory), `peers` (this toolkit's training step against TF-Slim's "
+    "loop and Keras 3's model.fit, interleaved), `cache` (classifier-only training end to end with and without "
+    "cached features). "
     "Without --ckpt a checkpoint of random weights is written to a temporary directory."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("export", "restore", "train"))
-    parser.add_argument("--net", required=True, help="network name (`finetune nets`)")
+    parser.add_argument("what", choices=("export", "restore", "train", "peers", "cache"))
+    parser.add_argument("--net", help="network name (`finetune nets`); required but for peers (resnet_v1_50)")
     parser.add_argument("--ckpt", help="checkpoint to use (export, restore); default: random weights")
     parser.add_argument("--num-classes", type=int,
                         help="class count (default: the net's published count; train: 10)")
     parser.add_argument("--image-size", type=int, help="input size in pixels (default: the net's)")
     parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
+    parser.add_argument("--steps", type=int, help="peers: interleaved timed steps per contender (default 5)")
+    parser.add_argument("--epochs", type=float, default=5.0, help="cache: epochs of classifier-only training")
+    parser.add_argument("--images-per-class", type=int, default=16,
+                        help="cache: training JPEGs per class (4 classes; a quarter as many for validation)")
+    parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
     parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
@@ -52,13 +60,52 @@ def _restore_text(r: dict) -> str:
 
 
 def _train_text(r: dict) -> str:
-    return (f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}: "
-            f"step {_ms(r['step'])}, {r['images_per_second']:.1f} images/s")
+    start = r["start_to_first_step"]
+    lines = [
+        f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}: "
+        f"step {_ms(r['step'])}, {r['images_per_second']:.1f} images/s",
+        f"start to first step: {start['total_s']:.1f} s (graph build {start['build_graph_s']:.1f}, restore plan "
+        f"{start['plan_restore_s']:.1f}, init {start['init_s']:.1f} + restore {start['restore_s']:.1f}, first step "
+        f"{start['first_step_s']:.1f})",
+    ]
+    if "input_pipeline" in r:
+        pipe = r["input_pipeline"]
+        lines.append(f"input pipeline alone (decode + training preprocessing + batch, {pipe['images']} JPEGs of "
+                     f"{pipe['source_size']} px): JPEG folder {pipe['jpeg_folder']['images_per_second']:.1f} images/s, "
+                     f"TFRecords {pipe['tfrecords']['images_per_second']:.1f} images/s")
+    lines.append(f"peak memory (max RSS): {r['peak_memory_mib']:.0f} MiB")
+    return "\n".join(lines)
+
+
+def _cache_text(r: dict) -> str:
+    lines = [f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, {r['epochs']:g} epochs over "
+             f"{r['train_images']} JPEGs, classifier only, --augment none, end to end (train + validation):"]
+    for name, row in r["runs"].items():
+        lines.append(f"  --cache-features {name:<24} {row['seconds']:7.1f} s ({row['steps']} steps), validation "
+                     f"accuracy {100 * row['validation_accuracy']:.1f}%, {row['speedup']:.1f}x")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from finetune import bench
 
+    if args.what == "peers":
+        from finetune import bench_peers
+
+        result = bench_peers.bench_peers(args.net or "resnet_v1_50", image_size=args.image_size,
+                                         batch_size=args.batch_size or 16, steps=args.steps or 5,
+                                         num_classes=args.num_classes or 10, clip_norm=args.clip_norm,
+                                         say=lambda text: print(text, flush=True))
+        print(json.dumps(result, indent=2) if args.json else bench_peers.peers_table(result))
+        return 0
+    if args.what == "cache":
+        result = bench.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
+                                   batch_size=args.batch_size or 16, epochs=args.epochs,
+                                   images_per_class=args.images_per_class)
+        print(json.dumps(result, indent=2) if args.json else _cache_text(result))
+        return 0
+    if not args.net:
+        raise ValueError(f"finetune bench {args.what} needs --net NET (`finetune nets` lists them).")
     if args.what == "export":
         result = bench.bench_export(args.net, checkpoint=args.ckpt, num_classes=args.num_classes,
                                     image_size=args.image_size, batch_size=args.batch_size or 1,
