@@ -56,13 +56,16 @@ def _entries(home):
 
 def test_cached_run_trains_the_classifier_as_the_uncached_one(dataset, source_ckpt, tmp_path, cache_home, capsys):
     # One batch is the whole training split (12 images), so both runs see the same images each step.
-    cached = train.train(_config(dataset, source_ckpt, tmp_path / "cached", cache_features="on"), progress_bar=False)
+    # No step-0 checkpoint is written (it would only copy --ckpt): compare what steps 2 and 3 moved.
+    cached = train.train(_config(dataset, source_ckpt, tmp_path / "cached", cache_features="on",
+                                 save_interval_steps=1), progress_bar=False)
     out = capsys.readouterr().out
     assert "--cache-features on: on" in out and "computing" in out
-    plain = train.train(_config(dataset, source_ckpt, tmp_path / "plain", cache_features="off"), verbose=False)
+    plain = train.train(_config(dataset, source_ckpt, tmp_path / "plain", cache_features="off",
+                                save_interval_steps=1), verbose=False)
     source, with_cache, without = _values(source_ckpt), _values(cached["checkpoint"]), _values(plain["checkpoint"])
-    start = _values(str(tmp_path / "cached" / "model.ckpt-0"))
-    start_plain = _values(str(tmp_path / "plain" / "model.ckpt-0"))
+    start = _values(str(tmp_path / "cached" / "model.ckpt-1"))
+    start_plain = _values(str(tmp_path / "plain" / "model.ckpt-1"))
     net_variables = [n for n in without if n.startswith("MobilenetV1/") and not n.endswith("/Momentum")]
     assert sorted(n for n in with_cache if n.startswith("MobilenetV1/")) == sorted(
         n for n in without if n.startswith("MobilenetV1/"))
