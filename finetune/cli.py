@@ -66,6 +66,10 @@ def _quiet_tensorflow() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        # Line by line into a log file too: what a run said (resuming, lock taken over) is there even when the
+        # process is killed a moment later.
+        sys.stdout.reconfigure(line_buffering=True)
     if not os.environ.get(_DEBUG_ENV):
         _quiet_tensorflow()
     name = DEFAULT_COMMAND
