@@ -28,11 +28,11 @@ QUICK_NETS = {"mobilenet_v1_025", "mobilenet_v2_035", "mobilenet_v3_small", "mob
               "inception_v1", "resnet_v1_50", "resnet_v2_50", "alexnet_v2", "overfeat"}
 
 
-def zoo_params(names=None) -> list:
-    """pytest params over the zoo (or `names`), the nets outside QUICK_NETS marked slow."""
+def zoo_params(names=None, also_slow=()) -> list:
+    """pytest params over the zoo (or `names`), the nets outside QUICK_NETS (or in `also_slow`) marked slow."""
     import pytest
 
-    return [pytest.param(name, marks=() if name in QUICK_NETS else pytest.mark.slow)
+    return [pytest.param(name, marks=() if name in QUICK_NETS and name not in also_slow else pytest.mark.slow)
             for name in (names if names is not None else nets_factory.specs())]
 
 # Nets whose published lists hold an auxiliary head that TF-Slim builds only in training mode.

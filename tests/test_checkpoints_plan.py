@@ -131,7 +131,7 @@ def test_without_a_rule_another_scope_is_missing_and_named(graph, ckpt):
         checkpoints.plan_restore(slim.get_model_variables(), path, options=checkpoints.RestoreOptions(detect_prefix=False))
     message = str(error.value)
     assert "--ckpt-rename OLD:NEW (it has e.g. TinyNet/Conv1/" in message and "--exclude-scopes" in message
-    assert "\n" not in message and len(message) < 300
+    assert "\n" not in message and len(message.replace(path, "CKPT")) < 250  # short but for the path
 
 
 def test_moving_average_shadows_restore_when_asked(graph, tmp_path):
@@ -187,7 +187,7 @@ def test_shape_mismatch_is_a_short_line_naming_the_count_the_first_variables_and
     assert re.search(r" \.\.\. and [3-5] more\. ", message) and "Conv1" not in message
     assert all(flag in message for flag in ("--net", "--exclude-scopes", "--background-class", "finetune inspect CKPT"))
     assert "checkpoint_exclude_scopes" not in message
-    assert "\n" not in message and len(message) < 300
+    assert "\n" not in message and len(message.replace(ckpt[0], "CKPT")) < 250  # short but for the path
     # the whole list: the plan's table and report
     plan = checkpoints.build_plan(variables, ckpt[0])
     expected = {f"TinyNet/{name}" for name in ("Conv2/weights", "Conv2/BatchNorm/beta", "Conv2/BatchNorm/moving_mean",

@@ -38,6 +38,7 @@ def zoo_checkpoint(tmp_path_factory):
     return path, values
 
 
+@pytest.mark.slow
 def test_tf_slim_inception_v1_fine_tunes_to_five_classes(graph, tmp_path):
     path = str(tmp_path / "inception_v1.ckpt")
     with tf.Graph().as_default():

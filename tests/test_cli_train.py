@@ -19,6 +19,7 @@ def test_help_documents_every_flag(capsys):
     assert "other commands:" in text and "demo" in text
 
 
+@pytest.mark.slow
 def test_cli_trains_logits_of_a_checkpoint(tmp_path, capsys):
     data = synthetic.write_shapes_dataset(tmp_path / "data", ["circle", "square"], train_per_class=4,
                                           validation_per_class=2, image_size=36, seed=0)

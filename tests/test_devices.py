@@ -158,6 +158,7 @@ def test_select_devices_without_gpus():
         devices.select_devices(0)
 
 
+@pytest.mark.slow
 def test_xla_session_compiles_and_matches():
     out = _run_python("""
         from nets.compat import slim, tf
@@ -183,7 +184,7 @@ def test_xla_session_compiles_and_matches():
     assert out == ["['_XlaCompile', '_XlaMerge', '_XlaRun']", "True"]
 
 
-@pytest.mark.parametrize("name", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("name", ["mixed_bfloat16", pytest.param("mixed_float16", marks=pytest.mark.slow)])
 def test_zoo_net_in_mixed_precision_towers_trains_float32_checkpoint_variables(graph, name):
     from nets import nets_factory
 

@@ -156,6 +156,7 @@ def test_watch_writes_tensorboard_metrics(run, tmp_path):
     assert "eval_validation/confusion_matrix" in tags
 
 
+@pytest.mark.slow
 def test_cli_eval_train_dir(run, tmp_path):
     train_dir, _ = run
     out = tmp_path / "report"

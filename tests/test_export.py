@@ -78,6 +78,7 @@ def test_frozen_graph_takes_images_of_any_size(exported):
     np.testing.assert_allclose(outputs["logits"], expected, atol=_logits_tolerance(expected), rtol=0)
 
 
+@pytest.mark.slow
 def test_verification_catches_a_graph_that_resizes_before_preprocessing(exported, tmp_path, monkeypatch):
     """The defect export's check once missed: the whole image resized to the net's size, then evaluation's
     central crop. Verified on raw images of several sizes against evaluation, export now refuses it."""
@@ -145,6 +146,7 @@ def test_frozen_graph_runs_with_plain_tensorflow(exported, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_saved_model_serves_through_its_signature(exported, tmp_path):
     model, result = exported
     pixels = _pixels(2, seed=11)
@@ -173,6 +175,7 @@ def test_saved_model_serves_through_its_signature(exported, tmp_path):
                                atol=_logits_tolerance(expected_tall), rtol=0)
 
 
+@pytest.mark.slow
 def test_jpeg_input_decodes_inside_the_graph(exported, tmp_path):
     model, _ = exported
     result = export.export(model, tmp_path / "jpeg.pb", input_type="jpeg")
@@ -194,6 +197,7 @@ def test_differences_above_tolerance_fail():
         export._check("far", export.max_differences(reference, far), export.TOLERANCE)
 
 
+@pytest.mark.slow
 def test_cli_export_and_its_errors(exported, tmp_path):
     model, _ = exported
     train_dir = str(Path(model.checkpoint).parent)
@@ -233,6 +237,7 @@ def test_export_refuses_to_replace_a_datasets_labels(exported, tmp_path):
         export.export(model, other)
 
 
+@pytest.mark.slow
 def test_export_replaces_an_earlier_export_only_with_overwrite(exported, tmp_path):
     model, result = exported
     out = tmp_path / "out"
@@ -263,6 +268,7 @@ def test_export_replaces_an_earlier_export_only_with_overwrite(exported, tmp_pat
     assert sorted(p.name for p in (tmp_path / "sm").iterdir()) == ["assets.extra", "saved_model.pb", "variables"]
 
 
+@pytest.mark.slow
 def test_cli_export_refuses_in_one_line(exported, tmp_path):
     model, _ = exported
     (tmp_path / "labels.txt").write_text("daisy\nrose\n")
@@ -275,6 +281,7 @@ def test_cli_export_refuses_in_one_line(exported, tmp_path):
     assert (tmp_path / "labels.txt").read_text() == "daisy\nrose\n" and not (tmp_path / "model.pb").exists()
 
 
+@pytest.mark.slow
 def test_bench_export_smoke():
     from finetune import bench
 

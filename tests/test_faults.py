@@ -156,6 +156,7 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.slow
 def test_broken_train_dir_resumes_from_the_newest_complete_checkpoint(fault, base_run, dataset, source, tmp_path,
                                                                       capsys):
     run = _copy(base_run, tmp_path)

@@ -54,6 +54,7 @@ def _entries(home):
     return sorted(p.name for p in (home / "features").iterdir()) if (home / "features").exists() else []
 
 
+@pytest.mark.slow
 def test_cached_run_trains_the_classifier_as_the_uncached_one(dataset, source_ckpt, tmp_path, cache_home, capsys):
     # One batch is the whole training split (12 images), so both runs see the same images each step.
     # No step-0 checkpoint is written (it would only copy --ckpt): compare what steps 2 and 3 moved.
@@ -86,6 +87,7 @@ def test_cached_run_trains_the_classifier_as_the_uncached_one(dataset, source_ck
     assert cached["validation_accuracy"] == plain["validation_accuracy"]
 
 
+@pytest.mark.slow
 def test_cache_is_reused_then_invalidated_by_image_size_and_dataset(dataset, source_ckpt, tmp_path, cache_home,
                                                                   capsys):
     # Batches of 4 over 12 images: every step after the one-pass feature computation is fed from the cache
@@ -116,6 +118,7 @@ def test_auto_stays_off_with_augmentation_or_a_trained_trunk():
         feature_cache.decide("on", classifier_only=True, augment="default", **common)
 
 
+@pytest.mark.slow
 def test_resnet_classifier_trains_every_step_from_the_cache(dataset, tmp_path):
     # resnet_v1_50's classifier gradients were rewritten by Grappler's dependency optimizer to read the input
     # pipeline despite the fed features (feature_cache.fit_session_config): the run stopped after the one pass.

@@ -100,6 +100,7 @@ def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys)
         assert loaded["inference_kept_stats"] and loaded["training_moved_stats"]
 
 
+@pytest.mark.slow
 def test_refuses_what_is_no_image_feature_vector(tmp_path, dataset, capsys):
     _save_keras(tmp_path / "dense", "dense")
     assert cli.main(["--net", f"hub:{tmp_path / 'dense'}", "--dataset", str(dataset)]) == 2

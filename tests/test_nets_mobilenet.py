@@ -95,7 +95,7 @@ def test_v2_end_points(graph):
     assert end_points["Logits"] is logits
 
 
-@pytest.mark.parametrize("name", SMALL)
+@pytest.mark.parametrize("name", ["mobilenet_v1_025", pytest.param("mobilenet_v2_035", marks=pytest.mark.slow)])
 def test_is_training_switches_batch_norm_and_dropout(graph, name):
     images, logits, _ = _build(name, 5, 32, is_training=True, dropout_keep_prob=0.5)
     training_updates = len(tf.get_collection(tf.GraphKeys.UPDATE_OPS))

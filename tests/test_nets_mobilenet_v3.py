@@ -82,7 +82,8 @@ def _build(name, num_classes, size, batch=2, is_training=False, weight_decay=0.0
     return images, logits, end_points
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=() if "small" in name else pytest.mark.slow)  # 6-9 s each
+                                  for name in NAMES])
 def test_same_weights_give_the_reference_logits(graph, name):
     """64 px, 5 classes: only the classifier changes shape, and the wiring is TF-Slim's."""
     spec = nets_factory.get_spec(name)
@@ -180,6 +181,7 @@ def test_weight_decay_regularizes_convolutions_not_depthwise(graph):
     assert not [loss for loss in losses if "depthwise" in loss.name]
 
 
+@pytest.mark.slow
 def test_reuse_and_base_final_endpoint(graph):
     _build("mobilenet_edgetpu", 5, 32)
     count = len(tf.global_variables())

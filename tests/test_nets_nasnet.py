@@ -217,6 +217,7 @@ def _rows_identical(features: np.ndarray) -> bool:
     return bool(np.all(features == features[:1]))
 
 
+@pytest.mark.slow
 def test_factory_passes_the_runs_total_steps_to_the_drop_path(graph, tiny_net):
     """Eight copies of one image: per-example drop path makes their features differ at global step 100 of a
     100-step run (progress 1), not at step 0. With TF-Slim's default 250000 steps, step 100 would barely drop."""
@@ -234,6 +235,7 @@ def test_factory_passes_the_runs_total_steps_to_the_drop_path(graph, tiny_net):
 
 
 @pytest.mark.parametrize("trainable, dropped", [("logits", False), ("all", True)])
+@pytest.mark.slow
 def test_drop_path_is_off_in_frozen_scopes(graph, tiny_net, trainable, dropped):
     """train_graph.build_logits: cells outside the trainable scopes run drop path (like dropout) in inference mode."""
     step = tf.train.get_or_create_global_step()
@@ -247,6 +249,7 @@ def test_drop_path_is_off_in_frozen_scopes(graph, tiny_net, trainable, dropped):
     assert _rows_identical(features) is not dropped
 
 
+@pytest.mark.slow
 def test_trainable_scopes_of_a_net_without_top_scope(graph, tiny_net):
     with slim.arg_scope(nasnet.nasnet_arg_scope()):
         nasnet.nasnet_large(_same_image_batch(), 3, is_training=False, config=TINY)
@@ -260,6 +263,7 @@ def test_trainable_scopes_of_a_net_without_top_scope(graph, tiny_net):
     assert chosen == {"cell_2", "final_layer"}
 
 
+@pytest.mark.slow
 def test_training_mode_without_classes_gives_features_and_updates_batch_norm(graph):
     images = tf.constant(golden_images(64))
     with slim.arg_scope(nasnet.nasnet_arg_scope()):

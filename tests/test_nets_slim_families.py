@@ -57,7 +57,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, slim_fn, slim_arg_scope, size, end_points", CASES, ids=[c[0] for c in CASES])
+# The deeper bodies take 15-50 s each on 2 cores: they run in the whole suite only.
+SLOW_CASES = {"inception_v1", "inception_v2", "inception_v3", "resnet_v2_50"}
+
+
+@pytest.mark.parametrize("name, slim_fn, slim_arg_scope, size, end_points",
+                         [pytest.param(*case, id=case[0], marks=pytest.mark.slow if case[0] in SLOW_CASES else ())
+                          for case in CASES])
 def test_same_weights_give_tf_slims_logits(graph, name, slim_fn, slim_arg_scope, size, end_points):
     images = tf.placeholder(tf.float32, [None, size, size, 3])
     with slim.arg_scope(slim_arg_scope()):
@@ -92,7 +98,9 @@ SMALL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, size, features, logits_scope", SMALL_CASES, ids=[c[0] for c in SMALL_CASES])
+@pytest.mark.parametrize("name, size, features, logits_scope",
+                         [pytest.param(*case, id=case[0], marks=pytest.mark.slow if case[0] in SLOW_CASES else ())
+                          for case in SMALL_CASES])
 def test_small_images_pool_globally_where_tf_slim_fails(graph, name, size, features, logits_scope):
     images = tf.placeholder(tf.float32, [None, size, size, 3])
     logits, end_points = nets_factory.get_network_fn(name, CLASSES)(images)
@@ -111,7 +119,7 @@ def test_inception_v3_aux_head_fits_its_smallest_image(graph):
     assert end_points["AuxLogits"].shape.as_list() == logits.shape.as_list() == [2, CLASSES]
 
 
-@pytest.mark.parametrize("name", ["inception_v2", "resnet_v2_50"])
+@pytest.mark.parametrize("name", [pytest.param("inception_v2", marks=pytest.mark.slow), "resnet_v2_50"])
 def test_is_training_switches_batch_norm(graph, name):
     images = tf.placeholder(tf.float32, [2, 64, 64, 3])
     nets_factory.get_network_fn(name, CLASSES, is_training=False)(images)

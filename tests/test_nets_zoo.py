@@ -99,7 +99,7 @@ def test_training_build_has_the_published_variables_the_evaluation_build_all_but
     assert training_end_points["AuxLogits"].shape.as_list() == [1, spec.num_classes]
 
 
-@pytest.mark.parametrize("name", zoo_params())
+@pytest.mark.parametrize("name", zoo_params(also_slow={"mobilenet_v2_035", "resnet_v2_50"}))  # 9-14 s each
 def test_fine_tuning_build_changes_only_the_classifier(graph, name):
     spec = SPECS[name]
     small = spec.image_size // 2

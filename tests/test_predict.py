@@ -93,6 +93,7 @@ def test_huge_images_are_reported_by_name_before_decoding(setup, tmp_path):
     assert [results[0]["predictions"][0]["label"], results[3]["predictions"][0]["label"]] == [e[0] for e in expected]
 
 
+@pytest.mark.slow
 def test_a_file_the_jpeg_graph_cannot_decode_is_named_and_the_batch_still_runs(setup, tmp_path):
     """A JPEG cut in half: its header reads, the graph's decoder fails; that batch runs again image by image."""
     model, result, images = setup
@@ -122,6 +123,7 @@ def test_an_export_that_needs_resized_images_is_refused(tmp_path):
         predict.load_model(tmp_path / "old.pb")
 
 
+@pytest.mark.slow
 def test_cli_predict_json_and_table(setup, tmp_path):
     _, result, images = setup
     command = [sys.executable, "-m", "finetune.cli", "predict", "--model", result.graph, "--top-k", "2"]

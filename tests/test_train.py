@@ -99,6 +99,7 @@ def _random_checkpoint(path: str, num_classes: int) -> None:
         save_random_checkpoint(path)
 
 
+@pytest.mark.slow
 def test_background_class_drop_restores_a_1001_class_classifier_into_1000_classes(datasets, tmp_path):
     assert nets_factory.get_spec(NET).num_classes == 1001
     ckpt = str(tmp_path / "k1001" / "model.ckpt")
@@ -165,6 +166,7 @@ def _trainable_variables(num_classes: int) -> list:
     return tf.trainable_variables()
 
 
+@pytest.mark.slow
 def test_rerun_resumes_step_count_and_refuses_another_nets_dir(datasets, tmp_path, capsys):
     config = RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", max_steps=2,
                        skip_eval=True, **SMALL)
@@ -238,6 +240,7 @@ def test_deterministic_runs_of_one_command_give_bit_identical_checkpoints(datase
     assert trained and all(not np.array_equal(first[n], other[n]) for n in trained)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_without_saving_it(datasets, tmp_path):
     config = RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", optimizer="sgd",
                        lr_schedule="fixed", learning_rate=0.01, max_steps=1, skip_eval=True, **SMALL)
@@ -266,6 +269,7 @@ def test_ctrl_c_saves_a_checkpoint_and_returns(datasets, tmp_path):
     assert json.loads((tmp_path / "run_summary.json").read_text())["final_step"] == 2
 
 
+@pytest.mark.slow
 def test_two_towers_train_the_same_variables(datasets, tmp_path):
     summary = train.train(RunConfig(dataset=str(datasets[0]), train_dir=str(tmp_path), trainable="all", max_steps=2,
                                     num_devices=2, skip_eval=True, **SMALL), verbose=False)
