@@ -1,5 +1,7 @@
 """finetune.bench's input-pipeline and start-up figures on tiny inputs: every figure is there and positive."""
 
+import pytest
+
 from finetune import bench
 
 
@@ -10,6 +12,7 @@ def test_input_pipeline_reads_jpeg_folder_and_tfrecords():
         assert result[source]["images_per_second"] > 0 and result[source]["runs"] == 1
 
 
+@pytest.mark.slow
 def test_train_reports_start_to_first_step_and_peak_memory():
     result = bench.bench_train("mobilenet_v1_025", image_size=32, batch_size=2, steps=1, num_classes=3,
                                input_pipeline=False)

@@ -58,7 +58,7 @@ CASES = [
 
 
 # The deeper bodies take 15-50 s each on 2 cores: they run in the whole suite only.
-SLOW_CASES = {"inception_v1", "inception_v2", "inception_v3", "resnet_v2_50"}
+SLOW_CASES = {"inception_v1", "inception_v2", "inception_v3", "resnet_v1_50", "resnet_v2_50"}
 
 
 @pytest.mark.parametrize("name, slim_fn, slim_arg_scope, size, end_points",
