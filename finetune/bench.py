@@ -287,3 +287,54 @@ def bench_cache(net: str, *, image_size: int | None = None, batch_size: int = 16
         row["speedup"] = off / row["seconds"]
     return {"net": net, "image_size": size, "batch_size": batch_size, "epochs": epochs,
             "train_images": classes * images_per_class, "runs": results}
+
+
+PRECISION_CONTENDERS = ("float32", "mixed_bfloat16", "float32+grappler_bf16")
+
+
+def bench_precision(net: str, *, image_size: int | None = None, batch_size: int = 16, steps: int = 5,
+                    num_classes: int = 10, trainable: str = "all",
+                    contenders: tuple[str, ...] = PRECISION_CONTENDERS) -> dict:
+    """Training step time of one net per precision, all built in one process and timed interleaved (`timed`):
+    `float32`, `mixed_bfloat16` (--precision: float32 variables, bfloat16 compute through the custom getter), and
+    `float32+grappler_bf16` (the float32 graph, rewritten by Grappler's auto_mixed_precision_onednn_bfloat16 pass,
+    which puts the ops oneDNN has bfloat16 kernels for in bfloat16)."""
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    from finetune import devices
+    from finetune.config import RunConfig
+    from finetune.train_graph import build_train_graph
+
+    spec = nets_factory.get_spec(net)
+    size = image_size or spec.image_size
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1.0, 1.0, [batch_size, size, size, 3]).astype(np.float32)
+    labels = rng.integers(0, num_classes, batch_size).astype(np.int64)
+    places = devices.select_devices(1)
+    runs, sessions = {}, []
+    try:
+        for name in contenders:
+            precision = "mixed_bfloat16" if name == "mixed_bfloat16" else "float32"
+            config = RunConfig(net=net, dataset="(random images)", batch_size=batch_size, image_size=size,
+                               trainable=trainable, precision=precision, max_steps=10**6)
+            with tf.Graph().as_default() as graph:
+                tf.set_random_seed(0)
+                model = build_train_graph(config, spec, tf.constant(images), tf.constant(labels), num_classes,
+                                          steps_per_epoch=100, max_steps=10**6, places=places)
+                init = tf.global_variables_initializer()
+            session_config = devices.session_config(devices=places)
+            if name == "float32+grappler_bf16":
+                session_config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
+                    rewriter_config_pb2.RewriterConfig.ON
+            session = tf.Session(graph=graph, config=session_config)
+            sessions.append(session)
+            session.run(init)
+            runs[name] = (lambda s=session, m=model: s.run([m.train_op, m.loss])[1])
+        times = timed(runs, steps, warmup=2)
+    finally:
+        for session in sessions:
+            session.close()
+    base = times[contenders[0]]["median_ms"]
+    return {"net": net, "image_size": size, "batch_size": batch_size, "trainable": trainable, "steps": steps,
+            "rows": [{"precision": name, **times[name], "images_per_second": batch_size / (times[name]["median_ms"] / 1e3),
+                      "speedup": base / times[name]["median_ms"]} for name in contenders]}
