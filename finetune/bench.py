@@ -10,12 +10,12 @@ after warm-up runs; they measure this machine at this moment, so compare them si
   `tf.train.Saver` restore of the same variables.
 - `bench_train`: images/s of the training step `finetune.train_graph.build_train_graph` builds, on random images
   (the input pipeline is left out).
+- `bench_precision`: the training step in float32 against bfloat16 (--precision, Grappler's oneDNN rewrite).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import tempfile
 import time
@@ -244,49 +244,6 @@ def bench_input(preprocessing: str, *, image_size: int, batch_size: int, num_ima
     batch_times = {name: {**t, "batches": batches} for name, t in runs.items()}
     return {name: {**t, "images_per_second": batches * batch_size / (t["median_ms"] / 1000.0)}
             for name, t in batch_times.items()} | {"images": num_images, "source_size": source_size}
-
-
-def bench_cache(net: str, *, image_size: int | None = None, batch_size: int = 16, images_per_class: int = 16,
-                classes: int = 4, epochs: float = 5.0, source_size: int = 256) -> dict:
-    """End to end, classifier-only fine-tuning over a temporary folder of JPEGs (a random-weight checkpoint, 1000
-    or 1001 classes, restored): `finetune` with --augment none and --cache-features off (each step runs the whole
-    frozen trunk, as TF-Slim's loop does) against --cache-features on (a fresh cache: its computation is counted),
-    then on again (the cache reused). Wall seconds of each `train` call and its validation accuracy."""
-    from finetune import synthetic, train
-    from finetune.config import RunConfig
-
-    spec = nets_factory.get_spec(net)
-    size = image_size or spec.image_size
-    with tempfile.TemporaryDirectory(prefix="finetune-bench-cache-") as workdir:
-        folder = synthetic.write_shapes_dataset(Path(workdir) / "images", list(synthetic.SHAPE_CLASSES[:classes]),
-                                                train_per_class=images_per_class,
-                                                validation_per_class=max(2, images_per_class // 4),
-                                                image_size=source_size, seed=0, image_format="jpeg")
-        checkpoint = random_checkpoint(net, spec.num_classes, size, workdir)
-        home = Path(workdir) / "home"
-        results = {}
-        for name, mode in (("off", "off"), ("on (computing the cache)", "on"), ("on (cache reused)", "on")):
-            config = RunConfig(net=net, dataset=str(folder), ckpt=checkpoint, trainable="logits", augment="none",
-                               cache_features=mode, image_size=size, batch_size=batch_size, epochs=epochs,
-                               train_dir=str(Path(workdir) / f"run-{len(results)}"), save_interval_secs=3600)
-            previous = os.environ.get("FINETUNE_HOME")
-            os.environ["FINETUNE_HOME"] = str(home)
-            try:
-                start = time.perf_counter()
-                summary = train.train(config, verbose=False)
-                seconds = time.perf_counter() - start
-            finally:
-                if previous is None:
-                    os.environ.pop("FINETUNE_HOME")
-                else:
-                    os.environ["FINETUNE_HOME"] = previous
-            results[name] = {"seconds": seconds, "train_seconds": summary["seconds"], "steps": summary["steps"],
-                             "validation_accuracy": summary["validation_accuracy"]}
-    off = results["off"]["seconds"]
-    for row in results.values():
-        row["speedup"] = off / row["seconds"]
-    return {"net": net, "image_size": size, "batch_size": batch_size, "epochs": epochs,
-            "train_images": classes * images_per_class, "runs": results}
 
 
 PRECISION_CONTENDERS = ("float32", "mixed_bfloat16", "float32+grappler_bf16")
