@@ -187,10 +187,10 @@ def _run(command: Sequence[str], env: dict) -> tuple[float, str]:
 
 def bench_cache(net: str = "resnet_v1_50", *, image_size: int | None = None, batch_size: int = 16,
                 images_per_class: int = 64, epochs: int = 5, rounds: int = 1, source_size: int = 256,
-                bfloat16: bool = False, workdir: str | None = None, say: Callable[[str], None] = lambda _: None) -> dict:
+                bfloat16: bool = False, with_off: bool = True, workdir: str | None = None, say: Callable[[str], None] = lambda _: None) -> dict:
     """Seconds from process start to run summary, and validation accuracy, of TF-Slim's classifier-only loop and
     of `finetune` with --cache-features off / on (computing) / on (reused) (and with bfloat16: on, computing, with
-    --precision mixed_bfloat16), taking turns for `rounds` rounds."""
+    --precision mixed_bfloat16; without `with_off` no cache-off run), taking turns for `rounds` rounds."""
     from finetune import synthetic
     from nets import nets_factory
 
@@ -221,6 +221,8 @@ def bench_cache(net: str = "resnet_v1_50", *, image_size: int | None = None, bat
                                                        str(work / f"first-{round_}")]),
                     ("finetune, cache on (reused)", [*ours, "--cache-features", "on", "--train-dir",
                                                      str(work / f"reused-{round_}")])]
+            if not with_off:
+                runs = [run for run in runs if not run[0].endswith("cache off")]
             if bfloat16:
                 runs.append(("finetune, cache on (computed), mixed_bfloat16",
                              [*ours, "--cache-features", "on", "--precision", "mixed_bfloat16", "--train-dir",

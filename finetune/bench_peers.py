@@ -13,6 +13,7 @@ clipped to one global norm, no weight decay:
 - ``finetune-jpeg``: the same step fed by `finetune`'s own input pipeline (finetune.data: read, decode,
   training augmentation, batch, prefetch) from a temporary folder of JPEGs: the input is hidden when it
   runs as fast as the in-memory ``finetune``.
+- ``finetune-bf16`` (not by default): the ``finetune`` step with --precision mixed_bfloat16.
 - ``keras``: Keras 3 `keras.applications` (random weights, no top, average pool) + a Dense
   classifier, `model.fit` with `SGD(momentum=0.9, global_clipnorm=...)`; classifier-only freezes
   the base (`trainable = False`, so its BatchNorm runs in inference mode). The step is timed from
@@ -27,6 +28,7 @@ this moment.
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -84,7 +86,7 @@ def _graph_input(images: np.ndarray, labels: np.ndarray) -> tuple[tf.Tensor, tf.
 
 @contextlib.contextmanager
 def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float,
-                   jpeg_folder: str | None = None) -> Iterator[Callable]:
+                   jpeg_folder: str | None = None, precision: str = "float32") -> Iterator[Callable]:
     from finetune import data, devices
     from finetune.config import RunConfig
     from finetune.train_graph import build_train_graph
@@ -93,7 +95,7 @@ def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: fl
     size = batch[0].shape[1]
     config = RunConfig(net=net, dataset="(random images)", batch_size=len(batch[1]), image_size=size, trainable=mode,
                        learning_rate=LEARNING_RATE, lr_schedule="fixed", weight_decay=0.0, clip_grad_norm=clip,
-                       max_steps=10**6)
+                       max_steps=10**6, precision=precision)
     places = devices.select_devices(1)
     with tf.Graph().as_default() as graph:
         if jpeg_folder is None:
@@ -200,7 +202,8 @@ def _finetune_jpeg_step(net: str, mode: str, batch: tuple, num_classes: int, cli
             yield step
 
 
-_BUILDERS = {"finetune": _finetune_step, "finetune-jpeg": _finetune_jpeg_step, "tf-slim": _slim_step,
+_BUILDERS = {"finetune": _finetune_step, "finetune-jpeg": _finetune_jpeg_step,
+             "finetune-bf16": functools.partial(_finetune_step, precision="mixed_bfloat16"), "tf-slim": _slim_step,
              "keras": _keras_step}
 
 

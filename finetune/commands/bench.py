@@ -32,8 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="cache: rounds of runs taking turns")
     parser.add_argument("--bfloat16", action="store_true",
                         help="cache: also a cached run with --precision mixed_bfloat16")
+    parser.add_argument("--no-cache-off", action="store_true",
+                        help="cache: leave out the --cache-features off run (as slow as TF-Slim's)")
     parser.add_argument("--frameworks", default=",".join(_peer_frameworks()),
-                        help="peers: comma-separated contenders (finetune, finetune-jpeg, tf-slim, keras)")
+                        help="peers: comma-separated contenders (finetune, finetune-jpeg, finetune-bf16, tf-slim, keras)")
     parser.add_argument("--modes", default="all,logits", help="peers: what trains, comma-separated (all, logits)")
     parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
     parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         result = bench_e2e.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
                                        batch_size=args.batch_size or 16, epochs=args.epochs,
                                        images_per_class=args.images_per_class, rounds=args.rounds,
-                                       bfloat16=args.bfloat16, say=lambda text: print(text, flush=True))
+                                       bfloat16=args.bfloat16, with_off=not args.no_cache_off, say=lambda text: print(text, flush=True))
         print(json.dumps(result, indent=2) if args.json else bench_e2e.cache_table(result))
         return 0
     if args.what == "precision":
