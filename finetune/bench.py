@@ -271,7 +271,7 @@ def bench_precision(net: str, *, image_size: int | None = None, batch_size: int 
     runs, sessions = {}, []
     try:
         for name in contenders:
-            precision = "mixed_bfloat16" if name == "mixed_bfloat16" else "float32"
+            precision = "mixed_bfloat16" if name.startswith("mixed_bfloat16") else "float32"
             config = RunConfig(net=net, dataset="(random images)", batch_size=batch_size, image_size=size,
                                trainable=trainable, precision=precision, max_steps=10**6)
             with tf.Graph().as_default() as graph:
@@ -280,7 +280,7 @@ def bench_precision(net: str, *, image_size: int | None = None, batch_size: int 
                                           steps_per_epoch=100, max_steps=10**6, places=places)
                 init = tf.global_variables_initializer()
             session_config = devices.session_config(devices=places)
-            if name == "float32+grappler_bf16":
+            if name.endswith("+grappler_bf16"):
                 session_config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
                     rewriter_config_pb2.RewriterConfig.ON
             session = tf.Session(graph=graph, config=session_config)
