@@ -9,7 +9,9 @@ the classifier it trained on the same validation images:
 - ``tf-slim``: `slim_loop` below, run as `python -m finetune.bench_e2e`: TF-Slim's network
   (`tf_slim.nets`) built as train_image_classifier builds it (training mode), restored from the
   checkpoint but for the classifier, `slim.learning.create_train_op(..., variables_to_train=<the
-  classifier's>)` and `slim.learning.train` for the epochs' steps; then the net in inference mode
+  classifier's>)`, and the epochs' steps of `slim.learning.train_step` (slim.learning.train's own step;
+  its Supervisor threads fail on TensorFlow 2.21's resource variables) in a session loop, fed by a
+  tf.data pipeline of the same files and evaluation preprocessing; then the net in inference mode
   over the validation images, restored from the checkpoint the loop saved.
 - ``finetune``: `finetune --trainable logits --augment none --cache-features off|on ...`: `off` runs
   the trunk every step as TF-Slim's loop does; `on` computes the trunk's features once (the first
@@ -17,9 +19,10 @@ the classifier it trained on the same validation images:
 
 The checkpoint is of random weights with BatchNorm statistics calibrated on the training images
 (`calibrated_checkpoint`): a random trunk whose BatchNorm layers normalize their inputs gives features
-that tell the drawn patterns apart, so the accuracies can be compared (with stored statistics of 0 and 1
-the activations of a random deep net grow layer by layer, and the classifier stays at chance).
-The runs take turns (`rounds` rounds of tf-slim, off, on-first, on-reused), so load from other
+that tell the drawn patterns apart a little (above chance), so the accuracies can be compared (with the
+stored statistics of a fresh net, 0 and 1, the earlier in-process benchmark's classifiers stayed near
+chance).
+The runs take turns (`rounds` rounds of tf-slim, off, on-first, on-reused, on-first in bfloat16), so load from other
 processes falls on all of them; compare the ratios.
 """
 
