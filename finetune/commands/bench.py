@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="input size in pixels (default: the net's)")
     parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
-    parser.add_argument("--steps", type=int, help="peers: interleaved timed steps per contender (default 5)")
+    parser.add_argument("--steps", type=int, help="peers, precision: interleaved timed steps per contender (default 5)")
     parser.add_argument("--epochs", type=int, default=5, help="cache: epochs of classifier-only training")
     parser.add_argument("--images-per-class", type=int, default=64,
                         help="cache: training JPEGs per class (4 classes; a quarter as many for validation)")
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="peers: comma-separated contenders (finetune, finetune-jpeg, finetune-bf16, tf-slim, keras)")
     parser.add_argument("--modes", default="all,logits", help="peers: what trains, comma-separated (all, logits)")
     parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
-    parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
+    parser.add_argument("--trainable", default="all", help="train, precision: what trains ('logits', 'all', scopes)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
 
 
