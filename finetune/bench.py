@@ -10,12 +10,12 @@ after warm-up runs; they measure this machine at this moment, so compare them si
   `tf.train.Saver` restore of the same variables.
 - `bench_train`: images/s of the training step `finetune.train_graph.build_train_graph` builds, on random images
   (the input pipeline is left out).
+- `bench_precision`: the training step in float32 against bfloat16 (--precision, Grappler's oneDNN rewrite).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import tempfile
 import time
@@ -246,44 +246,52 @@ def bench_input(preprocessing: str, *, image_size: int, batch_size: int, num_ima
             for name, t in batch_times.items()} | {"images": num_images, "source_size": source_size}
 
 
-def bench_cache(net: str, *, image_size: int | None = None, batch_size: int = 16, images_per_class: int = 16,
-                classes: int = 4, epochs: float = 5.0, source_size: int = 256) -> dict:
-    """End to end, classifier-only fine-tuning over a temporary folder of JPEGs (a random-weight checkpoint, 1000
-    or 1001 classes, restored): `finetune` with --augment none and --cache-features off (each step runs the whole
-    frozen trunk, as TF-Slim's loop does) against --cache-features on (a fresh cache: its computation is counted),
-    then on again (the cache reused). Wall seconds of each `train` call and its validation accuracy."""
-    from finetune import synthetic, train
+PRECISION_CONTENDERS = ("float32", "mixed_bfloat16", "float32+grappler_bf16")
+
+
+def bench_precision(net: str, *, image_size: int | None = None, batch_size: int = 16, steps: int = 5,
+                    num_classes: int = 10, trainable: str = "all",
+                    contenders: tuple[str, ...] = PRECISION_CONTENDERS) -> dict:
+    """Training step time of one net per precision, all built in one process and timed interleaved (`timed`):
+    `float32`, `mixed_bfloat16` (--precision: float32 variables, bfloat16 compute through the custom getter), and
+    `float32+grappler_bf16` (the float32 graph, rewritten by Grappler's auto_mixed_precision_onednn_bfloat16 pass,
+    which puts the ops oneDNN has bfloat16 kernels for in bfloat16)."""
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    from finetune import devices
     from finetune.config import RunConfig
+    from finetune.train_graph import build_train_graph
 
     spec = nets_factory.get_spec(net)
     size = image_size or spec.image_size
-    with tempfile.TemporaryDirectory(prefix="finetune-bench-cache-") as workdir:
-        folder = synthetic.write_shapes_dataset(Path(workdir) / "images", list(synthetic.SHAPE_CLASSES[:classes]),
-                                                train_per_class=images_per_class,
-                                                validation_per_class=max(2, images_per_class // 4),
-                                                image_size=source_size, seed=0, image_format="jpeg")
-        checkpoint = random_checkpoint(net, spec.num_classes, size, workdir)
-        home = Path(workdir) / "home"
-        results = {}
-        for name, mode in (("off", "off"), ("on (computing the cache)", "on"), ("on (cache reused)", "on")):
-            config = RunConfig(net=net, dataset=str(folder), ckpt=checkpoint, trainable="logits", augment="none",
-                               cache_features=mode, image_size=size, batch_size=batch_size, epochs=epochs,
-                               train_dir=str(Path(workdir) / f"run-{len(results)}"), save_interval_secs=3600)
-            previous = os.environ.get("FINETUNE_HOME")
-            os.environ["FINETUNE_HOME"] = str(home)
-            try:
-                start = time.perf_counter()
-                summary = train.train(config, verbose=False)
-                seconds = time.perf_counter() - start
-            finally:
-                if previous is None:
-                    os.environ.pop("FINETUNE_HOME")
-                else:
-                    os.environ["FINETUNE_HOME"] = previous
-            results[name] = {"seconds": seconds, "train_seconds": summary["seconds"], "steps": summary["steps"],
-                             "validation_accuracy": summary["validation_accuracy"]}
-    off = results["off"]["seconds"]
-    for row in results.values():
-        row["speedup"] = off / row["seconds"]
-    return {"net": net, "image_size": size, "batch_size": batch_size, "epochs": epochs,
-            "train_images": classes * images_per_class, "runs": results}
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1.0, 1.0, [batch_size, size, size, 3]).astype(np.float32)
+    labels = rng.integers(0, num_classes, batch_size).astype(np.int64)
+    places = devices.select_devices(1)
+    runs, sessions = {}, []
+    try:
+        for name in contenders:
+            precision = "mixed_bfloat16" if name.startswith("mixed_bfloat16") else "float32"
+            config = RunConfig(net=net, dataset="(random images)", batch_size=batch_size, image_size=size,
+                               trainable=trainable, precision=precision, max_steps=10**6)
+            with tf.Graph().as_default() as graph:
+                tf.set_random_seed(0)
+                model = build_train_graph(config, spec, tf.constant(images), tf.constant(labels), num_classes,
+                                          steps_per_epoch=100, max_steps=10**6, places=places)
+                init = tf.global_variables_initializer()
+            session_config = devices.session_config(devices=places)
+            if name.endswith("+grappler_bf16"):
+                session_config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
+                    rewriter_config_pb2.RewriterConfig.ON
+            session = tf.Session(graph=graph, config=session_config)
+            sessions.append(session)
+            session.run(init)
+            runs[name] = (lambda s=session, m=model: s.run([m.train_op, m.loss])[1])
+        times = timed(runs, steps, warmup=2)
+    finally:
+        for session in sessions:
+            session.close()
+    base = times[contenders[0]]["median_ms"]
+    return {"net": net, "image_size": size, "batch_size": batch_size, "trainable": trainable, "steps": steps,
+            "rows": [{"precision": name, **times[name], "images_per_second": batch_size / (times[name]["median_ms"] / 1e3),
+                      "speedup": base / times[name]["median_ms"]} for name in contenders]}

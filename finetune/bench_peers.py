@@ -10,6 +10,10 @@ clipped to one global norm, no weight decay:
   whole net in training mode, so frozen BatchNorm layers use batch statistics), its loss, and
   `slim.learning.create_train_op(..., variables_to_train=..., clip_gradient_norm=...)`, run as
   `slim.learning.train_step` runs it (train op and global step).
+- ``finetune-jpeg``: the same step fed by `finetune`'s own input pipeline (finetune.data: read, decode,
+  training augmentation, batch, prefetch) from a temporary folder of JPEGs: the input is hidden when it
+  runs as fast as the in-memory ``finetune``.
+- ``finetune-bf16`` (not by default): the ``finetune`` step with --precision mixed_bfloat16.
 - ``keras``: Keras 3 `keras.applications` (random weights, no top, average pool) + a Dense
   classifier, `model.fit` with `SGD(momentum=0.9, global_clipnorm=...)`; classifier-only freezes
   the base (`trainable = False`, so its BatchNorm runs in inference mode). The step is timed from
@@ -24,6 +28,7 @@ this moment.
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +44,7 @@ import tensorflow as tf2
 LEARNING_RATE = 0.01
 MOMENTUM = 0.9
 MODES = ("all", "logits")
-FRAMEWORKS = ("finetune", "tf-slim", "keras")
+FRAMEWORKS = ("finetune", "finetune-jpeg", "tf-slim", "keras")
 
 
 def _slim_nets() -> dict[str, tuple[Callable, Callable, str]]:
@@ -80,8 +85,9 @@ def _graph_input(images: np.ndarray, labels: np.ndarray) -> tuple[tf.Tensor, tf.
 
 
 @contextlib.contextmanager
-def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float) -> Iterator[Callable]:
-    from finetune import devices
+def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float,
+                   jpeg_folder: str | None = None, precision: str = "float32") -> Iterator[Callable]:
+    from finetune import data, devices
     from finetune.config import RunConfig
     from finetune.train_graph import build_train_graph
 
@@ -89,13 +95,19 @@ def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: fl
     size = batch[0].shape[1]
     config = RunConfig(net=net, dataset="(random images)", batch_size=len(batch[1]), image_size=size, trainable=mode,
                        learning_rate=LEARNING_RATE, lr_schedule="fixed", weight_decay=0.0, clip_grad_norm=clip,
-                       max_steps=10**6)
+                       max_steps=10**6, precision=precision)
     places = devices.select_devices(1)
     with tf.Graph().as_default() as graph:
-        images, labels = _graph_input(*batch)
+        if jpeg_folder is None:
+            images, labels = _graph_input(*batch)
+        else:  # what `finetune` trains on: read, decode, augment (training preprocessing), batch, prefetch
+            info = data.scan_dataset(jpeg_folder, 0.0)
+            dataset = data.build_dataset(info, "train", batch_size=len(batch[1]), image_size=size,
+                                         preprocessing=spec.preprocessing, is_training=True, drop_remainder=True)
+            images, labels = data.make_iterator(dataset).get_next()
         model = build_train_graph(config, spec, images, labels, num_classes, steps_per_epoch=100,
                                   max_steps=10**6, places=places)
-        init = tf.global_variables_initializer()
+        init = [tf.global_variables_initializer(), tf.local_variables_initializer(), tf.tables_initializer()]
     # Neither graph nor session is left the default while the others (Keras: eager) build and run.
     with contextlib.closing(tf.Session(graph=graph, config=devices.session_config(False, devices=places))) as session:
         session.run(init)
@@ -170,7 +182,29 @@ def _keras_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float
     keras.backend.clear_session()
 
 
-_BUILDERS = {"finetune": _finetune_step, "tf-slim": _slim_step, "keras": _keras_step}
+@contextlib.contextmanager
+def _finetune_jpeg_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float) -> Iterator[Callable]:
+    """`finetune`'s step fed by its input pipeline (finetune.data) from a temporary folder of drawn JPEGs of twice the
+    input size, with training augmentation: as fast as the in-memory step when the pipeline keeps ahead."""
+    import tempfile
+    from pathlib import Path
+
+    from finetune import synthetic
+
+    size, batch_size = batch[0].shape[1], len(batch[1])
+    classes = list(synthetic.SHAPE_CLASSES[:min(num_classes, len(synthetic.SHAPE_CLASSES))])
+    with tempfile.TemporaryDirectory(prefix="finetune-bench-peers-") as workdir:
+        folder = synthetic.write_shapes_dataset(Path(workdir) / "jpeg", classes,
+                                                train_per_class=max(2, 4 * batch_size // len(classes)),
+                                                validation_per_class=0, image_size=2 * size, seed=0,
+                                                image_format="jpeg")
+        with _finetune_step(net, mode, batch, len(classes), clip, jpeg_folder=str(folder)) as step:
+            yield step
+
+
+_BUILDERS = {"finetune": _finetune_step, "finetune-jpeg": _finetune_jpeg_step,
+             "finetune-bf16": functools.partial(_finetune_step, precision="mixed_bfloat16"), "tf-slim": _slim_step,
+             "keras": _keras_step}
 
 
 def bench_peers(net: str = "resnet_v1_50", *, image_size: int | None = None, batch_size: int = 16, steps: int = 5,
@@ -179,6 +213,10 @@ def bench_peers(net: str = "resnet_v1_50", *, image_size: int | None = None, bat
                 say: Callable[[str], None] = lambda _: None) -> dict:
     """images/s of each framework's training step per mode, measured interleaved; with ratios to `finetune`."""
     size = image_size or nets_factory.get_spec(net).image_size
+    unknown = [f for f in frameworks if f not in _BUILDERS] + [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f"bench peers: unknown contender or mode {unknown[0]!r}: choose from "
+                         f"{', '.join(_BUILDERS)} and {', '.join(MODES)}.")
     if "keras" in frameworks and net not in _KERAS_APPLICATIONS:
         raise ValueError(f"keras.applications has no {net}: choose one of {', '.join(_KERAS_APPLICATIONS)}.")
     batch = _batch(size, batch_size, num_classes)

@@ -316,15 +316,28 @@ def skipped_image_names(split: str, graph: tf.Graph | None = None) -> tf.Tensor:
     return _skip_table(split, graph).export()[0]
 
 
-def make_iterator(dataset: tf2.data.Dataset) -> tf.data.Iterator:
+def make_iterator(dataset: tf2.data.Dataset, device: str | None = None) -> tf.data.Iterator:
     """An initializable iterator whose initializer runs with the default local init op.
 
     The initializer joins the TABLE_INITIALIZERS collection, which MonitoredTrainingSession's and
     slim's default local init ops run; with a plain session run `iterator.initializer` yourself.
+    `device` (see `prefetch_device`): a GPU to copy batches ahead to (tf.data's prefetch_to_device, the
+    iterator on that GPU, so a step finds its batch there); None leaves them on the host.
     """
-    iterator = tf.data.make_initializable_iterator(dataset)
+    if device is not None:
+        dataset = dataset.apply(tf2.data.experimental.prefetch_to_device(device, buffer_size=1))
+    with tf.device(device) if device is not None else contextlib.nullcontext():
+        iterator = tf.data.make_initializable_iterator(dataset)
     tf.add_to_collection(tf.GraphKeys.TABLE_INITIALIZERS, iterator.initializer)
     return iterator
+
+
+def prefetch_device(places: Sequence[str]) -> str | None:
+    """Where to prefetch training batches to: the GPU when the step runs on one GPU; None (the host) for CPUs, and
+    for several towers, which each take a slice of the batch."""
+    if len(places) == 1 and tf.DeviceSpec.from_string(places[0]).device_type == "GPU":
+        return places[0]
+    return None
 
 
 def _folder_records(info: DatasetInfo, split: str, is_training: bool, seed: int) -> tf2.data.Dataset:

@@ -143,6 +143,16 @@ def dataset_fingerprint(sources: Sequence[str], labels: Sequence[int]) -> str:
     return digest.hexdigest()
 
 
+def _storable(value: np.ndarray) -> np.ndarray:
+    """The array as .npy files hold it: bfloat16 (a numpy extension type np.load cannot cast back) as its bits."""
+    return value.view(np.uint16) if value.dtype == tf.bfloat16.as_numpy_dtype else value
+
+
+def _stored(value: np.ndarray, tensor: tf.Tensor) -> np.ndarray:
+    """A loaded array in the dtype of the tensor it feeds (the bits of bfloat16 back as bfloat16)."""
+    return value.view(tensor.dtype.as_numpy_dtype) if tensor.dtype == tf.bfloat16 else value
+
+
 class FeatureCacheHook(tf.train.SessionRunHook):
     """Loads or computes the cut tensors' values for every training image, then feeds each step a batch."""
 
@@ -168,7 +178,7 @@ class FeatureCacheHook(tf.train.SessionRunHook):
         self.path = cache_root() / self.key(session)
         if (self.path / "meta.json").is_file():
             meta = json.loads((self.path / "meta.json").read_text())
-            self.values = [np.load(self.path / name, mmap_mode="r") for name in meta["files"]]
+            self.values = [_stored(np.load(self.path / name, mmap_mode="r"), t) for name, t in zip(meta["files"], self._cut)]
             self._say(f"Feature cache: reusing {self.path} ({len(self.values[0])} images).")
         else:
             self._say(f"Feature cache: computing the frozen trunk's features of every training image into {self.path}.")
@@ -195,7 +205,7 @@ class FeatureCacheHook(tf.train.SessionRunHook):
         try:
             files = [f"{i}.npy" for i in range(len(values))]
             for name, value in zip(files, values):
-                np.save(partial / name, value)
+                np.save(partial / name, _storable(value))
             meta = {"files": files, "tensors": [t.name for t in self._cut], "images": len(values[0]),
                     **self._description}
             (partial / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -93,7 +93,9 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
                                              seed=config.seed + (cluster.replica if cluster else 0),
                                              drop_remainder=True, crop_min_area=config.crop_min_area,
                                              augment=config.augment != "none")
-            images, labels = data.make_iterator(dataset).get_next()
+            # One GPU: batches are copied to it ahead of the step (not for the cache's one pass, whose values are fed).
+            to_gpu = None if use_cache or cluster else data.prefetch_device(places)
+            images, labels = data.make_iterator(dataset, to_gpu).get_next()
             skipped = data.skipped_images("train")
             skipped_names = tf.train.FinalOpsHook(data.skipped_image_names("train"))  # fetched as the run ends
         model = build_train_graph(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,

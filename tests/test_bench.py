@@ -21,3 +21,12 @@ def test_train_reports_start_to_first_step_and_peak_memory():
     assert all(start[p] > 0 for p in parts)
     assert abs(start["total_s"] - sum(start[p] for p in parts)) < 1e-6
     assert result["images_per_second"] > 0 and result["peak_memory_mib"] > 100
+
+
+@pytest.mark.slow  # three graphs and sessions
+def test_precision_times_each_contender_against_float32():
+    result = bench.bench_precision("mobilenet_v1_025", image_size=32, batch_size=2, steps=1, num_classes=3)
+    rows = {r["precision"]: r for r in result["rows"]}
+    assert list(rows) == list(bench.PRECISION_CONTENDERS)
+    assert rows["float32"]["speedup"] == 1.0
+    assert all(r["median_ms"] > 0 and r["runs"] == 1 for r in rows.values())

@@ -447,3 +447,34 @@ def test_convert_command_and_its_errors(tmp_path, capsys):
     assert cli.main(["convert", "--images", str(tmp_path / "none"), "--output", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("finetune convert: error: Dataset directory") and err.count("\n") == 1
+
+
+def test_prefetch_device_is_the_one_gpu_only():
+    assert data.prefetch_device(["/gpu:0"]) == "/gpu:0"
+    assert data.prefetch_device(["/cpu:0"]) is None
+    assert data.prefetch_device(["/gpu:0", "/gpu:1"]) is None  # each tower takes a slice on its own GPU
+    assert data.prefetch_device(["/cpu:0", "/cpu:1"]) is None
+
+
+@pytest.mark.parametrize("device", [None, "/gpu:0"])
+def test_make_iterator_prefetches_to_a_gpu(device):
+    import tensorflow as tf2
+
+    values = np.arange(24, dtype=np.float32).reshape(2, 2, 2, 3)
+    with tf.Graph().as_default() as graph:
+        dataset = tf2.data.Dataset.from_tensors((values, np.array([1, 2], np.int64))).repeat()
+        iterator = data.make_iterator(dataset, device)
+        images, labels = iterator.get_next()
+        types = {op.type for op in graph.get_operations()}
+        if device:  # copy_to_device (a generator dataset) + prefetch, the iterator and its batches on the GPU
+            assert {"GeneratorDataset", "WrapDatasetVariant"} <= types
+            assert images.op.device == "/device:GPU:0"
+            assert iterator._iterator_resource.device == "/device:GPU:0"
+        else:
+            assert "GeneratorDataset" not in types and images.op.device == ""
+        # On this CPU-only machine soft placement runs the GPU ops on the CPU: the batch comes through unchanged.
+        with tf.Session(graph=graph, config=tf.ConfigProto(allow_soft_placement=True)) as session:
+            session.run(iterator.initializer)
+            got_images, got_labels = session.run([images, labels])
+    np.testing.assert_array_equal(got_images, values)
+    np.testing.assert_array_equal(got_labels, [1, 2])

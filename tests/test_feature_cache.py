@@ -137,3 +137,21 @@ def test_resumed_run_reuses_the_cache_and_goes_on(dataset, source_ckpt, tmp_path
     out = capsys.readouterr().out
     assert "Resuming from" in out and "Feature cache: reusing" in out
     assert summary["start_step"] == 2 and summary["final_step"] == 4 and len(_entries(cache_home)) == 1
+
+
+@pytest.mark.slow
+def test_bfloat16_features_are_stored_and_reused_bit_for_bit(dataset, source_ckpt, tmp_path, cache_home, capsys):
+    # --precision mixed_bfloat16: the cut tensor (the trunk's output) is bfloat16, which .npy files cannot hold as such.
+    first = train.train(_config(dataset, source_ckpt, tmp_path / "a", precision="mixed_bfloat16", skip_eval=True,
+                                batch_size=4), progress_bar=False)
+    assert "computing" in capsys.readouterr().out
+    again = train.train(_config(dataset, source_ckpt, tmp_path / "b", precision="mixed_bfloat16", skip_eval=True,
+                                batch_size=4), progress_bar=False)
+    assert "Feature cache: reusing" in capsys.readouterr().out
+    entry = cache_home / "features" / _entries(cache_home)[0]
+    stored = [np.load(path) for path in sorted(entry.glob("*.npy"))]
+    assert any(value.dtype == np.uint16 and value.ndim == 4 for value in stored)  # the features' bfloat16 bits
+    for name, value in _values(first["checkpoint"]).items():
+        assert value.dtype == np.float32 or not name.startswith("MobilenetV1/"), name  # float32 master weights
+        np.testing.assert_array_equal(_values(again["checkpoint"])[name], value, err_msg=name)
+    assert first["final_loss"] == again["final_loss"]

@@ -9,14 +9,15 @@ HELP = (
     "Benchmarks that print numbers: `export` (.pb size, latency of the frozen graph versus the checkpoint graph), "
     "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images, input "
     "pipeline images/s, start to first step, peak memory), `peers` (this toolkit's training step against TF-Slim's "
-    "loop and Keras 3's model.fit, interleaved), `cache` (classifier-only training end to end with and without "
-    "cached features). "
+    "loop and Keras 3's model.fit, interleaved, and fed from a JPEG folder), `cache` (classifier-only training end "
+    "to end, each run its own process: TF-Slim's loop against finetune with and without cached features), "
+    "`precision` (training step in float32 against bfloat16, interleaved). "
     "Without --ckpt a checkpoint of random weights is written to a temporary directory."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("export", "restore", "train", "peers", "cache"))
+    parser.add_argument("what", choices=("export", "restore", "train", "peers", "cache", "precision"))
     parser.add_argument("--net", help="network name (`finetune nets`); required but for peers (resnet_v1_50)")
     parser.add_argument("--ckpt", help="checkpoint to use (export, restore); default: random weights")
     parser.add_argument("--num-classes", type=int,
@@ -24,13 +25,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="input size in pixels (default: the net's)")
     parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8)")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
-    parser.add_argument("--steps", type=int, help="peers: interleaved timed steps per contender (default 5)")
-    parser.add_argument("--epochs", type=float, default=5.0, help="cache: epochs of classifier-only training")
-    parser.add_argument("--images-per-class", type=int, default=16,
+    parser.add_argument("--steps", type=int, help="peers, precision: interleaved timed steps per contender (default 5)")
+    parser.add_argument("--epochs", type=int, default=5, help="cache: epochs of classifier-only training")
+    parser.add_argument("--images-per-class", type=int, default=64,
                         help="cache: training JPEGs per class (4 classes; a quarter as many for validation)")
+    parser.add_argument("--rounds", type=int, default=1, help="cache: rounds of runs taking turns")
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="cache: also a cached run with --precision mixed_bfloat16")
+    parser.add_argument("--no-cache-off", action="store_true",
+                        help="cache: leave out the --cache-features off run (as slow as TF-Slim's)")
+    parser.add_argument("--frameworks", default=",".join(_peer_frameworks()),
+                        help="peers: comma-separated contenders (finetune, finetune-jpeg, finetune-bf16, tf-slim, keras)")
+    parser.add_argument("--modes", default="all,logits", help="peers: what trains, comma-separated (all, logits)")
     parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
-    parser.add_argument("--trainable", default="all", help="train: what trains ('logits', 'all', scopes)")
+    parser.add_argument("--trainable", default="all", help="train, precision: what trains ('logits', 'all', scopes)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+
+
+def _peer_frameworks() -> tuple[str, ...]:
+    return ("finetune", "finetune-jpeg", "tf-slim", "keras")  # bench_peers.FRAMEWORKS (imports TensorFlow)
 
 
 def _ms(timing: dict) -> str:
@@ -77,12 +90,12 @@ def _train_text(r: dict) -> str:
     return "\n".join(lines)
 
 
-def _cache_text(r: dict) -> str:
-    lines = [f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, {r['epochs']:g} epochs over "
-             f"{r['train_images']} JPEGs, classifier only, --augment none, end to end (train + validation):"]
-    for name, row in r["runs"].items():
-        lines.append(f"  --cache-features {name:<24} {row['seconds']:7.1f} s ({row['steps']} steps), validation "
-                     f"accuracy {100 * row['validation_accuracy']:.1f}%, {row['speedup']:.1f}x")
+def _precision_text(r: dict) -> str:
+    lines = [f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}, training "
+             f"step, {r['steps']} interleaved rounds:"]
+    for row in r["rows"]:
+        lines.append(f"  {row['precision']:<22} {_ms(row)}, {row['images_per_second']:.1f} images/s, "
+                     f"{row['speedup']:.2f}x float32")
     return "\n".join(lines)
 
 
@@ -95,14 +108,25 @@ def run(args: argparse.Namespace) -> int:
         result = bench_peers.bench_peers(args.net or "resnet_v1_50", image_size=args.image_size,
                                          batch_size=args.batch_size or 16, steps=args.steps or 5,
                                          num_classes=args.num_classes or 10, clip_norm=args.clip_norm,
+                                         frameworks=tuple(args.frameworks.split(",")),
+                                         modes=tuple(args.modes.split(",")),
                                          say=lambda text: print(text, flush=True))
         print(json.dumps(result, indent=2) if args.json else bench_peers.peers_table(result))
         return 0
     if args.what == "cache":
-        result = bench.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
-                                   batch_size=args.batch_size or 16, epochs=args.epochs,
-                                   images_per_class=args.images_per_class)
-        print(json.dumps(result, indent=2) if args.json else _cache_text(result))
+        from finetune import bench_e2e
+
+        result = bench_e2e.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
+                                       batch_size=args.batch_size or 16, epochs=args.epochs,
+                                       images_per_class=args.images_per_class, rounds=args.rounds,
+                                       bfloat16=args.bfloat16, with_off=not args.no_cache_off, say=lambda text: print(text, flush=True))
+        print(json.dumps(result, indent=2) if args.json else bench_e2e.cache_table(result))
+        return 0
+    if args.what == "precision":
+        result = bench.bench_precision(args.net or "resnet_v1_50", image_size=args.image_size,
+                                       batch_size=args.batch_size or 16, steps=args.steps or 5,
+                                       num_classes=args.num_classes or 10, trainable=args.trainable)
+        print(json.dumps(result, indent=2) if args.json else _precision_text(result))
         return 0
     if not args.net:
         raise ValueError(f"finetune bench {args.what} needs --net NET (`finetune nets` lists them).")

@@ -1,0 +1,71 @@
+"""finetune bench cache's and peers' moving parts on a tiny net: the BatchNorm-calibrated checkpoint, TF-Slim's
+classifier-only loop (what it trains, what it keeps, its validation accuracy), the JPEG-fed peers contender."""
+
+import numpy as np
+import pytest
+
+from finetune import bench, bench_e2e, bench_peers, data, synthetic
+from nets import nets_factory
+from nets.compat import tf
+
+NET = "mobilenet_v1_025"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    return str(synthetic.write_shapes_dataset(root / "images", ["circle", "stripes_h"], train_per_class=8,
+                                              validation_per_class=2, image_size=40, seed=0, image_format="jpeg"))
+
+
+def _values(checkpoint: str) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(checkpoint)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+@pytest.mark.slow
+def test_calibrated_checkpoint_normalizes_the_first_layer_on_its_images(folder, tmp_path):
+    checkpoint = bench_e2e.calibrated_checkpoint(NET, 1001, 32, folder, tmp_path, images=16)
+    values = _values(checkpoint)
+    spec = nets_factory.get_spec(NET)
+    info = data.scan_dataset(folder, 0.0)
+    with tf.Graph().as_default():  # the net in inference mode, from the checkpoint, over the same 16 images
+        iterator = data.make_iterator(data.build_dataset(info, "train", batch_size=16, image_size=32,
+                                                         preprocessing=spec.preprocessing, is_training=False))
+        images, _ = iterator.get_next()
+        _, end_points = nets_factory.get_network_fn(NET, 1001)(images)
+        first = end_points["Conv2d_0"]  # conv + BatchNorm (beta 0, gamma absent) + ReLU6
+        pre_relu = first.op.inputs[0] if first.op.type == "Relu6" else first
+        with tf.Session() as session:
+            session.run(iterator.initializer)
+            tf.train.Saver().restore(session, checkpoint)
+            normalized = session.run(pre_relu)
+    assert not np.allclose(values["MobilenetV1/Conv2d_0/BatchNorm/moving_variance"], 1.0)
+    np.testing.assert_allclose(normalized.mean(axis=(0, 1, 2)), 0.0, atol=1e-3)
+    variance = values["MobilenetV1/Conv2d_0/BatchNorm/moving_variance"]
+    np.testing.assert_allclose(normalized.var(axis=(0, 1, 2)), variance / (variance + 0.001), rtol=0.01)  # epsilon
+
+
+@pytest.mark.slow
+def test_slim_loop_trains_the_classifier_only_and_reports_accuracy(folder, tmp_path):
+    source = bench.random_checkpoint(NET, 1001, 32, tmp_path)
+    result = bench_e2e.slim_loop(folder, source, NET, image_size=32, batch_size=4, epochs=1,
+                                 logdir=str(tmp_path / "slim"))
+    assert result["steps"] == 4 and 0.0 <= result["validation_accuracy"] <= 1.0
+    assert result["validation_accuracy"] * 4 == int(result["validation_accuracy"] * 4)  # of 4 validation images
+    trained, before = _values(tf.train.latest_checkpoint(str(tmp_path / "slim"))), _values(source)
+    assert trained["global_step"] == 4
+    classifier = [n for n in trained if n.startswith("MobilenetV1/Logits/") and "Momentum" not in n]
+    assert classifier and all(trained[n].shape[-1] == 2 for n in classifier)
+    for name, value in trained.items():
+        if name.startswith("MobilenetV1/") and name not in classifier and "Momentum" not in name and "moving" not in name:
+            np.testing.assert_array_equal(value, before[name], err_msg=name)  # frozen (but BatchNorm statistics)
+
+
+def test_peers_feeds_finetune_from_a_jpeg_folder():
+    result = bench_peers.bench_peers(NET, image_size=32, batch_size=2, steps=1, warmup=1,
+                                     frameworks=("finetune", "finetune-jpeg"), modes=("logits",))
+    rows = {r["framework"]: r for r in result["rows"]}
+    assert set(rows) == {"finetune", "finetune-jpeg"} and all(r["images_per_second"] > 0 for r in rows.values())
+    with pytest.raises(ValueError, match="unknown contender"):
+        bench_peers.bench_peers(NET, image_size=32, frameworks=("finetune", "pytorch"))
