@@ -291,6 +291,24 @@ class RestorePlan:
         op = self.restore_op()
         return lambda scaffold, session: session.run(op)
 
+    def set_whole(self) -> list[str]:
+        """Names of the variables the restore op sets whole (every value read from the checkpoint); a variable
+        given a background row (ADD_BACKGROUND) keeps that row's initial value, so it is not one of them."""
+        return [e.variable for e in self.restored if e.transform != ADD_BACKGROUND]
+
+    def remainder_initializer(self, variables=None):
+        """An initializer of the `variables` (default: the graph's global variables) that the restore op does not
+        set whole, to run before the restore op instead of initializing everything: a restored variable's random
+        initial value would only be overwritten."""
+        if not self._variables:
+            raise ValueError("this plan was built from variable shapes, not variables: it cannot be applied")
+        whole = set(self.set_whole())
+        graph = next(iter(self._variables.values())).graph
+        with graph.as_default():
+            variables = tf.global_variables() if variables is None else variables
+            return tf.variables_initializer([v for v in variables if v.op.name not in whole],
+                                            name="init_not_restored")
+
     def _build_restore_op(self):
         import tensorflow as tf2  # after nets.compat
 

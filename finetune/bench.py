@@ -1,7 +1,9 @@
 """Benchmarks that print numbers: export size and latency, checkpoint restore time, training throughput.
 
 Without a checkpoint, each benchmark writes one of freshly initialized weights to a temporary
-directory (the numbers depend on shapes, not values). Timings take the median of repeated runs
+directory, with random BatchNorm statistics as a trained net has (the numbers depend on shapes, not
+values, but for one thing: with fresh statistics a frozen graph's folded biases are all zero, and
+TensorFlow drops such a BiasAdd, which changes the kernels the frozen graph runs). Timings take the median of repeated runs
 after warm-up runs; they measure this machine at this moment, so compare them side by side only.
 
 - `bench_export`: export the net (`finetune.export.export`, verification included), then the .pb's
@@ -9,8 +11,13 @@ after warm-up runs; they measure this machine at this moment, so compare them si
 - `bench_restore`: planning (`checkpoints.plan_restore`) and running the restore op, next to a plain
   `tf.train.Saver` restore of the same variables.
 - `bench_train`: images/s of the training step `finetune.train_graph.build_train_graph` builds, on random images
-  (the input pipeline is left out).
+  (the input pipeline is left out); start to first step, initializing only what the restore does not set, as
+  `finetune.train` does.
 - `bench_precision`: the training step in float32 against bfloat16 (--precision, Grappler's oneDNN rewrite).
+
+`finetune.bench_peers` holds the comparisons with other frameworks: the training step (`bench_peers`) and a
+whole evaluation against TF-Slim's evaluation loop (`bench_eval`); `finetune.bench_e2e` the end-to-end
+classifier-only runs against TF-Slim's loop (`bench cache`).
 """
 
 from __future__ import annotations
@@ -48,13 +55,30 @@ def timed(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -
             for name, t in times.items()}
 
 
-def random_checkpoint(net: str, num_classes: int, image_size: int, directory: str | Path) -> str:
-    """Save freshly initialized weights of `net` (inference graph) as DIRECTORY/model.ckpt; return the prefix."""
+def random_checkpoint(net: str, num_classes: int, image_size: int, directory: str | Path, seed: int = 0,
+                      global_step: bool = False) -> str:
+    """Save freshly initialized weights of `net` (inference graph) as DIRECTORY/model.ckpt; return the prefix.
+    With `global_step`, a global step (0) is saved too, as in a fine-tuned checkpoint.
+
+    The BatchNorm parameters and statistics are random too, as a trained net's are (fresh ones are 0 and 1:
+    a frozen graph's folded biases would all be zero, which TensorFlow's optimizer drops, changing the graph
+    that is measured)."""
+    rng = np.random.default_rng(seed)
+    draw = {"moving_mean": lambda shape: rng.normal(0.0, 0.1, shape),
+            "moving_variance": lambda shape: rng.uniform(0.5, 1.5, shape),
+            "beta": lambda shape: rng.normal(0.0, 0.1, shape),
+            "gamma": lambda shape: rng.uniform(0.8, 1.2, shape)}
     with tf.Graph().as_default():
         images = tf.zeros([1, image_size, image_size, 3])
         nets_factory.get_network_fn(net, num_classes)(images)
+        if global_step:
+            tf.train.get_or_create_global_step()
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
+            for variable in tf.global_variables():
+                kind = variable.op.name.rpartition("/")[2]
+                if kind in draw:
+                    variable.load(draw[kind](variable.shape.as_list()).astype(np.float32), session)
             return tf.train.Saver().save(session, str(Path(directory) / "model.ckpt"), write_meta_graph=False)
 
 
@@ -186,9 +210,11 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
             built = time.perf_counter()
             plan = plan_restore(model.model_variables, checkpoint, net=spec, options=RestoreOptions(exclude_scopes=()))
             restore = plan.restore_op()
-            init = tf.global_variables_initializer()
+            init = plan.remainder_initializer()  # as train does: what the restore sets is not initialized first
+            init_all = tf.global_variables_initializer()  # for comparison: what was run before
             planned = time.perf_counter()
-            with tf.Session(graph=graph, config=devices.session_config(config.xla, devices=places)) as session:
+            session_config = devices.session_config(config.xla, devices=places)
+            with tf.Session(graph=graph, config=session_config) as session:
                 session.run(init)
                 initialized = time.perf_counter()
                 session.run(restore)
@@ -196,12 +222,20 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
                 session.run(model.train_op)
                 first_step = time.perf_counter()
                 step = timed({"step": lambda: session.run(model.train_op)}, steps, warmup=1)["step"]
+
+            def fresh_session_init(op):  # as at start: a new session's first run of the initializer
+                with tf.Session(graph=graph, config=session_config) as fresh:
+                    fresh.run(op)
+
+            init_times = timed({"all": lambda: fresh_session_init(init_all),
+                                "not_restored": lambda: fresh_session_init(init)}, 3, warmup=1)
     result = {"net": net, "image_size": size, "batch_size": batch_size, "trainable": trainable,
               "step": step, "images_per_second": batch_size / (step["median_ms"] / 1000.0),
               "start_to_first_step": {"build_graph_s": built - start, "plan_restore_s": planned - built,
                                       "init_and_restore_s": restored - planned,
                                       "init_s": initialized - planned, "restore_s": restored - initialized, "first_step_s": first_step - restored,
-                                      "total_s": first_step - start}}
+                                      "total_s": first_step - start},
+              "init_in_fresh_session": init_times}
     if input_pipeline:
         result["input_pipeline"] = bench_input(spec.preprocessing, image_size=size, batch_size=batch_size)
     result["peak_memory_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB

@@ -23,6 +23,11 @@ Each contender trains in two modes, the full net (`all`) and the classifier only
 six are built first, warmed up, then take turns step by step (A, B, C, A, B, C, ...), so load from
 other processes falls on all alike: compare the ratios; the absolute numbers are this machine's at
 this moment.
+
+`finetune bench eval` (`bench_eval`): a whole evaluation, `finetune.evaluate.evaluate` against TF-Slim's
+eval_image_classifier loop (queue-runner input, tf_slim.nets net, slim.metrics streaming accuracy and
+recall at k, `slim.evaluation.evaluate_once`), on the same random-weight checkpoint and the same folder
+of JPEGs, taking turns; both use the net's evaluation preprocessing, so their accuracies agree.
 """
 
 from __future__ import annotations
@@ -260,3 +265,103 @@ def peers_table(result: dict) -> str:
             for r in result["rows"]]
     return head + "\n" + tabulate(rows, headers=("framework", "trains", "step ms", "images/s", "finetune / this"),
                                   tablefmt="github")
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation: `finetune eval` against TF-Slim's evaluation loop
+
+
+def _slim_evaluate(net: str, checkpoint: str, paths: list[str], labels: list[int], num_classes: int, image_size: int,
+                   preprocessing: str, batch_size: int, logdir: str, top_k: int) -> dict:
+    """TF-Slim's eval_image_classifier over `paths`: a queue-runner input (slice_input_producer, one epoch, in
+    order; read, decode, the net's evaluation preprocessing; tf.train.batch with 4 threads, capacity 5 batches),
+    the tf_slim.nets net (the zoo's for nets tf_slim.nets lacks) in inference mode, slim.metrics streaming
+    accuracy and recall at k, `slim.evaluation.evaluate_once` (session, restore, num_evals batches)."""
+    import math
+
+    from finetune.preprocessing import preprocess_image
+
+    slim_nets = _slim_nets()
+    with tf.Graph().as_default():
+        path, label = tf.train.slice_input_producer([tf.constant(paths), tf.constant(labels, tf.int64)],
+                                                    num_epochs=1, shuffle=False)
+        image = tf.image.decode_jpeg(tf.io.read_file(path), channels=3)
+        image = preprocess_image(image, image_size, image_size, False, preprocessing)
+        images, batch_labels = tf.train.batch([image, label], batch_size=batch_size, num_threads=4,
+                                              capacity=5 * batch_size, allow_smaller_final_batch=True)
+        if net in slim_nets:
+            network_fn, arg_scope, _ = slim_nets[net]
+            with slim.arg_scope(arg_scope()):
+                logits, _ = network_fn(images, num_classes=num_classes, is_training=False)
+        else:
+            logits, _ = nets_factory.get_network_fn(net, num_classes)(images)
+        logits = tf.reshape(logits, [-1, num_classes])
+        predictions = tf.argmax(logits, 1)
+        values, updates = slim.metrics.aggregate_metric_map({
+            "accuracy": slim.metrics.streaming_accuracy(predictions, batch_labels),
+            f"recall_{top_k}": slim.metrics.streaming_recall_at_k(logits, batch_labels, top_k),
+        })
+        names = sorted(values)
+        final = slim.evaluation.evaluate_once("", checkpoint, logdir, num_evals=math.ceil(len(paths) / batch_size),
+                                              eval_op=list(updates.values()), final_op=[values[n] for n in names])
+    return dict(zip(names, (float(v) for v in final)))
+
+
+def bench_eval(net: str = "resnet_v1_50", *, image_size: int | None = None, batch_size: int = 32,
+               images_per_class: int = 32, classes: int = 4, source_size: int = 320, rounds: int = 3,
+               say: Callable[[str], None] = lambda _: None) -> dict:
+    """images/s of a whole evaluation (graph build, restore, one pass over a folder of JPEGs, the metrics) of
+    `finetune.evaluate.evaluate` and of TF-Slim's evaluation loop (`_slim_evaluate`), on the same checkpoint of
+    random weights and the same JPEGs, interleaved (`rounds` times each after one warm-up call each)."""
+    import tempfile
+    from pathlib import Path
+
+    from finetune import bench, data, evaluate, synthetic
+    from finetune.trained_model import TrainedModel
+
+    spec = nets_factory.get_spec(net)
+    size = image_size or spec.image_size
+    with tempfile.TemporaryDirectory(prefix="finetune-bench-eval-") as workdir:
+        say(f"writing {classes * images_per_class} JPEGs and a random-weight checkpoint...")
+        folder = synthetic.write_shapes_dataset(Path(workdir) / "images", list(synthetic.SHAPE_CLASSES[:classes]),
+                                                train_per_class=1, validation_per_class=images_per_class,
+                                                image_size=source_size, seed=0, image_format="jpeg")
+        info = data.scan_dataset(str(folder))
+        checkpoint = bench.random_checkpoint(net, classes, size, workdir, global_step=True)  # slim restores it
+        model = TrainedModel.from_checkpoint(checkpoint, net, classes, image_size=size, class_names=info.class_names)
+        top_k = min(evaluate.TOP_K, classes)
+        paths, labels = list(info.sources["validation"]), [int(x) for x in info.labels["validation"]]
+        results: dict[str, dict] = {}
+
+        def ours():
+            metrics = evaluate.evaluate(model, info, batch_size=batch_size, progress=False)
+            results["finetune"] = {"accuracy": metrics["top1"], f"recall_{top_k}": metrics[f"top{top_k}"]}
+
+        def theirs():
+            results["tf-slim"] = _slim_evaluate(net, checkpoint, paths, labels, classes, size, spec.preprocessing,
+                                                batch_size, str(Path(workdir) / "slim-eval"), top_k)
+
+        say(f"evaluating {len(paths)} images, {rounds} interleaved rounds after a warm-up...")
+        times = bench.timed({"finetune": ours, "tf-slim": theirs}, rounds, warmup=1)
+    rows = []
+    for name, timing in times.items():
+        rows.append({"framework": name, **timing, "images_per_second": len(paths) / (timing["median_ms"] / 1000.0),
+                     **results[name]})
+    for row in rows:
+        row["finetune_over_this"] = rows[0]["images_per_second"] / row["images_per_second"]
+    return {"net": net, "image_size": size, "batch_size": batch_size, "images": len(paths),
+            "source_size": source_size, "rounds": rounds, "top_k": top_k, "rows": rows}
+
+
+def eval_table(result: dict) -> str:
+    from tabulate import tabulate
+
+    k = result["top_k"]
+    head = (f"{result['net']} at {result['image_size']} px, batch {result['batch_size']}, {result['images']} JPEGs of "
+            f"{result['source_size']} px; whole evaluation (build, restore, one pass, metrics), median of "
+            f"{result['rounds']} interleaved runs")
+    rows = [(r["framework"], f"{r['median_ms'] / 1000:.2f}", f"{r['images_per_second']:.1f}",
+             f"{r['finetune_over_this']:.2f}x", f"{r['accuracy']:.4f}", f"{r[f'recall_{k}']:.4f}")
+            for r in result["rows"]]
+    return head + "\n" + tabulate(rows, headers=("evaluation", "seconds", "images/s", "finetune / this", "top-1",
+                                                 f"top-{k}"), tablefmt="github")

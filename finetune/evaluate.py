@@ -108,10 +108,12 @@ def evaluate(
         iterator = data.make_iterator(batches)
         images, labels = iterator.get_next()
         fetches = _eval_tensors(model, images, labels, top_k)
-        restore = model.restore_op(tf.global_variables())
+        plan = model.restore_plan(tf.global_variables())
+        restore = plan.restore_op()
+        init = plan.remainder_initializer()  # the restored variables' random initial values would be overwritten
         skipped = data.skipped_images(split)
         with tf.Session() as session:
-            session.run([tf.global_variables_initializer(), tf.local_variables_initializer(), iterator.initializer])
+            session.run([init, tf.local_variables_initializer(), iterator.initializer])
             session.run(restore)
             counts = _accumulate(session, fetches, model.num_classes, _progress(progress, info, split, batch_size))
             skipped_count = int(session.run(skipped))

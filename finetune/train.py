@@ -147,7 +147,9 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
             skipped_names,
             *hooks,
         ]
-        scaffold = tf.train.Scaffold(saver=saver, init_fn=init_fn, summary_op=summary_op)
+        # A warm start initializes only what the restore does not set (the rest's random values would be overwritten).
+        init_op = plan.remainder_initializer() if plan else None
+        scaffold = tf.train.Scaffold(saver=saver, init_op=init_op, init_fn=init_fn, summary_op=summary_op)
         session_config = devices.session_config(config.xla, devices=places)
         if use_cache:
             feature_cache.fit_session_config(session_config)

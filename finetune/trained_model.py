@@ -97,17 +97,20 @@ class TrainedModel:
         logits, _ = network_fn(images, **kwargs)
         return logits
 
-    def restore_op(self, variables: Sequence[tf.Variable]) -> tf.Operation:
-        """One op restoring every one of `variables` from the checkpoint; ValueError if any does not fit."""
+    def restore_plan(self, variables: Sequence[tf.Variable]):
+        """The plan restoring every one of `variables` from the checkpoint; ValueError if any does not fit."""
         from checkpoints import RestoreError, RestoreOptions, plan_restore
 
         try:
-            plan = plan_restore(variables, self.checkpoint,
+            return plan_restore(variables, self.checkpoint,
                                 options=RestoreOptions(exclude_scopes=(), use_moving_average=self.use_moving_average))
         except RestoreError as error:  # its fix names training flags; here the net or class count is wrong
             raise ValueError(f"{error.problem}; it is not a {self.net} with {self.num_classes} classes: give the "
                              "--net and --num-classes it was trained with.") from error
-        return plan.restore_op()
+
+    def restore_op(self, variables: Sequence[tf.Variable]) -> tf.Operation:
+        """One op restoring every one of `variables` from the checkpoint; ValueError if any does not fit."""
+        return self.restore_plan(variables).restore_op()
 
 
 def _resolve(checkpoint: str) -> str:

@@ -21,6 +21,33 @@ def test_train_reports_start_to_first_step_and_peak_memory():
     assert all(start[p] > 0 for p in parts)
     assert abs(start["total_s"] - sum(start[p] for p in parts)) < 1e-6
     assert result["images_per_second"] > 0 and result["peak_memory_mib"] > 100
+    assert all(result["init_in_fresh_session"][which]["median_ms"] > 0 for which in ("all", "not_restored"))
+
+
+def test_random_checkpoint_has_random_batch_norm_statistics_and_a_global_step_when_asked(tmp_path):
+    from nets.compat import tf
+
+    reader = tf.train.load_checkpoint(bench.random_checkpoint("mobilenet_v1_025", 3, 32, tmp_path, global_step=True))
+    shapes = reader.get_variable_to_shape_map()
+    assert "global_step" in shapes
+    values = {kind: [reader.get_tensor(k) for k in shapes if k.endswith(f"/{kind}")]
+              for kind in ("moving_mean", "moving_variance", "beta", "gamma")}
+    assert all(len(v) == 27 for v in values.values())  # 13 depthwise + 14 pointwise BatchNorms
+    assert all((v != 0).all() for v in values["moving_mean"] + values["beta"])
+    assert all(((v >= 0.5) & (v <= 1.5) & (v != 1)).all() for v in values["moving_variance"])
+    assert all(((v >= 0.8) & (v <= 1.2) & (v != 1)).all() for v in values["gamma"])
+
+
+def test_eval_against_tf_slim_gives_the_same_accuracy_on_the_same_checkpoint_and_images():
+    from finetune import bench_peers
+
+    result = bench_peers.bench_eval("mobilenet_v1_025", image_size=32, batch_size=4, images_per_class=3,
+                                    source_size=48, rounds=1)
+    rows = {row["framework"]: row for row in result["rows"]}
+    assert set(rows) == {"finetune", "tf-slim"} and result["images"] == 12
+    assert rows["finetune"]["accuracy"] == rows["tf-slim"]["accuracy"]
+    assert rows["finetune"]["recall_4"] == rows["tf-slim"]["recall_4"]
+    assert all(row["images_per_second"] > 0 for row in rows.values())
 
 
 @pytest.mark.slow  # three graphs and sessions

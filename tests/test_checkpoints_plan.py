@@ -291,3 +291,41 @@ def test_check_resume_accepts_its_own_run_and_refuses_another(graph, tmp_path):
         checkpoints.check_resume(str(train_dir), build(num_classes=5))
     with tf.Graph().as_default(), pytest.raises(ValueError, match="10 of 10 variables are not in it"):
         checkpoints.check_resume(str(train_dir), build(outer_scope="other"))
+
+
+def _initialized_by(initializer) -> set[str]:
+    """Names of the variables whose initializer ops `initializer` (a grouped op) runs."""
+    return {op.name.rpartition("/")[0] for op in initializer.control_inputs}
+
+
+@pytest.mark.parametrize("num_classes, background", [(5, None), (1001, None), (1001, "add")])
+def test_remainder_initializer_initializes_exactly_what_the_restore_does_not_set_whole(graph, tmp_path, num_classes,
+                                                                                       background):
+    path = str(tmp_path / "model.ckpt")
+    saved = write_checkpoint(path, num_classes=1000 if background else 1001)
+    variables = build(num_classes=num_classes)
+    with tf.variable_scope("training_state"):
+        step = tf.Variable(7, name="step")
+    plan = checkpoints.plan_restore(variables, path, net=TINY,
+                                    options=checkpoints.RestoreOptions(background_class=background or "auto"))
+    initializer = plan.remainder_initializer()
+    names = {v.op.name for v in tf.global_variables()}
+    restored_whole = {e.variable for e in plan.restored if e.transform is None}
+    assert _initialized_by(initializer) == names - restored_whole
+    classifier = {f"{CLASSIFIER}/weights", f"{CLASSIFIER}/biases"}
+    if num_classes == 5 or background:  # the new (or row-extended) classifier keeps its initializer
+        assert classifier <= _initialized_by(initializer)
+    else:
+        assert _initialized_by(initializer) == {"training_state/step"}
+    with tf.Session() as session:
+        session.run(initializer)
+        plan.apply(session)
+        assert not session.run(tf.report_uninitialized_variables()).size
+        assert session.run(step) == 7
+        for variable in variables:
+            name = variable.op.name
+            value = session.run(variable)
+            if name not in classifier or num_classes == 1001 and not background:
+                np.testing.assert_array_equal(value, saved[name])
+            elif background:
+                np.testing.assert_array_equal(value[..., 1:], saved[name])

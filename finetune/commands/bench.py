@@ -9,26 +9,31 @@ HELP = (
     "Benchmarks that print numbers: `export` (.pb size, latency of the frozen graph versus the checkpoint graph), "
     "`restore` (planning and restoring a checkpoint), `train` (training step images/s on random images, input "
     "pipeline images/s, start to first step, peak memory), `peers` (this toolkit's training step against TF-Slim's "
-    "loop and Keras 3's model.fit, interleaved, and fed from a JPEG folder), `cache` (classifier-only training end "
-    "to end, each run its own process: TF-Slim's loop against finetune with and without cached features), "
-    "`precision` (training step in float32 against bfloat16, interleaved). "
+    "loop and Keras 3's model.fit, interleaved, and fed from a JPEG folder), `eval` (`finetune eval` against TF-Slim's "
+    "evaluation loop on the same checkpoint and JPEGs, interleaved), `cache` (classifier-only training end to end, "
+    "each run its own process: TF-Slim's loop against finetune with and without cached features), `precision` "
+    "(training step in float32 against bfloat16, interleaved). "
     "Without --ckpt a checkpoint of random weights is written to a temporary directory."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("export", "restore", "train", "peers", "cache", "precision"))
-    parser.add_argument("--net", help="network name (`finetune nets`); required but for peers (resnet_v1_50)")
+    parser.add_argument("what", choices=("export", "restore", "train", "peers", "eval", "cache", "precision"))
+    parser.add_argument("--net", help="network name (`finetune nets`); required but for peers, eval, cache and "
+                        "precision (resnet_v1_50)")
     parser.add_argument("--ckpt", help="checkpoint to use (export, restore); default: random weights")
     parser.add_argument("--num-classes", type=int,
                         help="class count (default: the net's published count; train: 10)")
     parser.add_argument("--image-size", type=int, help="input size in pixels (default: the net's)")
-    parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs (export, restore), or steps (train)")
+    parser.add_argument("--batch-size", type=int, help="images per run (default: export 1, train 8, eval 32, "
+                        "peers, cache and precision 16)")
+    parser.add_argument("--repeats", type=int,
+                        help="timed runs (export, restore: default 10; eval: 3), or steps (train: 10)")
     parser.add_argument("--steps", type=int, help="peers, precision: interleaved timed steps per contender (default 5)")
     parser.add_argument("--epochs", type=int, default=5, help="cache: epochs of classifier-only training")
-    parser.add_argument("--images-per-class", type=int, default=64,
-                        help="cache: training JPEGs per class (4 classes; a quarter as many for validation)")
+    parser.add_argument("--images-per-class", type=int,
+                        help="cache: training JPEGs per class (default 64; 4 classes; a quarter as many for "
+                        "validation); eval: JPEGs per class evaluated (default 32)")
     parser.add_argument("--rounds", type=int, default=1, help="cache: rounds of runs taking turns")
     parser.add_argument("--bfloat16", action="store_true",
                         help="cache: also a cached run with --precision mixed_bfloat16")
@@ -80,6 +85,9 @@ def _train_text(r: dict) -> str:
         f"start to first step: {start['total_s']:.1f} s (graph build {start['build_graph_s']:.1f}, restore plan "
         f"{start['plan_restore_s']:.1f}, init {start['init_s']:.1f} + restore {start['restore_s']:.1f}, first step "
         f"{start['first_step_s']:.1f})",
+        f"variable init in a fresh session, {r['init_in_fresh_session']['all']['runs']} interleaved runs: everything "
+        f"{_ms(r['init_in_fresh_session']['all'])}; only what the restore does not set (as train does) "
+        f"{_ms(r['init_in_fresh_session']['not_restored'])}",
     ]
     if "input_pipeline" in r:
         pipe = r["input_pipeline"]
@@ -113,12 +121,21 @@ def run(args: argparse.Namespace) -> int:
                                          say=lambda text: print(text, flush=True))
         print(json.dumps(result, indent=2) if args.json else bench_peers.peers_table(result))
         return 0
+    if args.what == "eval":
+        from finetune import bench_peers
+
+        result = bench_peers.bench_eval(args.net or "resnet_v1_50", image_size=args.image_size,
+                                        batch_size=args.batch_size or 32, images_per_class=args.images_per_class or 32,
+                                        rounds=args.repeats or 3,
+                                        say=lambda text: print(text, flush=True))
+        print(json.dumps(result, indent=2) if args.json else bench_peers.eval_table(result))
+        return 0
     if args.what == "cache":
         from finetune import bench_e2e
 
         result = bench_e2e.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
                                        batch_size=args.batch_size or 16, epochs=args.epochs,
-                                       images_per_class=args.images_per_class, rounds=args.rounds,
+                                       images_per_class=args.images_per_class or 64, rounds=args.rounds,
                                        bfloat16=args.bfloat16, with_off=not args.no_cache_off, say=lambda text: print(text, flush=True))
         print(json.dumps(result, indent=2) if args.json else bench_e2e.cache_table(result))
         return 0
@@ -133,15 +150,15 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "export":
         result = bench.bench_export(args.net, checkpoint=args.ckpt, num_classes=args.num_classes,
                                     image_size=args.image_size, batch_size=args.batch_size or 1,
-                                    repeats=args.repeats)
+                                    repeats=args.repeats or 10)
         text = _export_text(result)
     elif args.what == "restore":
         result = bench.bench_restore(args.net, checkpoint=args.ckpt, num_classes=args.num_classes,
-                                     repeats=args.repeats)
+                                     repeats=args.repeats or 10)
         text = _restore_text(result)
     else:
         result = bench.bench_train(args.net, image_size=args.image_size, batch_size=args.batch_size or 8,
-                                   steps=args.repeats, num_classes=args.num_classes or 10, trainable=args.trainable)
+                                   steps=args.repeats or 10, num_classes=args.num_classes or 10, trainable=args.trainable)
         text = _train_text(result)
     print(json.dumps(result, indent=2) if args.json else text)
     return 0
