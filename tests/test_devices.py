@@ -147,6 +147,7 @@ def test_unknown_precision_and_session_config():
     config = devices.session_config()
     assert config.allow_soft_placement and config.gpu_options.allow_growth
     assert config.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.DEFAULT
+    assert config.graph_options.rewrite_options.meta_optimizer_iterations == 1  # RewriterConfig.ONE: one Grappler pass
     assert devices.session_config(devices=["/cpu:0", "/cpu:2"]).device_count["CPU"] == 3
     assert "CPU" not in devices.session_config(devices=["/gpu:0", "/gpu:1"]).device_count
 
