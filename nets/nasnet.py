@@ -404,45 +404,40 @@ def build_classifier(
     return logits, end_points
 
 
-def nasnet_mobile(
-    images: tf.Tensor,
-    num_classes: int | None = 1001,
-    is_training: bool = True,
-    config: Config | None = None,
-    current_step: tf.Tensor | None = None,
-    total_training_steps: int | None = None,
-) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """NASNet-A Mobile (4 @ 1056, 224 px): returns (logits [B, num_classes], end_points).
+def cell_net(name: str, default_config: Config, layout: Callable[[Config], Sequence[Step]], image_size: int,
+             doc: str) -> Callable[..., tuple[tf.Tensor, dict[str, tf.Tensor]]]:
+    """A NASNet/PNASNet network function `name` over `layout(config)`, `default_config` unless given one."""
+
+    def network_fn(
+        images: tf.Tensor,
+        num_classes: int | None = 1001,
+        is_training: bool = True,
+        config: Config | None = None,
+        current_step: tf.Tensor | None = None,
+        total_training_steps: int | None = None,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        config = config or default_config
+        return build_classifier(
+            images, config, layout(config), num_classes, is_training, current_step, total_training_steps
+        )
+
+    network_fn.__name__ = network_fn.__qualname__ = name
+    network_fn.__doc__ = doc
+    network_fn.default_image_size = image_size
+    return network_fn
+
+
+nasnet_mobile = cell_net("nasnet_mobile", MOBILE_CONFIG, nasnet_layout, 224, """\
+NASNet-A Mobile (4 @ 1056, 224 px): returns (logits [B, num_classes], end_points).
 
     num_classes=0 (or None) returns the globally pooled features [B, 1056] (TF-Slim's 'global_pool').
     is_training switches BatchNorm, dropout, the auxiliary head ('AuxLogits') and drop path (none in this
     config). total_training_steps (default config's 250000) and current_step (default the global step)
     set the drop-path schedule. Any static image size works: global pooling ends the body, and the aux head
     (training mode only) shrinks its pool to small maps.
-    """
-    config = config or MOBILE_CONFIG
-    return build_classifier(
-        images, config, nasnet_layout(config), num_classes, is_training, current_step, total_training_steps
-    )
-
-
-def nasnet_large(
-    images: tf.Tensor,
-    num_classes: int | None = 1001,
-    is_training: bool = True,
-    config: Config | None = None,
-    current_step: tf.Tensor | None = None,
-    total_training_steps: int | None = None,
-) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """NASNet-A Large (6 @ 4032, 331 px); as nasnet_mobile, with drop path (keep 0.7) in training."""
-    config = config or LARGE_CONFIG
-    return build_classifier(
-        images, config, nasnet_layout(config), num_classes, is_training, current_step, total_training_steps
-    )
-
-
-nasnet_mobile.default_image_size = 224
-nasnet_large.default_image_size = 331
+    """)
+nasnet_large = cell_net("nasnet_large", LARGE_CONFIG, nasnet_layout, 331,
+                        "NASNet-A Large (6 @ 4032, 331 px); as nasnet_mobile, with drop path (keep 0.7) in training.")
 
 
 def nasnet_arg_scope(

@@ -12,7 +12,6 @@ mode, final_layer, drop path, arg scope) is NASNet's: see nasnet.py.
 
 from __future__ import annotations
 
-from nets.compat import tf
 from nets.nasnet import (
     Cell,
     Config,
@@ -20,7 +19,7 @@ from nets.nasnet import (
     Pool,
     Separable,
     Step,
-    build_classifier,
+    cell_net,
     nasnet_arg_scope,
     reduction_indices,
     register_cell_net,
@@ -65,44 +64,16 @@ def pnasnet_layout(config: Config) -> list[Step]:
     return steps
 
 
-def pnasnet_mobile(
-    images: tf.Tensor,
-    num_classes: int | None = 1001,
-    is_training: bool = True,
-    config: Config | None = None,
-    current_step: tf.Tensor | None = None,
-    total_training_steps: int | None = None,
-) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """PNASNet-5 Mobile (224 px): returns (logits [B, num_classes], end_points); arguments as nasnet_mobile's.
+pnasnet_mobile = cell_net("pnasnet_mobile", MOBILE_CONFIG, pnasnet_layout, 224, """\
+PNASNet-5 Mobile (224 px): returns (logits [B, num_classes], end_points); arguments as nasnet_mobile's.
 
     num_classes=0 returns the pooled features [B, 1080].
-    """
-    config = config or MOBILE_CONFIG
-    return build_classifier(
-        images, config, pnasnet_layout(config), num_classes, is_training, current_step, total_training_steps
-    )
-
-
-def pnasnet_large(
-    images: tf.Tensor,
-    num_classes: int | None = 1001,
-    is_training: bool = True,
-    config: Config | None = None,
-    current_step: tf.Tensor | None = None,
-    total_training_steps: int | None = None,
-) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """PNASNet-5 Large (331 px), with drop path (keep 0.6) in training; as pnasnet_mobile otherwise.
+    """)
+pnasnet_large = cell_net("pnasnet_large", LARGE_CONFIG, pnasnet_layout, 331, """\
+PNASNet-5 Large (331 px), with drop path (keep 0.6) in training; as pnasnet_mobile otherwise.
 
     num_classes=0 returns the pooled features [B, 4320].
-    """
-    config = config or LARGE_CONFIG
-    return build_classifier(
-        images, config, pnasnet_layout(config), num_classes, is_training, current_step, total_training_steps
-    )
-
-
-pnasnet_mobile.default_image_size = 224
-pnasnet_large.default_image_size = 331
+    """)
 
 # TF-Slim's pnasnet arg scopes are nasnet's with weight decay 4e-5 (nasnet_arg_scope's default).
 register_cell_net("pnasnet_mobile", pnasnet_mobile, nasnet_arg_scope, MOBILE_CONFIG)
