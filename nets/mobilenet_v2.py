@@ -174,20 +174,26 @@ def mobilenet_v2(
     is_training switches BatchNorm (batch statistics, moving-average updates) and dropout.
     Any input size works: the features are averaged globally before the classifier.
     """
+    return classifier(
+        mobilenet_v2_base, inputs, scope, "MobilenetV2", reuse, is_training, num_classes, dropout_keep_prob,
+        prediction_fn, depth_multiplier=depth_multiplier, min_depth=min_depth,
+        finegrain_classification_mode=finegrain_classification_mode, conv_defs=conv_defs,
+    )
+
+
+def classifier(
+    base_fn: Callable, inputs: tf.Tensor, scope: str, default_scope: str, reuse: bool | None, is_training: bool,
+    num_classes: int | None, dropout_keep_prob: float, prediction_fn: Callable | None, **base_kwargs,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """`base_fn(inputs, scope=..., **base_kwargs)` under the net's scope with BatchNorm and dropout in
+    is_training's mode, then `logits_head`. Shared by the mobilenet_v2 and mobilenet_v3 families."""
     if inputs.get_shape().ndims != 4:
-        raise ValueError(f"MobilenetV2 wants images of shape [batch, height, width, 3], got {inputs.get_shape()}")
+        raise ValueError(f"{scope} wants images of shape [batch, height, width, 3], got {inputs.get_shape()}")
     with (
-        tf.variable_scope(scope, "MobilenetV2", [inputs], reuse=reuse) as net_scope,
+        tf.variable_scope(scope, default_scope, [inputs], reuse=reuse) as net_scope,
         slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
     ):
-        net, end_points = mobilenet_v2_base(
-            inputs,
-            depth_multiplier=depth_multiplier,
-            min_depth=min_depth,
-            finegrain_classification_mode=finegrain_classification_mode,
-            conv_defs=conv_defs,
-            scope=net_scope,
-        )
+        net, end_points = base_fn(inputs, scope=net_scope, **base_kwargs)
         return logits_head(net, end_points, num_classes, dropout_keep_prob, prediction_fn)
 
 
@@ -197,7 +203,7 @@ def logits_head(
     """TF-Slim's mobilenet head under `Logits`: global average pool, dropout, 1x1 conv `Conv2d_1c_1x1`, squeeze.
 
     Fills end_points ('global_pool', 'Logits', 'Predictions'); num_classes=0 (or None) returns the pooled
-    features [B, 1, 1, depth]. Shared by the mobilenet_v2 and mobilenet_v3 families.
+    features [B, 1, 1, depth].
     """
     with tf.variable_scope("Logits"):
         net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")

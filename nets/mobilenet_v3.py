@@ -26,7 +26,7 @@ import numpy as np
 
 from nets import nets_factory
 from nets.compat import slim, tf
-from nets.mobilenet_v2 import architecture_scope, logits_head, make_divisible, mobilenet_v2_arg_scope
+from nets.mobilenet_v2 import architecture_scope, classifier, make_divisible, mobilenet_v2_arg_scope
 
 
 def hard_swish(x: tf.Tensor) -> tf.Tensor:
@@ -289,21 +289,11 @@ def mobilenet_v3(
     is_training switches BatchNorm (batch statistics, moving-average updates) and dropout.
     Any input size works: the body's pool and the head average the whole feature map.
     """
-    if inputs.get_shape().ndims != 4:
-        raise ValueError(f"{scope} wants images of shape [batch, height, width, 3], got {inputs.get_shape()}")
-    with (
-        tf.variable_scope(scope, "MobilenetV3", [inputs], reuse=reuse) as net_scope,
-        slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training),
-    ):
-        net, end_points = mobilenet_v3_base(
-            inputs,
-            conv_defs=conv_defs,
-            depth_multiplier=depth_multiplier,
-            min_depth=min_depth,
-            finegrain_classification_mode=finegrain_classification_mode,
-            scope=net_scope,
-        )
-        return logits_head(net, end_points, num_classes, dropout_keep_prob, prediction_fn)
+    return classifier(
+        mobilenet_v3_base, inputs, scope, "MobilenetV3", reuse, is_training, num_classes, dropout_keep_prob,
+        prediction_fn, conv_defs=conv_defs, depth_multiplier=depth_multiplier, min_depth=min_depth,
+        finegrain_classification_mode=finegrain_classification_mode,
+    )
 
 
 mobilenet_v3.default_image_size = 224
