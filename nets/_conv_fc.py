@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from nets.compat import slim, tf
+from nets.nets_factory import NetSpec, register
 
 
 class Conv(NamedTuple):
@@ -91,25 +92,53 @@ def conv_fc_net(
                 net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout6")
                 net = slim.conv2d(net, fully_connected.fc7_depth, [1, 1], scope="fc7")
         end_points = slim.utils.convert_collection_to_dict(end_points_collection)
-        if global_pool or (global_pool is None and _map_larger_than_1x1(net)):
-            net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
-            end_points["global_pool"] = net
-        if not num_classes:
-            return net, end_points
-        net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout7")
-        net = slim.conv2d(
-            net,
-            num_classes,
-            [1, 1],
-            activation_fn=None,
-            normalizer_fn=None,
-            biases_initializer=tf.zeros_initializer(),
-            scope="fc8",
-        )
-        if spatial_squeeze:
-            net = tf.squeeze(net, [1, 2], name="fc8/squeezed")
-        end_points[f"{sc.name}/fc8"] = net
+        return classifier_head(net, end_points, sc.name, num_classes, is_training, dropout_keep_prob,
+                               spatial_squeeze, global_pool)
+
+
+def classifier_head(net: tf.Tensor, end_points: dict, scope_name: str, num_classes: int | None, is_training: bool,
+                    dropout_keep_prob: float, spatial_squeeze: bool, global_pool: bool | None) -> tuple[tf.Tensor, dict]:
+    """fc7's features pooled (when global_pool, or by default where fc7's map is not 1 x 1), then dropout and
+    fc8 (1x1, no activation, biases 0), squeezed; num_classes=0 returns the features. Shared with vgg."""
+    if global_pool or (global_pool is None and _map_larger_than_1x1(net)):
+        net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
+        end_points["global_pool"] = net
+    if not num_classes:
+        return net, end_points
+    net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout7")
+    net = slim.conv2d(
+        net,
+        num_classes,
+        [1, 1],
+        activation_fn=None,
+        normalizer_fn=None,
+        biases_initializer=tf.zeros_initializer(),
+        scope="fc8",
+    )
+    if spatial_squeeze:
+        net = tf.squeeze(net, [1, 2], name="fc8/squeezed")
+    end_points[f"{scope_name}/fc8"] = net
     return net, end_points
+
+
+def register_net(network_fn, arg_scope_fn) -> None:
+    """Register a net of this shape (alexnet_v2, overfeat, vgg): 1000 classes, vgg preprocessing, classifier
+    `<name>/fc8` (also the logits end point), no predictions end point."""
+    name = network_fn.__name__
+    register(
+        NetSpec(
+            name=name,
+            network_fn=network_fn,
+            arg_scope_fn=arg_scope_fn,
+            image_size=network_fn.default_image_size,
+            num_classes=1000,
+            preprocessing="vgg",
+            scope=name,
+            classifier_scopes=(f"{name}/fc8",),
+            logits_end_point=f"{name}/fc8",
+            predictions_end_point=None,
+        )
+    )
 
 
 def network(name: str, body: Sequence[Conv | MaxPool], fully_connected: FullyConnected, image_size: int):

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from tf_slim.nets import alexnet as slim_alexnet
 
-from nets._conv_fc import Conv, FullyConnected, MaxPool, network
-from nets.nets_factory import NetSpec, register
+from nets._conv_fc import Conv, FullyConnected, MaxPool, network, register_net
 
 alexnet_v2_arg_scope = slim_alexnet.alexnet_v2_arg_scope
 
@@ -31,17 +30,4 @@ FULLY_CONNECTED = FullyConnected(fc6_kernel=5, fc6_depth=4096, fc7_depth=4096)
 
 alexnet_v2 = network("alexnet_v2", BODY, FULLY_CONNECTED, image_size=224)
 
-register(
-    NetSpec(
-        name="alexnet_v2",
-        network_fn=alexnet_v2,
-        arg_scope_fn=alexnet_v2_arg_scope,
-        image_size=224,
-        num_classes=1000,
-        preprocessing="vgg",
-        scope="alexnet_v2",
-        classifier_scopes=("alexnet_v2/fc8",),
-        logits_end_point="alexnet_v2/fc8",
-        predictions_end_point=None,
-    )
-)
+register_net(alexnet_v2, alexnet_v2_arg_scope)

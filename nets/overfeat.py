@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from tf_slim.nets import overfeat as slim_overfeat
 
-from nets._conv_fc import Conv, FullyConnected, MaxPool, network
-from nets.nets_factory import NetSpec, register
+from nets._conv_fc import Conv, FullyConnected, MaxPool, network, register_net
 
 overfeat_arg_scope = slim_overfeat.overfeat_arg_scope
 
@@ -31,17 +30,4 @@ FULLY_CONNECTED = FullyConnected(fc6_kernel=6, fc6_depth=3072, fc7_depth=4096)
 
 overfeat = network("overfeat", BODY, FULLY_CONNECTED, image_size=231)
 
-register(
-    NetSpec(
-        name="overfeat",
-        network_fn=overfeat,
-        arg_scope_fn=overfeat_arg_scope,
-        image_size=231,
-        num_classes=1000,
-        preprocessing="vgg",
-        scope="overfeat",
-        classifier_scopes=("overfeat/fc8",),
-        logits_end_point="overfeat/fc8",
-        predictions_end_point=None,
-    )
-)
+register_net(overfeat, overfeat_arg_scope)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from tf_slim.nets import vgg as slim_vgg
 
+from nets._conv_fc import classifier_head, register_net
 from nets.compat import slim, tf
-from nets.nets_factory import NetSpec, register
 
 vgg_arg_scope = slim_vgg.vgg_arg_scope
 
@@ -50,22 +50,8 @@ def _vgg(
             net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout6")
             net = slim.conv2d(net, 4096, [1, 1], scope="fc7")
         end_points = slim.utils.convert_collection_to_dict(end_points_collection)
-        if global_pool or (global_pool is None and not _is_one_by_one(net)):
-            net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
-            end_points["global_pool"] = net
-        if not num_classes:
-            return net, end_points
-        net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout7")
-        net = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="fc8")
-        if spatial_squeeze:
-            net = tf.squeeze(net, [1, 2], name="fc8/squeezed")
-        end_points[f"{sc.name}/fc8"] = net
-    return net, end_points
-
-
-def _is_one_by_one(net: tf.Tensor) -> bool:
-    """True if fc7's height and width are statically 1: pool5 is 7x7, an image of 224 px (or 224-255)."""
-    return net.get_shape().as_list()[1:3] == [1, 1]
+        return classifier_head(net, end_points, sc.name, num_classes, is_training, dropout_keep_prob,
+                               spatial_squeeze, global_pool)
 
 
 def _smaller_than_fc6(net: tf.Tensor) -> bool:
@@ -116,17 +102,4 @@ vgg_16 = _network_fn("vgg_16")
 vgg_19 = _network_fn("vgg_19")
 
 for _network in (vgg_a, vgg_16, vgg_19):
-    register(
-        NetSpec(
-            name=_network.__name__,
-            network_fn=_network,
-            arg_scope_fn=vgg_arg_scope,
-            image_size=224,
-            num_classes=1000,
-            preprocessing="vgg",
-            scope=_network.__name__,
-            classifier_scopes=(f"{_network.__name__}/fc8",),
-            logits_end_point=f"{_network.__name__}/fc8",
-            predictions_end_point=None,
-        )
-    )
+    register_net(_network, vgg_arg_scope)
