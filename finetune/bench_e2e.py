@@ -96,16 +96,6 @@ def _slim_input(paths: Sequence[str], labels: Sequence[int], *, image_size: int,
     return dataset.batch(batch_size, drop_remainder=shuffle_seed is not None).prefetch(tf2.data.AUTOTUNE)
 
 
-def _slim_net(net: str):
-    from finetune.bench_peers import _slim_nets
-    from nets import nets_factory
-
-    if net in _slim_nets():
-        return _slim_nets()[net]
-    spec = nets_factory.get_spec(net)
-    return spec.network_fn, spec.arg_scope_fn, spec.classifier_scopes[0]
-
-
 def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_size: int, epochs: int,
               logdir: str, seed: int = 0) -> dict:
     """TF-Slim's classifier-only fine-tuning loop over an image folder, then its validation accuracy."""
@@ -116,7 +106,9 @@ def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_
     spec = nets_factory.get_spec(net)
     info = data.scan_dataset(folder, 0.0)
     num_classes = info.num_classes
-    network_fn, arg_scope, classifier = _slim_net(net)
+    from finetune.bench_peers import slim_network
+
+    network_fn, classifier = slim_network(net, num_classes, is_training=True, weight_decay=WEIGHT_DECAY)
     steps = epochs * len(info.sources["train"]) // batch_size
     start = time.perf_counter()
     with tf.Graph().as_default():
@@ -125,8 +117,7 @@ def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_
         dataset = _slim_input(info.sources["train"], info.labels["train"], image_size=image_size,
                               style=spec.preprocessing, batch_size=batch_size, epochs=None, shuffle_seed=seed)
         images, labels = tf.data.make_one_shot_iterator(dataset).get_next()
-        with slim.arg_scope(arg_scope(weight_decay=WEIGHT_DECAY)):
-            logits, _ = network_fn(images, num_classes=num_classes, is_training=True)
+        logits, _ = network_fn(images)
         logits = tf.reshape(logits, [-1, num_classes])
         tf.losses.softmax_cross_entropy(tf.one_hot(labels, num_classes), logits)
         total_loss = tf.losses.get_total_loss()
@@ -149,8 +140,8 @@ def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_
         dataset = _slim_input(info.sources["validation"], info.labels["validation"], image_size=image_size,
                               style=spec.preprocessing, batch_size=batch_size, epochs=1, shuffle_seed=None)
         images, labels = tf.data.make_one_shot_iterator(dataset).get_next()
-        with slim.arg_scope(arg_scope(weight_decay=WEIGHT_DECAY)):
-            logits, _ = network_fn(images, num_classes=num_classes, is_training=False)
+        evaluation_fn, _ = slim_network(net, num_classes, is_training=False, weight_decay=WEIGHT_DECAY)
+        logits, _ = evaluation_fn(images)
         correct = tf.equal(tf.argmax(tf.reshape(logits, [-1, num_classes]), 1), labels)
         saver = tf.train.Saver(slim.get_model_variables())
         right = total = 0

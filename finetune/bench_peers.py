@@ -70,6 +70,22 @@ def _slim_nets() -> dict[str, tuple[Callable, Callable, str]]:
     return nets
 
 
+
+def slim_network(net: str, num_classes: int, *, is_training: bool, weight_decay: float = 0.0) -> tuple[Callable, str]:
+    """(images -> (logits, end_points), classifier scope) as TF-Slim's own scripts build `net`: tf_slim.nets'
+    network under its arg scope where tf_slim.nets has it, else the zoo's (slim code too)."""
+    slim_nets = _slim_nets()
+    if net not in slim_nets:
+        network_fn = nets_factory.get_network_fn(net, num_classes, weight_decay=weight_decay, is_training=is_training)
+        return network_fn, nets_factory.get_spec(net).classifier_scopes[0]
+    slim_fn, arg_scope, classifier = slim_nets[net]
+
+    def network_fn(images):
+        with slim.arg_scope(arg_scope(weight_decay=weight_decay)):
+            return slim_fn(images, num_classes=num_classes, is_training=is_training)
+
+    return network_fn, classifier
+
 _KERAS_APPLICATIONS = {
     "resnet_v1_50": "ResNet50", "resnet_v1_101": "ResNet101", "resnet_v1_152": "ResNet152",
     "resnet_v2_50": "ResNet50V2", "resnet_v2_101": "ResNet101V2", "resnet_v2_152": "ResNet152V2",
@@ -121,18 +137,11 @@ def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: fl
 
 @contextlib.contextmanager
 def _slim_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float) -> Iterator[Callable]:
-    slim_nets = _slim_nets()
     with tf.Graph().as_default() as graph:
         global_step = tf.train.get_or_create_global_step()
         images, labels = _graph_input(*batch)
-        if net in slim_nets:
-            network_fn, arg_scope, classifier = slim_nets[net]
-            with slim.arg_scope(arg_scope(weight_decay=0.0)):
-                logits, _ = network_fn(images, num_classes=num_classes, is_training=True)
-        else:  # the zoo's network functions are slim code too
-            spec = nets_factory.get_spec(net)
-            logits, _ = nets_factory.get_network_fn(net, num_classes, weight_decay=0.0, is_training=True)(images)
-            classifier = spec.classifier_scopes[0]
+        network_fn, classifier = slim_network(net, num_classes, is_training=True)
+        logits, _ = network_fn(images)
         logits = tf.reshape(logits, [-1, num_classes])
         tf.losses.softmax_cross_entropy(tf.one_hot(labels, num_classes), logits)
         total_loss = tf.losses.get_total_loss()
@@ -281,7 +290,6 @@ def _slim_evaluate(net: str, checkpoint: str, paths: list[str], labels: list[int
 
     from finetune.preprocessing import preprocess_image
 
-    slim_nets = _slim_nets()
     with tf.Graph().as_default():
         path, label = tf.train.slice_input_producer([tf.constant(paths), tf.constant(labels, tf.int64)],
                                                     num_epochs=1, shuffle=False)
@@ -289,12 +297,7 @@ def _slim_evaluate(net: str, checkpoint: str, paths: list[str], labels: list[int
         image = preprocess_image(image, image_size, image_size, False, preprocessing)
         images, batch_labels = tf.train.batch([image, label], batch_size=batch_size, num_threads=4,
                                               capacity=5 * batch_size, allow_smaller_final_batch=True)
-        if net in slim_nets:
-            network_fn, arg_scope, _ = slim_nets[net]
-            with slim.arg_scope(arg_scope()):
-                logits, _ = network_fn(images, num_classes=num_classes, is_training=False)
-        else:
-            logits, _ = nets_factory.get_network_fn(net, num_classes)(images)
+        logits, _ = slim_network(net, num_classes, is_training=False)[0](images)
         logits = tf.reshape(logits, [-1, num_classes])
         predictions = tf.argmax(logits, 1)
         values, updates = slim.metrics.aggregate_metric_map({
