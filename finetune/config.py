@@ -83,7 +83,7 @@ def _flag(help: str, parse: Callable | None = None, *, group: str = "training", 
 
 
 def _optimizer_names() -> tuple[str, ...]:
-    from finetune import optim
+    from finetune.train import optim
 
     return tuple(optim.OPTIMIZERS)
 
@@ -95,13 +95,13 @@ def _background_options() -> tuple[str, ...]:
 
 
 def _precision_names() -> tuple[str, ...]:
-    from finetune.precision import PRECISIONS
+    from finetune.train.precision import PRECISIONS
 
     return tuple(PRECISIONS)
 
 
 def _schedule_names() -> tuple[str, ...]:
-    from finetune import optim
+    from finetune.train import optim
 
     return tuple(optim.SCHEDULES)
 
@@ -263,7 +263,7 @@ class RunConfig:
     @property
     def optimizer_params(self) -> dict[str, float]:
         """The resolved parameters of the chosen optimizer (TF-Slim's defaults where not given)."""
-        from finetune import optim
+        from finetune.train import optim
 
         return optim.optimizer_params(self.optimizer, **{k: getattr(self, k) for k in optim.OPTIMIZER_DEFAULTS})
 
@@ -284,7 +284,7 @@ class RunConfig:
 
     def resolved_values(self) -> str:
         """The resolved values, one `name: value` per line, for the start of a run."""
-        from finetune import optim
+        from finetune.train import optim
 
         values = self.to_dict()
         for key in optim.OPTIMIZER_DEFAULTS:

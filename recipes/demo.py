@@ -22,7 +22,7 @@ bit for bit on the same machine: two runs of the earlier (non-plan) demo with it
 from finetune.recipe import Data, Model, Recipe, Stage, Training
 from recipes import pool
 
-# The drawn datasets (finetune.synthetic), written by finetune.demo and named "source" and "target" here.
+# The drawn datasets (finetune.data.synthetic), written by finetune.recipe.demo and named "source" and "target" here.
 SOURCE_CLASSES = ("circle", "frame", "plus", "stripes_h", "stripes_d", "dots")
 TARGET_CLASSES = ("ring", "square", "x", "stripes_v", "checker", "triangle")
 SOURCE_TRAIN_PER_CLASS = 120

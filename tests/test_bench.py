@@ -1,8 +1,8 @@
-"""finetune.bench's input-pipeline and start-up figures on tiny inputs: every figure is there and positive."""
+"""finetune.bench.core's input-pipeline and start-up figures on tiny inputs: every figure is there and positive."""
 
 import pytest
 
-from finetune import bench
+from finetune.bench import core as bench
 
 
 def test_input_pipeline_reads_jpeg_folder_and_tfrecords():
@@ -39,7 +39,7 @@ def test_random_checkpoint_has_random_batch_norm_statistics_and_a_global_step_wh
 
 
 def test_eval_against_tf_slim_gives_the_same_accuracy_on_the_same_checkpoint_and_images():
-    from finetune import bench_peers
+    from finetune.bench import peers as bench_peers
 
     result = bench_peers.bench_eval("mobilenet_v1_025", image_size=32, batch_size=4, images_per_class=3,
                                     source_size=48, rounds=1)

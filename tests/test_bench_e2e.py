@@ -4,7 +4,11 @@ classifier-only loop (what it trains, what it keeps, its validation accuracy), t
 import numpy as np
 import pytest
 
-from finetune import bench, bench_e2e, bench_peers, data, synthetic
+from finetune.bench import core as bench
+from finetune.bench import e2e as bench_e2e
+from finetune.bench import peers as bench_peers
+from finetune.data import dataset as data
+from finetune.data import synthetic
 from nets import nets_factory
 from nets.compat import tf
 

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from finetune import cli, synthetic
+from finetune import cli
 from finetune.config import RunConfig
+from finetune.data import synthetic
 
 
 def test_help_documents_every_flag(capsys):

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune import cluster, synthetic, train
 from finetune.config import RunConfig
+from finetune.data import synthetic
+from finetune.train import cluster
+from finetune.train import loop as train
 from nets.compat import tf
 
 pytestmark = pytest.mark.slow  # a ps and two workers in their own processes

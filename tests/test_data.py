@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetune import cli, data, preprocessing, tfrecords
+from finetune import cli
+from finetune.data import dataset as data
+from finetune.data import preprocessing, tfrecords
 from nets.compat import tf
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}  # sorted: labels 0, 1, 2

@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune import cli, demo, predict
-from finetune.preprocessing import preprocess_image
-from finetune.trained_model import TrainedModel
+from finetune import cli
+from finetune.data.preprocessing import preprocess_image
+from finetune.recipe import demo
+from finetune.runs.trained_model import TrainedModel
+from finetune.serve import predict
 from nets.compat import tf
 from recipes import demo as recipes
 

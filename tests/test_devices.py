@@ -1,4 +1,4 @@
-"""finetune.devices: towers on logical CPU devices, precision policies, session config and XLA."""
+"""finetune.train.devices: towers on logical CPU devices, precision policies, session config and XLA."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from finetune import devices, optim
+from finetune.train import devices, optim
 from nets.compat import slim, tf
 
 BATCH, SIZE, CLASSES = 4, 8, 3
@@ -163,7 +163,7 @@ def test_select_devices_without_gpus():
 def test_xla_session_compiles_and_matches():
     out = _run_python("""
         from nets.compat import slim, tf
-        from finetune import devices
+        from finetune.train import devices
         import numpy as np
         tf.disable_eager_execution()
         assert devices.visible_devices() == ["/cpu:0"]  # listing devices first must not defeat XLA

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune import data, evaluate, synthetic
-from finetune.preprocessing import preprocess_image
-from finetune.run_dir import RunDir
-from finetune.trained_model import TrainedModel
+from finetune.data import dataset as data
+from finetune.data import synthetic
+from finetune.data.preprocessing import preprocess_image
+from finetune.runs.run_dir import RunDir
+from finetune.runs.trained_model import TrainedModel
+from finetune.serve import evaluate
 from nets import nets_factory
 from nets.compat import tf
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from test_evaluate import CLASSES, IMAGE_SIZE, make_train_dir
 
-from finetune import export, synthetic
-from finetune.evaluate import TrainedModel
-from finetune.preprocessing import preprocess_image
+from finetune.data import synthetic
+from finetune.data.preprocessing import preprocess_image
+from finetune.serve import export
+from finetune.serve.evaluate import TrainedModel
 from nets import nets_factory
 from nets.compat import tf
 
@@ -283,7 +284,7 @@ def test_cli_export_refuses_in_one_line(exported, tmp_path):
 
 @pytest.mark.slow
 def test_bench_export_smoke():
-    from finetune import bench
+    from finetune.bench import core as bench
 
     result = bench.bench_export("mobilenet_v1_025", num_classes=4, image_size=32, batch_size=2, repeats=1)
     assert result["pb_bytes"] > 4 * 200_000  # MobileNet v1 0.25's ~0.21M weights as float32 constants

@@ -23,9 +23,11 @@ import numpy as np
 import pytest
 from weights import save_random_checkpoint
 
-from finetune import cli, synthetic, train
+from finetune import cli
 from finetune.config import RunConfig
-from finetune.run_dir import RunDir, RunDirError
+from finetune.data import synthetic
+from finetune.runs.run_dir import RunDir, RunDirError
+from finetune.train import loop as train
 from nets import nets_factory
 from nets.compat import tf
 

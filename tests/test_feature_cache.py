@@ -1,4 +1,4 @@
-"""Cached features (finetune.feature_cache) on mobilenet_v1_025 at 32 px: the same classifier as without the cache,
+"""Cached features (finetune.train.feature_cache) on mobilenet_v1_025 at 32 px: the same classifier as without the cache,
 a checkpoint of the whole net, the cache reused and invalidated."""
 
 import shutil
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from weights import save_random_checkpoint
 
-from finetune import feature_cache, synthetic, train
 from finetune.config import RunConfig
+from finetune.data import synthetic
+from finetune.train import feature_cache
+from finetune.train import loop as train
 from nets import nets_factory
 from nets.compat import tf
 

@@ -10,7 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from finetune import cli, synthetic
+from finetune import cli
+from finetune.data import synthetic
 
 _MAKE = textwrap.dedent("""
     import sys
@@ -88,7 +89,7 @@ def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys)
         assert cli.main(["eval", "--train-dir", str(train_dir)]) == 0
         assert cli.main(["export", "--train-dir", str(train_dir), "--output", str(tmp_path / "model.pb")]) == 0
         assert "verified against finetune eval's pipeline" in capsys.readouterr().out
-        from finetune import export
+        from finetune.serve import export
 
         graph_def = export.load_graph_def(tmp_path / "model.pb")  # the backbone's weights inlined as constants
         assert not [n.name for n in graph_def.node if n.op in export._VARIABLE_OPS]
@@ -158,7 +159,7 @@ def test_zoo_net_exports_as_a_hub_model(dataset, tmp_path):
 def _export_and_reload(train_dir, tmp_path):
     """`finetune export --hub` of the run, reloaded with hub.KerasLayer in a fresh TF2 process: what it printed,
     and the checkpoint graph's logits for the same [0, 1] images (scaled to [-1, 1] as the nets take them)."""
-    from finetune.trained_model import TrainedModel
+    from finetune.runs.trained_model import TrainedModel
     from nets.compat import tf
 
     # TF2 saving needs eager execution, which this test process has switched off (conftest)

@@ -17,7 +17,8 @@ from tf_slim.nets import inception_v1 as slim_inception_v1
 from tf_slim.nets import inception_v3 as slim_inception_v3
 from tf_slim.nets import vgg as slim_vgg
 
-from finetune import cli, synthetic
+from finetune import cli
+from finetune.data import synthetic
 from nets import nets_factory
 from nets.compat import slim, tf
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from netcheck import variable_shapes
 
-from finetune import train_graph
+from finetune.train import graph as train_graph
 from nets import nasnet, nets_factory, pnasnet
 from nets.compat import slim, tf
 

@@ -1,4 +1,4 @@
-"""finetune.optim: optimizers and schedules against hand-computed values, gradient processing, EMA."""
+"""finetune.train.optim: optimizers and schedules against hand-computed values, gradient processing, EMA."""
 
 import logging
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from finetune import optim
+from finetune.train import optim
 from nets.compat import tf
 
 GRAD_W = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
@@ -192,7 +192,7 @@ def test_unmatched_multiplier_and_missing_gradients(graph, caplog):
     conv, logits, _ = _two_scope_model()
     loss = tf.reduce_sum(conv)
     grads = tf.train.GradientDescentOptimizer(1.0).compute_gradients(loss, [conv, logits])
-    with caplog.at_level(logging.WARNING, logger="finetune.optim"):
+    with caplog.at_level(logging.WARNING, logger="finetune.train.optim"):
         processed, _ = optim.process_gradients(grads)
     assert [v for _, v in processed] == [conv]
     assert "no gradient for Net/Logits/weights" in caplog.text

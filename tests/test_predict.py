@@ -12,8 +12,9 @@ from PIL import Image
 from test_evaluate import CLASSES, IMAGE_SIZE, make_train_dir
 from test_export import _checkpoint_logits
 
-from finetune import export, predict, synthetic
-from finetune.evaluate import TrainedModel
+from finetune.data import synthetic
+from finetune.serve import export, predict
+from finetune.serve.evaluate import TrainedModel
 from nets.compat import tf
 
 

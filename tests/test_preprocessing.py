@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from finetune import preprocessing
+from finetune.data import preprocessing
 from nets.compat import tf
 
 

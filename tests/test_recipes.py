@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 from weights import save_random_checkpoint
 
-from finetune import cli, demo, recipe_runner, synthetic
-from finetune.recipe import Training
-from finetune.trained_model import TrainedModel
+from finetune import cli
+from finetune.data import synthetic
+from finetune.recipe import demo
+from finetune.recipe import runner as recipe_runner
+from finetune.recipe.types import Training
+from finetune.runs.trained_model import TrainedModel
 from nets import nets_factory
 from nets.compat import tf
 from recipes import demo as recipes
@@ -24,7 +27,7 @@ from recipes import demo as recipes
 NET = "mobilenet_v1_025"
 
 TWO_STAGES = '''"""Two stages on a tiny net."""
-from finetune.recipe import Data, Model, Recipe, Restore, Training
+from finetune.recipe.types import Data, Model, Recipe, Restore, Training
 from recipes import pool
 
 RECIPE = Recipe(
@@ -169,7 +172,7 @@ def test_dry_run_prints_every_value_with_its_source_and_builds_nothing(tmp_path,
     assert "flag --epochs 2 overrides epochs for every stage (was: not set by the recipe)" in out
     stages = out.split("\nstage ")[1:]
     assert [s.split()[1] for s in stages] == ["logits", "all"]
-    pool = str(Path(recipe_runner.__file__).parents[1] / "recipes" / "pool.py")
+    pool = str(Path(recipe_runner.__file__).parents[2] / "recipes" / "pool.py")
     lines = Path(recipe).read_text().splitlines()
     shared = lines.index('    training=Training(batch_size=8, optimizer="momentum", save_interval_secs=3600, '
                          'skip_eval=True),') + 1
@@ -187,7 +190,7 @@ def test_dry_run_prints_every_value_with_its_source_and_builds_nothing(tmp_path,
     assert stages[1].split("\n  ckpt ")[1].split()[:2] == [str(plan_dir / "logits"), "plan"]
 
 
-BAD = '''from finetune.recipe import Data, Model, Recipe, Restore, Stage, Training
+BAD = '''from finetune.recipe.types import Data, Model, Recipe, Restore, Stage, Training
 
 RECIPE = Recipe(
     description="one mistake",

@@ -6,7 +6,8 @@ from weights import save_random_checkpoint
 
 import checkpoints
 from checkpoints import scopes
-from finetune import optim, train_graph
+from finetune.train import graph as train_graph
+from finetune.train import optim
 from nets import nets_factory
 from nets.compat import tf
 

@@ -1,5 +1,5 @@
-"""Serve = evaluate: for the same image file, of any size and shape, evaluation's pipeline (finetune.data +
-finetune.evaluate), `finetune predict` on the float .pb, on the jpeg .pb and on the SavedModel, and the
+"""Serve = evaluate: for the same image file, of any size and shape, evaluation's pipeline (finetune.data.dataset +
+finetune.serve.evaluate), `finetune predict` on the float .pb, on the jpeg .pb and on the SavedModel, and the
 README's plain-TensorFlow client give the same probabilities.
 
 The images are two real photos (tests/data/real/, CC BY 2.0, see its SOURCES.md) and versions of them
@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 from test_evaluate import make_train_dir
 
-from finetune import data, evaluate, export, predict
-from finetune.trained_model import TrainedModel
+from finetune.data import dataset as data
+from finetune.runs.trained_model import TrainedModel
+from finetune.serve import evaluate, export, predict
 from nets.compat import tf
 
 PHOTOS = Path(__file__).parent / "data" / "real"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetune import data, synthetic
+from finetune.data import dataset as data
+from finetune.data import synthetic
 
 
 def _pixels(path) -> np.ndarray:

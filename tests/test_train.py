@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from weights import save_random_checkpoint
 
-from finetune import hooks, synthetic, train, train_graph
 from finetune.config import RunConfig
+from finetune.data import synthetic
+from finetune.train import graph as train_graph
+from finetune.train import hooks
+from finetune.train import loop as train
 from nets import nets_factory
 from nets.compat import tf
 
@@ -192,7 +195,7 @@ def test_bad_images_are_named_once_each_and_their_decoder_messages_kept_off_stde
 
     from PIL import Image
 
-    from finetune import data
+    from finetune.data import dataset as data
 
     dataset = tmp_path / "data"
     shutil.copytree(datasets[1], dataset)

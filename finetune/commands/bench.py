@@ -108,10 +108,10 @@ def _precision_text(r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import bench
+    from finetune.bench import core as bench
 
     if args.what == "peers":
-        from finetune import bench_peers
+        from finetune.bench import peers as bench_peers
 
         result = bench_peers.bench_peers(args.net or "resnet_v1_50", image_size=args.image_size,
                                          batch_size=args.batch_size or 16, steps=args.steps or 5,
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2) if args.json else bench_peers.peers_table(result))
         return 0
     if args.what == "eval":
-        from finetune import bench_peers
+        from finetune.bench import peers as bench_peers
 
         result = bench_peers.bench_eval(args.net or "resnet_v1_50", image_size=args.image_size,
                                         batch_size=args.batch_size or 32, images_per_class=args.images_per_class or 32,
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2) if args.json else bench_peers.eval_table(result))
         return 0
     if args.what == "cache":
-        from finetune import bench_e2e
+        from finetune.bench import e2e as bench_e2e
 
         result = bench_e2e.bench_cache(args.net or "resnet_v1_50", image_size=args.image_size,
                                        batch_size=args.batch_size or 16, epochs=args.epochs,

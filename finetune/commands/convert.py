@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import tfrecords
+    from finetune.data import tfrecords
 
     result = tfrecords.convert_to_tfrecords(
         args.images, args.output, shards=args.shards, validation_fraction=args.validation_fraction, seed=args.seed

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import demo
+    from finetune.recipe import demo
 
     demo.run_demo(args.work_dir)
     return 0

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model(args: argparse.Namespace, info):
-    from finetune.trained_model import TrainedModel
+    from finetune.runs.trained_model import TrainedModel
 
     if args.train_dir:
         return TrainedModel.from_train_dir(args.train_dir, checkpoint=args.ckpt, image_size=args.image_size)
@@ -49,8 +49,8 @@ def _model(args: argparse.Namespace, info):
 
 
 def _dataset(args: argparse.Namespace):
-    from finetune import data
-    from finetune.run_dir import RunDir
+    from finetune.data import dataset as data
+    from finetune.runs.run_dir import RunDir
 
     path = args.dataset
     if not path and args.train_dir:
@@ -61,7 +61,7 @@ def _dataset(args: argparse.Namespace):
 
 
 def _output_dir(args: argparse.Namespace, checkpoint: str | None) -> str:
-    from finetune.run_dir import RunDir, report_dir
+    from finetune.runs.run_dir import RunDir, report_dir
 
     if args.output_dir:
         return args.output_dir
@@ -70,13 +70,13 @@ def _output_dir(args: argparse.Namespace, checkpoint: str | None) -> str:
 
 
 def _render(metrics: dict, as_json: bool) -> str:
-    from finetune.evaluate import format_metrics
+    from finetune.serve.evaluate import format_metrics
 
     return json.dumps(metrics, indent=2) if as_json else format_metrics(metrics)
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import evaluate
+    from finetune.serve import evaluate
 
     info = _dataset(args)
     if args.watch:

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model(args: argparse.Namespace):
-    from finetune.run_dir import read_labels
-    from finetune.trained_model import TrainedModel
+    from finetune.runs.run_dir import read_labels
+    from finetune.runs.trained_model import TrainedModel
 
     if args.train_dir:
         return TrainedModel.from_train_dir(args.train_dir, checkpoint=args.ckpt, image_size=args.image_size)
@@ -54,12 +54,12 @@ def _model(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import export
+    from finetune.serve import export
 
     if not (args.output or args.hub):
         raise ValueError("say what to write: --output model.pb (frozen graph) and/or --hub DIR (TF Hub SavedModel).")
     if args.hub:
-        from finetune import hub_export
+        from finetune.serve import hub_export
 
         written = hub_export.export_hub(_model(args), args.hub)
         print(f"wrote TF Hub SavedModel {args.hub} ({written['net']}: images [None, {written['image_size']}, "

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import predict
+    from finetune.serve import predict
 
     model = predict.load_model(args.model)
     try:

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune.recipe_runner import RecipeError, load_recipe, recipe_names
+    from finetune.recipe.runner import RecipeError, load_recipe, recipe_names
 
     names = recipe_names()
     width = max(map(len, names), default=0)

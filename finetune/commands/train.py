@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_recipe(args: argparse.Namespace) -> int:
-    from finetune import recipe_runner
+    from finetune.recipe import runner as recipe_runner
 
     flags = {name: value for name, value in vars(args).items() if name in config.RunConfig.__dataclass_fields__}
     for name, value in flags.items():  # repeatable flags arrive as lists
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_recipe(args)
     if args.dry_run or args.restart_from:
         raise ValueError(f"--{'dry-run' if args.dry_run else 'restart-from'} goes with --recipe NAME: give one.")
-    from finetune import train
+    from finetune.train import loop as train
 
     summary = train.train(config.from_namespace(args))
     # 128 + the signal, as a shell reports it: the run stopped early, saved, and resumes when rerun

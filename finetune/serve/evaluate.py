@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on a dataset split: top-1/top-k accuracy, per-class accuracy, loss, confusion.
 
-The model is a `finetune.trained_model.TrainedModel`: a checkpoint and what rebuilds its graph.
+The model is a `finetune.runs.trained_model.TrainedModel`: a checkpoint and what rebuilds its graph.
 
 `evaluate(model, dataset, split=...)` runs the net in inference mode over one pass of the split and
 returns the metrics as a dict; with `output_dir` it also writes `metrics.json` and
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune.trained_model import TrainedModel
+from finetune.runs.trained_model import TrainedModel
 from nets.compat import tf
 
 METRICS_FILE = "metrics.json"
@@ -95,7 +95,7 @@ def evaluate(
     fewer than 5 classes), "top_k", "loss", "per_class", "class_names", "confusion_matrix",
     "skipped_images"}. With `output_dir`, also writes metrics.json and confusion_matrix.png there.
     """
-    from finetune import data
+    from finetune.data import dataset as data
 
     info = data.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
     _check_classes(model, info)
@@ -246,7 +246,7 @@ def watch(
     confusion image at each checkpoint's global step into output_dir. Stops after `timeout` seconds
     without a new checkpoint (None: waits for ever).
     """
-    from finetune import data
+    from finetune.data import dataset as data
 
     info = data.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
     with tf.Graph().as_default():

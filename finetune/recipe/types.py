@@ -9,7 +9,7 @@ flag or RunConfig's default decides.
 Mistakes surface where they are written: a misspelt field is Python's TypeError at the line that
 names it, a value of the wrong type is a RecipeError naming the field and that line (`where`).
 
-This module imports nothing of the toolkit, so a recipe depends on it alone; finetune.recipe_runner
+This module imports nothing of the toolkit, so a recipe depends on it alone; finetune.recipe.runner
 loads, checks, prints and runs a plan.
 """
 

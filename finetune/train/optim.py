@@ -99,7 +99,7 @@ def _adam(lr, adam_beta1, adam_beta2, opt_epsilon):
 @_register_optimizer("adamw", ("adam_beta1", "adam_beta2", "opt_epsilon", "adamw_weight_decay"),
                      "Adam with decoupled weight decay")
 def _adamw(lr, adam_beta1, adam_beta2, opt_epsilon, adamw_weight_decay):
-    from finetune.adamw import AdamWOptimizer
+    from finetune.train.adamw import AdamWOptimizer
 
     return AdamWOptimizer(lr, weight_decay=adamw_weight_decay, beta1=adam_beta1, beta2=adam_beta2,
                           epsilon=opt_epsilon)

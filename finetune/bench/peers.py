@@ -4,13 +4,13 @@ Contenders, each training the same net at the same image size and batch on the s
 of random images (a `tf.data` repeat of one batch), with momentum SGD (0.9) at 0.01, gradients
 clipped to one global norm, no weight decay:
 
-- ``finetune``: the step `finetune.train_graph.build_train_graph` builds (what `finetune` trains).
+- ``finetune``: the step `finetune.train.graph.build_train_graph` builds (what `finetune` trains).
 - ``tf-slim``: TF-Slim's own loop: the `tf_slim.nets` network (zoo network functions, also slim
   code, for nets tf_slim.nets lacks) built as TF-Slim's train_image_classifier builds it (the
   whole net in training mode, so frozen BatchNorm layers use batch statistics), its loss, and
   `slim.learning.create_train_op(..., variables_to_train=..., clip_gradient_norm=...)`, run as
   `slim.learning.train_step` runs it (train op and global step).
-- ``finetune-jpeg``: the same step fed by `finetune`'s own input pipeline (finetune.data: read, decode,
+- ``finetune-jpeg``: the same step fed by `finetune`'s own input pipeline (finetune.data.dataset: read, decode,
   training augmentation, batch, prefetch) from a temporary folder of JPEGs: the input is hidden when it
   runs as fast as the in-memory ``finetune``.
 - ``finetune-bf16`` (not by default): the ``finetune`` step with --precision mixed_bfloat16.
@@ -24,7 +24,7 @@ six are built first, warmed up, then take turns step by step (A, B, C, A, B, C, 
 other processes falls on all alike: compare the ratios; the absolute numbers are this machine's at
 this moment.
 
-`finetune bench eval` (`bench_eval`): a whole evaluation, `finetune.evaluate.evaluate` against TF-Slim's
+`finetune bench eval` (`bench_eval`): a whole evaluation, `finetune.serve.evaluate.evaluate` against TF-Slim's
 eval_image_classifier loop (queue-runner input, tf_slim.nets net, slim.metrics streaming accuracy and
 recall at k, `slim.evaluation.evaluate_once`), on the same random-weight checkpoint and the same folder
 of JPEGs, taking turns; both use the net's evaluation preprocessing, so their accuracies agree.
@@ -108,9 +108,10 @@ def _graph_input(images: np.ndarray, labels: np.ndarray) -> tuple[tf.Tensor, tf.
 @contextlib.contextmanager
 def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float,
                    jpeg_folder: str | None = None, precision: str = "float32") -> Iterator[Callable]:
-    from finetune import data, devices
     from finetune.config import RunConfig
-    from finetune.train_graph import build_train_graph
+    from finetune.data import dataset as data
+    from finetune.train import devices
+    from finetune.train.graph import build_train_graph
 
     spec = nets_factory.get_spec(net)
     size = batch[0].shape[1]
@@ -198,12 +199,12 @@ def _keras_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float
 
 @contextlib.contextmanager
 def _finetune_jpeg_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float) -> Iterator[Callable]:
-    """`finetune`'s step fed by its input pipeline (finetune.data) from a temporary folder of drawn JPEGs of twice the
+    """`finetune`'s step fed by its input pipeline (finetune.data.dataset) from a temporary folder of drawn JPEGs of twice the
     input size, with training augmentation: as fast as the in-memory step when the pipeline keeps ahead."""
     import tempfile
     from pathlib import Path
 
-    from finetune import synthetic
+    from finetune.data import synthetic
 
     size, batch_size = batch[0].shape[1], len(batch[1])
     classes = list(synthetic.SHAPE_CLASSES[:min(num_classes, len(synthetic.SHAPE_CLASSES))])
@@ -288,7 +289,7 @@ def _slim_evaluate(net: str, checkpoint: str, paths: list[str], labels: list[int
     accuracy and recall at k, `slim.evaluation.evaluate_once` (session, restore, num_evals batches)."""
     import math
 
-    from finetune.preprocessing import preprocess_image
+    from finetune.data.preprocessing import preprocess_image
 
     with tf.Graph().as_default():
         path, label = tf.train.slice_input_producer([tf.constant(paths), tf.constant(labels, tf.int64)],
@@ -314,13 +315,16 @@ def bench_eval(net: str = "resnet_v1_50", *, image_size: int | None = None, batc
                images_per_class: int = 32, classes: int = 4, source_size: int = 320, rounds: int = 3,
                say: Callable[[str], None] = lambda _: None) -> dict:
     """images/s of a whole evaluation (graph build, restore, one pass over a folder of JPEGs, the metrics) of
-    `finetune.evaluate.evaluate` and of TF-Slim's evaluation loop (`_slim_evaluate`), on the same checkpoint of
+    `finetune.serve.evaluate.evaluate` and of TF-Slim's evaluation loop (`_slim_evaluate`), on the same checkpoint of
     random weights and the same JPEGs, interleaved (`rounds` times each after one warm-up call each)."""
     import tempfile
     from pathlib import Path
 
-    from finetune import bench, data, evaluate, synthetic
-    from finetune.trained_model import TrainedModel
+    from finetune.bench import core as bench
+    from finetune.data import dataset as data
+    from finetune.data import synthetic
+    from finetune.runs.trained_model import TrainedModel
+    from finetune.serve import evaluate
 
     spec = nets_factory.get_spec(net)
     size = image_size or spec.image_size

@@ -1,12 +1,12 @@
 """`finetune bench cache`: classifier-only fine-tuning end to end, this toolkit against TF-Slim's loop.
 
 Both sides run as their own process (`python -m ...`), timed from process start to the end of the
-run, over the same temporary folder of drawn JPEGs (finetune.synthetic), from the same checkpoint,
+run, over the same temporary folder of drawn JPEGs (finetune.data.synthetic), from the same checkpoint,
 with the same optimizer (momentum SGD 0.9 at a fixed 0.001, weight decay 4e-5, no clipping), batch,
 epochs and evaluation preprocessing (no augmentation), and each reports the validation accuracy of
 the classifier it trained on the same validation images:
 
-- ``tf-slim``: `slim_loop` below, run as `python -m finetune.bench_e2e`: TF-Slim's network
+- ``tf-slim``: `slim_loop` below, run as `python -m finetune.bench.e2e`: TF-Slim's network
   (`tf_slim.nets`) built as train_image_classifier builds it (training mode), restored from the
   checkpoint but for the classifier, `slim.learning.create_train_op(..., variables_to_train=<the
   classifier's>)`, and the epochs' steps of `slim.learning.train_step` (slim.learning.train's own step;
@@ -52,8 +52,8 @@ def calibrated_checkpoint(net: str, num_classes: int, image_size: int, folder: s
                           images: int = 64) -> str:
     """Random weights of `net` whose BatchNorm moving statistics are the batch statistics of up to `images`
     training images of `folder` (in evaluation preprocessing), layer after layer; DIRECTORY/model.ckpt."""
-    from finetune import data
-    from finetune.train_graph import _layer_modes
+    from finetune.data import dataset as data
+    from finetune.train.graph import _layer_modes
     from nets import nets_factory
     from nets.compat import slim, tf
 
@@ -81,7 +81,7 @@ def _slim_input(paths: Sequence[str], labels: Sequence[int], *, image_size: int,
     decode -> the net's evaluation preprocessing (the same pixels finetune's --augment none feeds) -> batch."""
     import tensorflow as tf2
 
-    from finetune import preprocessing
+    from finetune.data import preprocessing
 
     dataset = tf2.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.int64)))
     if shuffle_seed is not None:
@@ -99,14 +99,14 @@ def _slim_input(paths: Sequence[str], labels: Sequence[int], *, image_size: int,
 def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_size: int, epochs: int,
               logdir: str, seed: int = 0) -> dict:
     """TF-Slim's classifier-only fine-tuning loop over an image folder, then its validation accuracy."""
-    from finetune import data
+    from finetune.data import dataset as data
     from nets import nets_factory
     from nets.compat import slim, tf
 
     spec = nets_factory.get_spec(net)
     info = data.scan_dataset(folder, 0.0)
     num_classes = info.num_classes
-    from finetune.bench_peers import slim_network
+    from finetune.bench.peers import slim_network
 
     network_fn, classifier = slim_network(net, num_classes, is_training=True, weight_decay=WEIGHT_DECAY)
     steps = epochs * len(info.sources["train"]) // batch_size
@@ -185,7 +185,7 @@ def bench_cache(net: str = "resnet_v1_50", *, image_size: int | None = None, bat
     """Seconds from process start to run summary, and validation accuracy, of TF-Slim's classifier-only loop and
     of `finetune` with --cache-features off / on (computing) / on (reused) (and with bfloat16: on, computing, with
     --precision mixed_bfloat16; without `with_off` no cache-off run), taking turns for `rounds` rounds."""
-    from finetune import synthetic
+    from finetune.data import synthetic
     from nets import nets_factory
 
     spec = nets_factory.get_spec(net)
@@ -207,7 +207,7 @@ def bench_cache(net: str = "resnet_v1_50", *, image_size: int | None = None, bat
         results: dict[str, list[dict]] = {}
         for round_ in range(rounds):
             home = work / f"home-{round_}"  # a fresh cache for each round's first cached run
-            runs = [("tf-slim", [sys.executable, "-m", "finetune.bench_e2e", "--folder", folder, "--checkpoint",
+            runs = [("tf-slim", [sys.executable, "-m", "finetune.bench.e2e", "--folder", folder, "--checkpoint",
                                  checkpoint, *common, "--epochs", str(epochs), "--logdir",
                                  str(work / f"slim-{round_}")]),
                     ("finetune, cache off", [*ours, "--cache-features", "off", "--train-dir", str(work / f"off-{round_}")]),

@@ -11,7 +11,7 @@
       graph.pbtxt          the training graph (TensorBoard shows it from the events file too)
       train.lock           while a run trains here: its pid, host and start time (flock'ed)
 
-    A recipe's plan dir (finetune.recipe_runner) holds one such train dir per stage and:
+    A recipe's plan dir (finetune.recipe.runner) holds one such train dir per stage and:
       plan.json            the recipe, each stage's resolved values and state, in order (the last stage is the result)
       kept/<name>/         a stage's final checkpoint kept under a name, as a train dir
 

@@ -1,10 +1,10 @@
 """The built-in demo: transfer learning made visible, with nothing downloaded.
 
-It draws two related image tasks (finetune.synthetic), pretrains a small zoo net on the source task
+It draws two related image tasks (finetune.data.synthetic), pretrains a small zoo net on the source task
 (cached for the next run), fine-tunes it on the target task (classifier first, then all layers at a
 lower rate) and trains the same net from scratch on the target task for the same number of steps,
 then prints both validation accuracies. The plan's values live in recipes/demo.py; it runs as any
-recipe's plan (finetune.recipe_runner) in WORK_DIR/runs, the source stage kept between runs.
+recipe's plan (finetune.recipe.runner) in WORK_DIR/runs, the source stage kept between runs.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from checkpoints.download import home
-from finetune import synthetic
-from finetune.recipe_runner import LoadedRecipe, Plan, changed_stages, load_recipe, resolve, run_plan
-from finetune.run_dir import RunDir
+from finetune.data import synthetic
+from finetune.recipe.runner import LoadedRecipe, Plan, changed_stages, load_recipe, resolve, run_plan
+from finetune.runs.run_dir import RunDir
 
 DEMO_SUMMARY_FILE = "demo_summary.json"
 DEMO_RECIPE = "demo"

@@ -1,4 +1,4 @@
-"""Load, check, print and run a recipe (finetune.recipe): its stages in order, in one plan dir.
+"""Load, check, print and run a recipe (finetune.recipe.types): its stages in order, in one plan dir.
 
     load_recipe(NAME | path.py) -> LoadedRecipe        recipes/NAME.py's RECIPE, any mistake as FILE:LINE
     resolve(loaded, train_dir, flags) -> Plan          every stage's RunConfig, each value with its source
@@ -10,7 +10,7 @@ they pick), the stage's own groups, then command-line flags (for every stage). A
 from an earlier stage restores that stage's final checkpoint whole (TRAIN_DIR/<earlier>); the
 recipe's Restore values and the restore flags apply to the stages that start from the checkpoint.
 
-The plan dir's plan.json (finetune.run_dir) records each stage's resolved values and whether it
+The plan dir's plan.json (finetune.runs.run_dir) records each stage's resolved values and whether it
 finished. Rerunning skips finished stages, resumes the interrupted one from its latest checkpoint
 (train's own resume) and refuses a recipe whose values for a finished stage changed, unless
 restarted from a stage (`restart_from`), which clears that stage's and the later stages' dirs.
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import RunConfig
-from finetune.recipe import (
+from finetune.recipe.types import (
     GROUPS,
     START_CKPT,
     START_SCRATCH,
@@ -50,7 +50,7 @@ from finetune.recipe import (
     display_path,
     group_fields,
 )
-from finetune.run_dir import RunDir
+from finetune.runs.run_dir import RunDir
 
 RECIPE_ATTRIBUTE = "RECIPE"
 PLAN_VERSION = 1
@@ -67,7 +67,7 @@ def _check_groups() -> None:
     for group in GROUPS:
         unknown = [name for name in group_fields(group) if name not in _RUN_FIELDS]
         if unknown:
-            raise TypeError(f"finetune.recipe.{group.__name__} fields {unknown} are no RunConfig fields.")
+            raise TypeError(f"finetune.recipe.types.{group.__name__} fields {unknown} are no RunConfig fields.")
 
 
 _check_groups()
@@ -289,7 +289,7 @@ def _run_config(stage: Stage, values: Mapping[str, tuple[Any, Source]]) -> RunCo
 def _check_scopes(stage: Stage, config: RunConfig, values: Mapping[str, tuple[Any, Source]]) -> None:
     """--trainable and --lr-multiplier scopes against the net's variable names (nets/published), no graph built."""
     from checkpoints import scopes
-    from finetune.train_graph import trainable_scopes
+    from finetune.train.graph import trainable_scopes
     from nets import nets_factory
 
     spec = nets_factory.get_spec(config.net)
@@ -402,7 +402,7 @@ def run_plan(plan: Plan, *, restart_from: str | None = None, verbose: bool = Tru
              progress_bar: bool | None = None) -> dict[str, dict]:
     """Run the plan's stages in order in TRAIN_DIR/<stage>; returns {stage: run summary} of the stages run or
     found done. Stops (without error) after a stage that did not finish (interrupted): rerun to continue."""
-    from finetune.train import train
+    from finetune.train.loop import train
 
     names = [p.name for p in plan.stages]
     if restart_from is not None and restart_from not in names:

@@ -15,7 +15,7 @@ or float [h, w, 3] in [0, 1]) into the float32 [height, width, 3] tensor the net
   from [0, 255] pixel values. The 256/512 range is TF-Slim's for 224-px crops; for other crop sizes
   it scales with the crop (e.g. [73, 146] for 64 px), so a small crop still sees most of the image.
 
-The exported graph (finetune.export) runs the evaluation version on the decoded image it is given,
+The exported graph (finetune.serve.export) runs the evaluation version on the decoded image it is given,
 of any size, so evaluation, `finetune predict` and a plain TensorFlow client see the same pixels:
 a decoded uint8 image (evaluation) and the same pixel values as float32 in [0, 255] (the exported
 graph's float input, through `pixels_to_unit`) give bit-identical net inputs. This module has no state.
@@ -207,7 +207,7 @@ def preprocess_image(
     the image's area a random crop keeps, TF-Slim's 0.05 by default) apply to the inception style's
     training mode only. `seed` (int [2], training mode only) seeds this image's random crop, flip and colours:
     every random op is stateless, so the same seed gives the same pixels whichever thread runs it (the
-    input pipeline gives each image of the stream its own, see finetune.data); None draws one.
+    input pipeline gives each image of the stream its own, see finetune.data.dataset); None draws one.
     """
     if style not in STYLES:
         raise ValueError(f"Unknown preprocessing style {style!r}: choose one of {', '.join(STYLES)}.")

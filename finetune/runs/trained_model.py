@@ -1,7 +1,7 @@
 """A trained checkpoint and what rebuilds its inference graph: the model evaluation, export, predict's
 checks and the benchmarks load.
 
-`TrainedModel.from_train_dir` reads a run's directory (finetune.run_dir); `from_checkpoint` takes a
+`TrainedModel.from_train_dir` reads a run's directory (finetune.runs.run_dir); `from_checkpoint` takes a
 checkpoint and its net by hand.
 """
 
@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from finetune.run_dir import RunDir
+from finetune.runs.run_dir import RunDir
 from nets import nets_factory
 from nets.compat import tf
 
@@ -29,7 +29,7 @@ class TrainedModel:
     preprocessing: str  # 'inception' | 'vgg'
     class_names: tuple[str, ...]
     use_moving_average: bool = False
-    input_range: tuple[float, float] | None = None  # of a hub:PATH net (finetune.hub_run)
+    input_range: tuple[float, float] | None = None  # of a hub:PATH net (finetune.train.hub_run)
 
     @classmethod
     def from_train_dir(
@@ -90,7 +90,7 @@ class TrainedModel:
 
     def logits(self, images: tf.Tensor) -> tf.Tensor:
         """The net's logits [B, num_classes] for preprocessed `images`, in inference mode, in the default graph."""
-        from finetune import hub_run
+        from finetune.train import hub_run
 
         network_fn = nets_factory.get_network_fn(self.net, self.num_classes, is_training=False)
         kwargs = hub_run.net_kwargs(self.net, self.input_range, None) if self.input_range else {}

@@ -6,17 +6,17 @@ values, but for one thing: with fresh statistics a frozen graph's folded biases 
 TensorFlow drops such a BiasAdd, which changes the kernels the frozen graph runs). Timings take the median of repeated runs
 after warm-up runs; they measure this machine at this moment, so compare them side by side only.
 
-- `bench_export`: export the net (`finetune.export.export`, verification included), then the .pb's
+- `bench_export`: export the net (`finetune.serve.export.export`, verification included), then the .pb's
   size and the per-batch latency of the frozen graph versus the checkpoint graph it came from.
 - `bench_restore`: planning (`checkpoints.plan_restore`) and running the restore op, next to a plain
   `tf.train.Saver` restore of the same variables.
-- `bench_train`: images/s of the training step `finetune.train_graph.build_train_graph` builds, on random images
+- `bench_train`: images/s of the training step `finetune.train.graph.build_train_graph` builds, on random images
   (the input pipeline is left out); start to first step, initializing only what the restore does not set, as
-  `finetune.train` does.
+  `finetune.train.loop` does.
 - `bench_precision`: the training step in float32 against bfloat16 (--precision, Grappler's oneDNN rewrite).
 
-`finetune.bench_peers` holds the comparisons with other frameworks: the training step (`bench_peers`) and a
-whole evaluation against TF-Slim's evaluation loop (`bench_eval`); `finetune.bench_e2e` the end-to-end
+`finetune.bench.peers` holds the comparisons with other frameworks: the training step (`bench_peers`) and a
+whole evaluation against TF-Slim's evaluation loop (`bench_eval`); `finetune.bench.e2e` the end-to-end
 classifier-only runs against TF-Slim's loop (`bench cache`).
 """
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import export
-from finetune.trained_model import TrainedModel
+from finetune.runs.trained_model import TrainedModel
+from finetune.serve import export
 from nets import nets_factory
 from nets.compat import tf
 
@@ -190,9 +190,9 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
     import resource
 
     from checkpoints import RestoreOptions, plan_restore
-    from finetune import devices
     from finetune.config import RunConfig
-    from finetune.train_graph import build_train_graph
+    from finetune.train import devices
+    from finetune.train.graph import build_train_graph
 
     spec = nets_factory.get_spec(net)
     size = image_size or spec.image_size
@@ -246,9 +246,10 @@ def bench_input(preprocessing: str, *, image_size: int, batch_size: int, num_ima
                 source_size: int = 400, batches: int = 12, rounds: int = 3) -> dict:
     """images/s of the input pipeline alone (read, decode, training preprocessing, batch; no model) over a
     temporary folder of `num_images` JPEGs of source_size px, and over the same images as TFRecords
-    (finetune.tfrecords). The two take turns (`rounds` times), each timing `batches` batches from a fresh
+    (finetune.data.tfrecords). The two take turns (`rounds` times), each timing `batches` batches from a fresh
     iterator, so its parallel readers start empty and do not run ahead while the other is timed."""
-    from finetune import data, synthetic, tfrecords
+    from finetune.data import dataset as data
+    from finetune.data import synthetic, tfrecords
 
     with tempfile.TemporaryDirectory(prefix="finetune-bench-input-") as workdir:
         classes = list(synthetic.SHAPE_CLASSES[:4])
@@ -292,9 +293,9 @@ def bench_precision(net: str, *, image_size: int | None = None, batch_size: int 
     which puts the ops oneDNN has bfloat16 kernels for in bfloat16)."""
     from tensorflow.core.protobuf import rewriter_config_pb2
 
-    from finetune import devices
     from finetune.config import RunConfig
-    from finetune.train_graph import build_train_graph
+    from finetune.train import devices
+    from finetune.train.graph import build_train_graph
 
     spec = nets_factory.get_spec(net)
     size = image_size or spec.image_size

@@ -2,7 +2,7 @@
 
 Serving = evaluation. The exported graph takes an image as a client has it, decoded at its own size
 or still encoded, and does the rest itself: the net's evaluation preprocessing
-(`finetune.preprocessing.preprocess_image`, is_training=False, the function `finetune eval` runs),
+(`finetune.data.preprocessing.preprocess_image`, is_training=False, the function `finetune eval` runs),
 the net, the softmax. Nothing is resized outside the graph:
 
     input          float32 [None, None, None, 3]: decoded RGB images at their own size, pixel values
@@ -13,7 +13,7 @@ the net, the softmax. Nothing is resized outside the graph:
     probabilities  float32 [None, num_classes]  (softmax of the logits)
     classes        int64   [None]               (argmax)
 
-An image decoded as evaluation decodes it (`finetune.data.decode_image`: TensorFlow's decode_image,
+An image decoded as evaluation decodes it (`finetune.data.dataset.decode_image`: TensorFlow's decode_image,
 3 channels, a GIF's first frame, EXIF orientation not applied) and fed as float, its file's bytes fed
 to a jpeg-input graph, and `finetune eval` on the file give the same probabilities.
 
@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune.run_dir import LABELS_FILE, write_json, write_labels
-from finetune.trained_model import TrainedModel
+from finetune.runs.run_dir import LABELS_FILE, write_json, write_labels
+from finetune.runs.trained_model import TrainedModel
 from nets.compat import tf
 
 INPUT = "input"
@@ -88,18 +88,18 @@ def serving_graph(model: TrainedModel, input_type: str = "float") -> dict[str, t
 
 def _preprocess(model: TrainedModel, one: tf.Tensor, input_type: str) -> tf.Tensor:
     """One raw image (float pixels in [0, 255] of any size, or encoded bytes) -> the net's evaluation input."""
-    from finetune.data import decode_image
-    from finetune.preprocessing import pixels_to_unit, preprocess_image
+    from finetune.data.dataset import decode_image
+    from finetune.data.preprocessing import pixels_to_unit, preprocess_image
 
     image = pixels_to_unit(one) if input_type == "float" else decode_image(one)
     return preprocess_image(image, model.image_size, model.image_size, False, model.preprocessing)
 
 
 def evaluation_outputs(model: TrainedModel, encoded: Sequence[bytes]) -> dict[str, np.ndarray]:
-    """Outputs of evaluation's own pipeline on encoded images, one at a time: `finetune.data.decode_image`,
+    """Outputs of evaluation's own pipeline on encoded images, one at a time: `finetune.data.dataset.decode_image`,
     `preprocess_image` in evaluation mode, the checkpoint's net with its variables restored."""
-    from finetune.data import decode_image
-    from finetune.preprocessing import preprocess_image
+    from finetune.data.dataset import decode_image
+    from finetune.data.preprocessing import preprocess_image
 
     size = model.image_size
     with tf.Graph().as_default() as graph:
@@ -439,7 +439,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 def model_info(model: TrainedModel, input_type: str, result: ExportResult) -> dict:
     """The JSON written beside the graph: the serving contract (input/output names, dtypes, shapes,
     preprocessing) and provenance."""
-    from finetune.preprocessing import describe_evaluation
+    from finetune.data.preprocessing import describe_evaluation
 
     size = model.image_size
     if input_type == "float":
@@ -467,7 +467,7 @@ def model_info(model: TrainedModel, input_type: str, result: ExportResult) -> di
         "preprocessing": {
             "style": model.preprocessing,
             "in_graph": True,
-            "mode": "evaluation (finetune.preprocessing.preprocess_image, is_training=False), as finetune eval",
+            "mode": "evaluation (finetune.data.preprocessing.preprocess_image, is_training=False), as finetune eval",
             "steps": describe_evaluation(model.preprocessing, size, size),
             "decoding": "as finetune eval decodes (tf.io.decode_image, channels=3, a GIF's first frame, "
                         "EXIF orientation not applied); the jpeg input decodes inside the graph",

@@ -21,9 +21,9 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from checkpoints import scopes
-from finetune import cluster as clusters
-from finetune import devices, hub_run, optim
 from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, RunConfig
+from finetune.train import cluster as clusters
+from finetune.train import devices, hub_run, optim
 from nets import nets_factory
 from nets.compat import slim, tf
 

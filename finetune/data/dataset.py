@@ -25,7 +25,7 @@ loop) or ``tf.tables_initializer()``. Training augments each image with stateles
 by (seed, the image's place in the stream), so a seed gives the same batches whichever thread
 preprocesses which image.
 
-finetune.tfrecords (``finetune convert``) writes an image folder as such TFRecords.
+finetune.data.tfrecords (``finetune convert``) writes an image folder as such TFRecords.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from nets.compat import tf
 # isort: split
 import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
-from finetune import preprocessing as preprocessing_lib
+from finetune.data import preprocessing as preprocessing_lib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = ("train", "validation")
@@ -617,7 +617,7 @@ def build_dataset(
     Training shuffles (seeded) and augments with the `preprocessing` style's training mode;
     evaluation reads in order with its evaluation mode (`color_distortion` and `crop_min_area`, the
     smallest share of the image a random crop keeps, tune the inception style's training augmentation;
-    see finetune.preprocessing). `num_epochs=None` repeats forever. Undecodable images are skipped
+    see finetune.data.preprocessing). `num_epochs=None` repeats forever. Undecodable images are skipped
     and counted in `skipped_images(split)` (see the module docstring: iterate with `make_iterator`).
     `augment=False` shuffles training images but preprocesses them as evaluation does (`--augment none`).
     """

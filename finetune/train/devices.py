@@ -1,5 +1,5 @@
 """Where the graph runs and in which precision: devices, towers, session config, mixed precision
-(the policies themselves are finetune.precision's).
+(the policies themselves are finetune.train.precision's).
 
 The training loop uses one code path for one CPU, one GPU and several GPUs:
 
@@ -256,9 +256,9 @@ _enable_xla_on_cpu()
 
 
 # ---------------------------------------------------------------------------------------------
-# Precision: the policies live in finetune.precision (TensorFlow-free to import)
+# Precision: the policies live in finetune.train.precision (TensorFlow-free to import)
 
-from finetune.precision import PRECISIONS, Precision, get_precision  # noqa: E402
+from finetune.train.precision import PRECISIONS, Precision, get_precision  # noqa: E402
 
 __all__ = [
     "PRECISIONS", "Precision", "Tower", "average_gradients", "build_towers", "get_precision", "select_devices",

@@ -1,10 +1,10 @@
 """The training loop: fine-tune chosen scopes of a zoo net on a dataset, read top to bottom in `train`.
 
-    config -> dataset -> training graph (finetune.train_graph) -> resume from the train dir, or
+    config -> dataset -> training graph (finetune.train.graph) -> resume from the train dir, or
     restore the pretrained checkpoint through a printed plan -> MonitoredSession with hooks (stop,
     NaN guard, progress, summaries, checkpoints, SIGTERM) -> validation accuracy, run_summary.json
 
-The train dir's files, its lock and the resume decision are finetune.run_dir's.
+The train dir's files, its lock and the resume decision are finetune.runs.run_dir's.
 """
 
 from __future__ import annotations
@@ -18,12 +18,19 @@ from collections.abc import Sequence
 import numpy as np
 
 import checkpoints
-from finetune import cluster as clusters
-from finetune import data, devices, feature_cache, hub_run
 from finetune.config import RunConfig
-from finetune.hooks import TRAIN_ACCURACY_WINDOW, CheckpointHook, NonFiniteLossHook, ProgressHook, StopOnSignalHook
-from finetune.run_dir import RunDir
-from finetune.train_graph import build_train_graph, summaries, trainable_scopes
+from finetune.data import dataset as data
+from finetune.runs.run_dir import RunDir
+from finetune.train import cluster as clusters
+from finetune.train import devices, feature_cache, hub_run
+from finetune.train.graph import build_train_graph, summaries, trainable_scopes
+from finetune.train.hooks import (
+    TRAIN_ACCURACY_WINDOW,
+    CheckpointHook,
+    NonFiniteLossHook,
+    ProgressHook,
+    StopOnSignalHook,
+)
 from nets import nets_factory
 from nets.compat import tf
 
@@ -212,7 +219,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
 
 def _feature_cache_hook(config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo, image_size: int,
                         model, summary_op, images, labels, say) -> feature_cache.FeatureCacheHook:
-    """The hook that feeds the classifier cached trunk features (finetune.feature_cache)."""
+    """The hook that feeds the classifier cached trunk features (finetune.train.feature_cache)."""
     from checkpoints import scopes
 
     scope_list = trainable_scopes(spec, config.trainable)
@@ -251,8 +258,8 @@ def _run_record(config: RunConfig, spec: nets_factory.NetSpec, info: data.Datase
 def validation_accuracy(run_dir: RunDir, checkpoint: str, info: data.DatasetInfo, batch_size: int) -> float:
     """Top-1 accuracy of `checkpoint` on the validation split (report in TRAIN_DIR/eval_validation, where
     `finetune eval --train-dir` writes too)."""
-    from finetune import evaluate
-    from finetune.trained_model import TrainedModel
+    from finetune.runs.trained_model import TrainedModel
+    from finetune.serve import evaluate
 
     model = TrainedModel.from_train_dir(str(run_dir), checkpoint)
     metrics = evaluate.evaluate(model, info, split="validation", batch_size=batch_size,

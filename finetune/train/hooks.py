@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 
-from finetune.run_dir import RunDir
-from finetune.train_graph import TrainGraph
+from finetune.runs.run_dir import RunDir
+from finetune.train.graph import TrainGraph
 from nets.compat import tf
 
 TRAIN_ACCURACY_WINDOW = 20  # final train accuracy: mean over this many last batches

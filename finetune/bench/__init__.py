@@ -1,0 +1,1 @@
+"""Bench: the benchmarks behind `finetune bench`. A leaf: only `finetune.commands.bench` imports it."""

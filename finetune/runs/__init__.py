@@ -1,0 +1,5 @@
+"""Runs: the train dir's contract (`RunDir`, the one owner of its files) and `TrainedModel`, a trained
+checkpoint with what rebuilds its inference graph.
+
+Imports `checkpoints` and `nets`; nothing of train, serve, recipe or bench.
+"""
