@@ -102,7 +102,7 @@ def test_help_shows_each_default_once_as_typed(command, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # one line per flag
     text = _help([] if command == "train" else [command], capsys)
     assert "(default: None)" not in text and "(default: False)" not in text and "(default: )" not in text
-    for flag, entry in _flag_entries(text).items():
+    for entry in _flag_entries(text).values():
         assert entry.count("default:") <= 1, entry
         assert "',)" not in entry and "['" not in entry, entry  # no Python reprs of tuples or lists
 
