@@ -385,6 +385,11 @@ def restore_options(values: Any):
                           use_moving_average=value("ckpt_moving_average"), background_class=value("background_class"))
 
 
+def default_text(value: Any) -> str:
+    """A default as a user types it in a flag: `logits` for ('logits',), `A,B` for a list."""
+    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser, group: str | None = None, *, require: bool = True) -> None:
     """One flag per RunConfig field (`--train-dir` for train_dir), with its help, grouped; with `group`,
     only that group's flags (e.g. 'restore'). require=False: --net and --dataset may be left out (a recipe
@@ -401,7 +406,7 @@ def add_arguments(parser: argparse.ArgumentParser, group: str | None = None, *, 
             continue
         kwargs = {"help": meta["help"], "default": argparse.SUPPRESS}
         if not (f.default is None or f.default is False or f.default in ("", ())):
-            kwargs["help"] += f" (default: {f.default})"
+            kwargs["help"] += f" (default: {default_text(f.default)})"
         if meta["parse"] is None:  # a switch
             kwargs["action"] = "store_true"
         else:

@@ -61,6 +61,8 @@ def test_a_mistyped_command_is_named_with_the_closest_one(word, message, capsys)
 
 def test_flags_without_a_command_still_mean_train(capsys):
     assert cli.main(["--net", "no_such_net", "--dataset", "demo"]) == 2
+    assert capsys.readouterr().err.startswith("finetune: error: Unknown net 'no_such_net'")  # nobody typed `train`
+    assert cli.main(["train", "--net", "no_such_net", "--dataset", "demo"]) == 2
     assert capsys.readouterr().err.startswith("finetune train: error: Unknown net 'no_such_net'")
 
 

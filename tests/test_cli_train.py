@@ -43,4 +43,4 @@ def test_cli_trains_logits_of_a_checkpoint(tmp_path, capsys):
 def test_bad_input_is_one_line_error(flags, words, capsys):
     assert cli.main(flags) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("finetune train: error:") and words in err[0]
+    assert len(err) == 1 and err[0].startswith("finetune: error:") and words in err[0]

@@ -52,7 +52,7 @@ def test_every_field_has_a_documented_flag():
         # the flag's help is the field's own, with the default when there is one (argparse keeps a flag not given
         # out of the namespace, so a recipe run can tell the flags given)
         meaningful = not (f.default is None or f.default is False or f.default in ("", ()))
-        assert flags[f.name].help == f.metadata["help"] + (f" (default: {f.default})" if meaningful else ""), f.name
+        assert flags[f.name].help == f.metadata["help"] + (f" (default: {config.default_text(f.default)})" if meaningful else ""), f.name
         assert flags[f.name].default is argparse.SUPPRESS, f.name
 
 

@@ -100,7 +100,7 @@ def _one_line_error(capsys, *words: str) -> str:
     """The command's one error line (stderr holds at most the progress bar besides), with `words` in it."""
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("finetune")]
-    assert len(errors) == 1 and errors[0].startswith("finetune train: error:"), err
+    assert len(errors) == 1 and errors[0].startswith("finetune: error:"), err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == errors[0]
     for word in words:
         assert word in errors[0], (word, errors[0])

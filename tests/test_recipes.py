@@ -222,7 +222,7 @@ def test_a_bad_recipe_is_refused_before_anything_runs_naming_the_key_and_line(
     path.write_text(BAD.format(ckpt=pretrained, first=first, second_start=second_start))
     assert cli.main(["--recipe", str(path), "--dataset", dataset, "--train-dir", str(tmp_path / "plan")]) == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and error.startswith("finetune train: error: ")
+    assert len(error.splitlines()) == 1 and error.startswith("finetune: error: ")
     assert f"{path}:{line}: " in error and words in error, error
     assert not (tmp_path / "plan").exists()
 

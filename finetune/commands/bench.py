@@ -51,8 +51,12 @@ def _peer_frameworks() -> tuple[str, ...]:
     return ("finetune", "finetune-jpeg", "tf-slim", "keras")  # bench_peers.FRAMEWORKS (imports TensorFlow)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _ms(timing: dict) -> str:
-    return f"{timing['median_ms']:.1f} ms (min {timing['min_ms']:.1f}, {timing['runs']} runs)"
+    return f"{timing['median_ms']:.1f} ms (min {timing['min_ms']:.1f}, {_count(timing['runs'], 'run')})"
 
 
 def _export_text(r: dict) -> str:
@@ -85,7 +89,7 @@ def _train_text(r: dict) -> str:
         f"start to first step: {start['total_s']:.1f} s (graph build {start['build_graph_s']:.1f}, restore plan "
         f"{start['plan_restore_s']:.1f}, init {start['init_s']:.1f} + restore {start['restore_s']:.1f}, first step "
         f"{start['first_step_s']:.1f})",
-        f"variable init in a fresh session, {r['init_in_fresh_session']['all']['runs']} interleaved runs: everything "
+        f"variable init in a fresh session, {_count(r['init_in_fresh_session']['all']['runs'], 'interleaved run')}: everything "
         f"{_ms(r['init_in_fresh_session']['all'])}; only what the restore does not set (as train does) "
         f"{_ms(r['init_in_fresh_session']['not_restored'])}",
     ]
@@ -100,7 +104,7 @@ def _train_text(r: dict) -> str:
 
 def _precision_text(r: dict) -> str:
     lines = [f"{r['net']} at {r['image_size']} px, batch {r['batch_size']}, trainable {r['trainable']}, training "
-             f"step, {r['steps']} interleaved rounds:"]
+             f"step, {_count(r['steps'], 'interleaved round')}:"]
     for row in r["rows"]:
         lines.append(f"  {row['precision']:<22} {_ms(row)}, {row['images_per_second']:.1f} images/s, "
                      f"{row['speedup']:.2f}x float32")

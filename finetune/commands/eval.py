@@ -40,8 +40,6 @@ def _model(args: argparse.Namespace, info):
 
     if args.train_dir:
         return TrainedModel.from_train_dir(args.train_dir, checkpoint=args.ckpt, image_size=args.image_size)
-    if not (args.ckpt and args.net):
-        raise ValueError("say what to evaluate: --train-dir DIR, or --ckpt PATH --net NAME.")
     return TrainedModel.from_checkpoint(
         args.ckpt, args.net, args.num_classes or info.num_classes, image_size=args.image_size,
         class_names=info.class_names, use_moving_average=args.moving_average,
@@ -76,12 +74,14 @@ def _render(metrics: dict, as_json: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.watch and not args.train_dir:  # what to evaluate is asked for first, before the dataset
+        raise ValueError("--watch follows a training run: give --train-dir DIR.")
+    if not args.train_dir and not (args.ckpt and args.net):
+        raise ValueError("say what to evaluate: --train-dir DIR, or --ckpt PATH --net NAME.")
     from finetune.serve import evaluate
 
     info = _dataset(args)
     if args.watch:
-        if not args.train_dir:
-            raise ValueError("--watch follows a training run: give --train-dir DIR.")
         output_dir = _output_dir(args, None)
         for metrics in evaluate.watch(args.train_dir, info, output_dir=output_dir, split=args.split,
                                       batch_size=args.batch_size, image_size=args.image_size, timeout=args.timeout):

@@ -192,7 +192,26 @@ def format_table(results: list[dict]) -> str:
             continue
         for rank, entry in enumerate(result["predictions"], 1):
             rows.append((result["image"] if rank == 1 else "", rank, entry["label"], f"{entry['probability']:.4f}"))
-    return tabulate(rows, headers=["image", "#", "label", "probability"])
+    headers = ["image", "#", "label", "probability"]
+    return tabulate(fit_to_terminal(rows, headers, column=2), headers=headers)
+
+
+def fit_to_terminal(rows: list[tuple], headers: list[str], column: int, width: int | None = None,
+                    least: int = 20) -> list[tuple]:
+    """`rows` with the texts of `column` cut to end in '…' so that tabulate's table (a column as wide as its
+    widest text or its header and 2, two spaces between columns) fits `width` characters, the terminal's by
+    default (`shutil.get_terminal_size`, which reads $COLUMNS); that column keeps at least `least` characters.
+    ImageNet's labels are lists of synonyms."""
+    import shutil
+
+    width = shutil.get_terminal_size().columns if width is None else width
+    widths = [max([len(header) + 2, *(len(str(row[i])) for row in rows)]) for i, header in enumerate(headers)]
+    room = max(width - sum(widths) + widths[column] - 2 * (len(headers) - 1), least)
+    return [(*row[:column], _cut(str(row[column]), room), *row[column + 1:]) for row in rows]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def format_json(results: list[dict]) -> str:
