@@ -1,4 +1,4 @@
-"""Recipes: a two-stage plan on mobilenet_v1_025 at 32 px (what each stage trains, resume after kill -9, finished
+"""Recipes: a two-stage recipe on mobilenet_v1_025 at 32 px (what each stage trains, resume after kill -9, finished
 stages kept, changes refused), overrides and --dry-run, bad recipes named by file and line, the shipped recipes."""
 
 import dataclasses
@@ -18,6 +18,7 @@ from finetune import cli
 from finetune.data import synthetic
 from finetune.recipe import demo
 from finetune.recipe import runner as recipe_runner
+from finetune.recipe.resolve import RUN_FIELDS
 from finetune.recipe.types import Training
 from finetune.runs.trained_model import TrainedModel
 from nets import nets_factory
@@ -81,7 +82,7 @@ def _files(directory: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_a_two_stage_plan_killed_in_stage_two_resumes_there_and_trains_what_each_stage_says(
+def test_a_two_stage_recipe_killed_in_stage_two_resumes_there_and_trains_what_each_stage_says(
         tmp_path, dataset, pretrained, capsys):
     # 64 px: at 32 px the last layers see 1x1 maps, where a BatchNorm beta feeding the next (training-mode)
     # BatchNorm through a linear stretch gets no gradient, so "stage 2 changes every variable" need not hold.
@@ -184,7 +185,7 @@ def test_dry_run_prints_every_value_with_its_source_and_builds_nothing(tmp_path,
         assert rows["trainable"][1:2] == ["pool"] and rows["trainable"][2].startswith(
             os.path.relpath(pool) if not os.path.relpath(pool).startswith("..") else pool)
         assert rows["warmup_steps"] == ["0", "default"]
-        assert len(rows) == len(recipe_runner._RUN_FIELDS)  # every value
+        assert len(rows) == len(RUN_FIELDS)  # every value
     assert f"final checkpoint kept as {plan_dir / 'kept' / 'classifier'}" in stages[0]
     assert "from the checkpoint " + pretrained in stages[0] and "from stage logits's final checkpoint" in stages[1]
     assert stages[1].split("\n  ckpt ")[1].split()[:2] == [str(plan_dir / "logits"), "plan"]
@@ -227,7 +228,7 @@ def test_a_bad_recipe_is_refused_before_anything_runs_naming_the_key_and_line(
     assert not (tmp_path / "plan").exists()
 
 
-def test_an_empty_plan_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, dataset, pretrained, capsys):
+def test_an_empty_recipe_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, dataset, pretrained, capsys):
     path = tmp_path / "empty.py"
     path.write_text(BAD.format(ckpt=pretrained, first="()", second_start="first").replace(
         '    stages=(\n        Stage("first", start="ckpt", training=()),\n'
@@ -260,8 +261,8 @@ FLOWERS = {  # TF-Slim's research/slim/scripts/finetune_*_on_flowers.sh
 @pytest.mark.parametrize("name", sorted(FLOWERS))
 def test_flowers_recipes_carry_tf_slims_values(name, tmp_path):
     net, schedule, logits_steps, logits_lr, all_steps, all_lr = FLOWERS[name]
-    plan = recipe_runner.resolve(recipe_runner.load_recipe(name), str(tmp_path / "plan"), {"dataset": "flowers"})
-    logits, every = (p.config for p in plan.stages)
+    resolved = recipe_runner.resolve(recipe_runner.load_recipe(name), str(tmp_path / "plan"), {"dataset": "flowers"})
+    logits, every = (s.config for s in resolved.stages)
     spec = nets_factory.get_spec(net)
     for config in (logits, every):
         assert (config.net, config.optimizer, config.lr_schedule, config.batch_size, config.weight_decay) == \
@@ -273,7 +274,7 @@ def test_flowers_recipes_carry_tf_slims_values(name, tmp_path):
     assert tuple(f"{spec.scope}/{s}" if "/" not in s else s for s in logits.exclude_scopes) == spec.classifier_scopes
     assert (every.trainable, every.max_steps, every.learning_rate) == (("all",), all_steps, all_lr)
     assert every.ckpt == str(tmp_path / "plan" / "logits") and every.exclude_scopes is None
-    assert "Not run here" in plan.loaded.docstring
+    assert "Not run here" in resolved.loaded.docstring
 
 
 def test_recipes_command_lists_every_recipe_with_its_line(capsys):
@@ -318,9 +319,9 @@ def test_recipe_flags_without_a_recipe_and_a_plain_run_without_net_are_one_line_
     assert "--net is required" in capsys.readouterr().err
 
 
-# -- the demo's plan (finetune demo runs recipes/demo.py through run_plan) --
+# -- the demo's recipe (finetune demo runs recipes/demo.py through run_recipe) --
 
-def _plan(tmp_path, recipe=None, source="source-1"):
+def _resolved(tmp_path, recipe=None, source="source-1"):
     loaded = recipe_runner.load_recipe("demo")
     if recipe is not None:
         loaded = dataclasses.replace(loaded, recipe=recipe)
@@ -328,24 +329,24 @@ def _plan(tmp_path, recipe=None, source="source-1"):
                    datasets={"source": str(tmp_path / source), "target": str(tmp_path / "target-1")})
 
 
-def _record_pretrain_done(plan) -> None:
-    records = {p.name: {"name": p.name, "start": p.stage.start, "state": "not run", "values": p.compared_values()}
-               for p in plan.stages}
+def _record_pretrain_done(resolved) -> None:
+    records = {s.name: {"name": s.name, "start": s.stage.start, "state": "not run", "values": s.compared_values()}
+               for s in resolved.stages}
     records["pretrain"]["state"] = "done"
-    recipe_runner._write_plan(plan, records)
+    recipe_runner._write_plan_json(resolved, records)
 
 
 def test_the_demo_keeps_its_source_stage_while_its_values_stay(tmp_path):
-    plan = _plan(tmp_path)
-    assert [p.name for p in plan.stages] == ["pretrain", "from_scratch", "logits", "all"]
-    assert plan.final.name == "all"  # `finetune export --train-dir WORK_DIR/runs` exports the fine-tuned net
-    assert demo.restart_stage(plan) == "from_scratch"  # nothing recorded: pretrain runs as the plan's first stage
-    _record_pretrain_done(plan)
-    assert demo.restart_stage(_plan(tmp_path)) == "from_scratch"  # kept: the target stages train anew
-    assert demo.restart_stage(_plan(tmp_path, source="source-2")) == "pretrain"  # other drawn images
+    resolved = _resolved(tmp_path)
+    assert [s.name for s in resolved.stages] == ["pretrain", "from_scratch", "logits", "all"]
+    assert resolved.final.name == "all"  # `finetune export --train-dir WORK_DIR/runs` exports the fine-tuned net
+    assert demo.restart_stage(resolved) == "from_scratch"  # nothing recorded: pretrain runs as the first stage
+    _record_pretrain_done(resolved)
+    assert demo.restart_stage(_resolved(tmp_path)) == "from_scratch"  # kept: the target stages train anew
+    assert demo.restart_stage(_resolved(tmp_path, source="source-2")) == "pretrain"  # other drawn images
     recipe = recipes.RECIPE
     pretrain = recipe.stage("pretrain")
     shorter = dataclasses.replace(recipe, stages=(
         dataclasses.replace(pretrain, training=(*pretrain.training, Training(max_steps=9))), *recipe.stages[1:]))
-    assert demo.restart_stage(_plan(tmp_path, shorter)) == "pretrain"
-    assert recipe_runner.changed_stages(_plan(tmp_path, shorter)) == {"pretrain": ["max_steps 800 -> 9"]}
+    assert demo.restart_stage(_resolved(tmp_path, shorter)) == "pretrain"
+    assert recipe_runner.changed_stages(_resolved(tmp_path, shorter)) == {"pretrain": ["max_steps 800 -> 9"]}

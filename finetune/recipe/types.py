@@ -2,15 +2,15 @@
 
 A recipe is a `Recipe`: values grouped by purpose (`Data`, `Model`, `Restore`, `Training`) shared
 by every stage, and the `Stage`s in order, each with the `Training` (and `Data`) values it changes.
-Every group field is a field of finetune.config.RunConfig of the same name (the runner checks
-that, and RunConfig checks the values); None means "not set here": a later layer, a command-line
+Every group field is a field of finetune.config.RunConfig of the same name (finetune.recipe.resolve
+checks that, and RunConfig checks the values); None means "not set here": a later layer, a command-line
 flag or RunConfig's default decides.
 
 Mistakes surface where they are written: a misspelt field is Python's TypeError at the line that
 names it, a value of the wrong type is a RecipeError naming the field and that line (`where`).
 
-This module imports nothing of the toolkit, so a recipe depends on it alone; finetune.recipe.runner
-loads, checks, prints and runs a plan.
+This module imports nothing of the toolkit (nor TensorFlow), so a recipe depends on it alone;
+finetune.recipe.load loads a recipe, .resolve checks it, .show prints it and .runner runs it.
 """
 
 from __future__ import annotations
