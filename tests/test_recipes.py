@@ -246,6 +246,44 @@ def test_an_empty_recipe_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, data
     assert "no recipe 'flowers_inception_v' (did you mean 'flowers_inception_v3'?)" in capsys.readouterr().err
 
 
+_HUB_MODEL = """
+import sys
+import tensorflow as tf, tf_keras as keras
+inputs = keras.Input([32, 32, 3])  # an image feature vector: [None, 32, 32, 3] -> [None, 4]
+outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, strides=2, name="conv")(inputs))
+tf.saved_model.save(keras.Model(inputs, outputs), sys.argv[1])
+"""
+
+HUB_RECIPE = '''from finetune.recipe.types import Data, Model, Recipe, Stage, Training
+
+RECIPE = Recipe(
+    description="a hub backbone, classifier then all layers",
+    model=Model(net="hub:{path}"),
+    stages=(Stage("logits", start="scratch", training=Training(trainable="logits", max_steps=1)),
+            Stage("all", start="logits", training=Training(trainable="all", max_steps=1))),
+)
+'''
+
+
+@pytest.mark.slow  # a SavedModel written by a fresh TF2 process, then loaded to inspect it
+def test_a_recipe_on_a_hub_net_resolves_without_published_variables(tmp_path, dataset, capsys):
+    # The bug: the dry-run's scope check read nets/published/hub:PATH.txt and stopped with FileNotFoundError.
+    model = tmp_path / "feature_vector"
+    made = subprocess.run([sys.executable, "-c", _HUB_MODEL, str(model)], capture_output=True, text=True,
+                          env=os.environ, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    recipe = tmp_path / "hub_recipe.py"
+    recipe.write_text(HUB_RECIPE.format(path=model))
+    assert cli.main(["--recipe", str(recipe), "--dataset", dataset, "--train-dir", str(tmp_path / "plan"),
+                     "--dry-run"]) == 0
+    stages = capsys.readouterr().out.split("\nstage ")[1:]
+    assert [s.split()[1] for s in stages] == ["logits", "all"]
+    for text, trainable in zip(stages, ("logits", "all")):
+        rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:] if line.strip()}
+        assert rows["net"][0] == f"hub:{model}" and rows["trainable"][0] == trainable
+    assert not (tmp_path / "plan").exists()
+
+
 def test_every_run_config_field_can_be_set_by_a_recipe():
     assert recipe_runner.uncovered_run_fields() == []
 

@@ -6,6 +6,9 @@ A stage's values are, later winning: RunConfig's defaults, the recipe's groups (
 they pick), the stage's own groups, then command-line flags (for every stage). A stage that starts
 from an earlier stage restores that stage's final checkpoint whole (TRAIN_DIR/<earlier>); the
 recipe's Restore values and the restore flags apply to the stages that start from the checkpoint.
+
+The --trainable and --lr-multiplier scopes are checked against the net's published variable names
+(nets/published), no graph built; a hub:PATH net publishes none, so the run checks its scopes.
 """
 
 from __future__ import annotations
@@ -186,12 +189,16 @@ def _run_config(stage: Stage, values: Mapping[str, tuple[Any, Source]]) -> RunCo
 
 
 def _check_scopes(stage: Stage, config: RunConfig, values: Mapping[str, tuple[Any, Source]]) -> None:
-    """--trainable and --lr-multiplier scopes against the net's variable names (nets/published), no graph built."""
+    """--trainable and --lr-multiplier scopes against the net's variable names (nets/published), no graph built. A
+    hub:PATH net publishes none (its backbone's are the SavedModel's): its scopes are checked by the run, when its
+    graph is built."""
     from checkpoints import scopes
     from finetune.train.graph import trainable_scopes
-    from nets import nets_factory
+    from nets import hub, nets_factory
 
-    spec = nets_factory.get_spec(config.net)
+    spec = nets_factory.get_spec(config.net)  # a hub net's SavedModel is inspected here: a bad one is refused
+    if hub.is_hub(config.net):
+        return
     names = list(spec.published_variables())
     checks = {"trainable": trainable_scopes(spec, config.trainable),
               "lr_multiplier": tuple(scope for scope, _ in config.lr_multiplier)}
