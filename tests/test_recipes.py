@@ -324,6 +324,17 @@ def test_recipes_command_lists_every_recipe_with_its_line(capsys):
     assert "pool" not in [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+def test_recipes_command_answers_without_tensorflow():
+    # Listing loads every recipe file as data: recipes import finetune.recipe (the types) and recipes.pool only.
+    check = ("import sys; from finetune import cli; assert cli.main(['recipes']) == 0; "
+             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_slim', 'nets')); "
+             "assert not loaded, loaded[:5]")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "flowers_inception_v3 " in result.stdout
+
+
 @pytest.mark.slow
 def test_a_flowers_recipe_runs_on_a_tiny_dataset_with_its_steps_overridden_and_restarts_from_a_stage(
         tmp_path, dataset, pretrained, capsys):
