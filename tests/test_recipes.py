@@ -81,17 +81,11 @@ def _files(directory: Path) -> dict[str, float]:
     return {p.name: p.stat().st_mtime_ns for p in directory.iterdir() if p.is_file()}
 
 
-@pytest.mark.slow
-def test_a_two_stage_recipe_killed_in_stage_two_resumes_there_and_trains_what_each_stage_says(
-        tmp_path, dataset, pretrained, capsys):
-    # 64 px: at 32 px the last layers see 1x1 maps, where a BatchNorm beta feeding the next (training-mode)
-    # BatchNorm through a linear stretch gets no gradient, so "stage 2 changes every variable" need not hold.
-    recipe = _recipe(tmp_path / "two.py", pretrained, all_steps=120, save_every=5, size=64)
-    plan_dir = tmp_path / "plan"
-    command = ["--recipe", recipe, "--dataset", dataset, "--train-dir", str(plan_dir), "--batch-size", "4"]
+def _kill_in_stage_two(command: list[str], plan_dir: Path) -> None:
+    """Run `finetune COMMAND` in a subprocess and kill -9 it once stage 2 saved a checkpoint past its start."""
     process = subprocess.Popen([sys.executable, "-m", "finetune.cli", *command], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:  # kill -9 once stage 2 saved a checkpoint past its start
+    try:
         deadline = time.time() + 400
         while time.time() < deadline and process.poll() is None:
             latest = tf.train.latest_checkpoint(str(plan_dir / "all")) if (plan_dir / "all").is_dir() else None
@@ -104,6 +98,37 @@ def test_a_two_stage_recipe_killed_in_stage_two_resumes_there_and_trains_what_ea
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _check_what_each_stage_trained(pretrained: str, plan_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Stage 1 trained the classifier alone, stage 2 every variable from stage 1's end; (the net's variable names,
+    stage 1's final values)."""
+    source, logits_start = _values(pretrained), _values(str(plan_dir / "logits" / "model.ckpt-1"))
+    logits_end = _values(str(plan_dir / "logits" / "model.ckpt-3"))
+    all_end = _values(str(plan_dir / "all" / "model.ckpt-120"))
+    names = _model_names(logits_end)
+    classifier = [n for n in names if n.startswith("MobilenetV1/Logits/")]
+    frozen = [n for n in names if n not in classifier]
+    assert len(classifier) == 2 and any(n.endswith("moving_variance") for n in frozen)
+    for name in frozen:  # stage 1: every variable but the classifier is the checkpoint's, bit for bit
+        np.testing.assert_array_equal(logits_end[name], source[name], err_msg=name)
+    for name in classifier:
+        assert not np.array_equal(logits_end[name], logits_start[name]), name
+    assert _model_names(all_end) == names
+    for name in names:  # stage 2 started from stage 1's final values and changed every one
+        assert not np.array_equal(all_end[name], logits_end[name]), name
+    return names, logits_end
+
+
+@pytest.mark.slow
+def test_a_two_stage_recipe_killed_in_stage_two_resumes_there_and_trains_what_each_stage_says(
+        tmp_path, dataset, pretrained, capsys):
+    # 64 px: at 32 px the last layers see 1x1 maps, where a BatchNorm beta feeding the next (training-mode)
+    # BatchNorm through a linear stretch gets no gradient, so "stage 2 changes every variable" need not hold.
+    recipe = _recipe(tmp_path / "two.py", pretrained, all_steps=120, save_every=5, size=64)
+    plan_dir = tmp_path / "plan"
+    command = ["--recipe", recipe, "--dataset", dataset, "--train-dir", str(plan_dir), "--batch-size", "4"]
+    _kill_in_stage_two(command, plan_dir)
     saved = tf.train.latest_checkpoint(str(plan_dir / "all"))
     saved_step = int(saved.rsplit("-", 1)[1])
     assert 0 < saved_step < 120
@@ -121,20 +146,7 @@ def test_a_two_stage_recipe_killed_in_stage_two_resumes_there_and_trains_what_ea
     assert summary["start_step"] == saved_step and summary["final_step"] == 120
     assert _files(plan_dir / "logits") == logits_files
 
-    source, logits_start = _values(pretrained), _values(str(plan_dir / "logits" / "model.ckpt-1"))
-    logits_end = _values(str(plan_dir / "logits" / "model.ckpt-3"))
-    all_end = _values(str(plan_dir / "all" / "model.ckpt-120"))
-    names = _model_names(logits_end)
-    classifier = [n for n in names if n.startswith("MobilenetV1/Logits/")]
-    frozen = [n for n in names if n not in classifier]
-    assert len(classifier) == 2 and any(n.endswith("moving_variance") for n in frozen)
-    for name in frozen:  # stage 1: every variable but the classifier is the checkpoint's, bit for bit
-        np.testing.assert_array_equal(logits_end[name], source[name], err_msg=name)
-    for name in classifier:
-        assert not np.array_equal(logits_end[name], logits_start[name]), name
-    assert _model_names(all_end) == names
-    for name in names:  # stage 2 started from stage 1's final values and changed every one
-        assert not np.array_equal(all_end[name], logits_end[name]), name
+    names, logits_end = _check_what_each_stage_trained(pretrained, plan_dir)
     plan = json.loads((plan_dir / "plan.json").read_text())
     assert [(s["name"], s["state"], s["final_step"]) for s in plan["stages"]] == [("logits", "done", 3),
                                                                                     ("all", "done", 120)]

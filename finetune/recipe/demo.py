@@ -5,8 +5,8 @@ It draws two related image tasks (finetune.data.synthetic), pretrains a small zo
 lower rate) and trains the same net from scratch on the target task for the same number of steps,
 then prints both validation accuracies. Its values live in recipes/demo.py, loaded by name as any
 recipe is (finetune.recipe.load): its RECIPE, and beside it the drawn sets (SOURCE_CLASSES, ...), the
-stage kept between runs (CACHED_STAGE) and the two stages compared (COMPARE). It runs as any recipe
-(finetune.recipe.runner) in WORK_DIR/runs, the source stage kept between runs.
+stage kept between runs (CACHED_STAGE) and the two stages compared (COMPARE). The recipe reaches the
+runner as a value (finetune.recipe.runner) and runs in WORK_DIR/runs.
 """
 
 from __future__ import annotations
