@@ -1,7 +1,8 @@
-"""The built-in demo's plan: pretrain on one set of drawn shapes, transfer to a related set.
+"""The built-in demo's recipe: pretrain on one set of drawn shapes, transfer to a related set.
 
-Command: `finetune demo` (about 65 s on 2 CPU cores the first time, about 30 s once the pretrained
-source stage is done in $FINETUNE_HOME/demo/runs).
+Command: `finetune demo` (the README's "Main job" gives its time; less once the pretrained source stage
+is done in $FINETUNE_HOME/demo/runs). finetune.recipe.demo loads this file by name and reads RECIPE
+and the UPPER_CASE values beside it.
 
 The two tasks share primitives, so features learned on the source help on the target: filled
 circle / outlined frame (source) against outlined ring / filled square (target), plus against x,
@@ -11,12 +12,11 @@ Result measured with these values (mobilenet_v1_025 at 64 px, 10 training images
 on the target task's validation images the fine-tuned net (classifier first, then all layers at a
 lower rate) reaches 93-95% against 73-82% for the same net trained from scratch for the same 120
 steps; the source task reaches 100% (runs before the input pipeline was seeded per image, when the
-numbers moved from run to run). Measured again as a recipe plan (stages pretrain, from_scratch,
-logits, all), on 2 cores shared with other jobs (load average ~10): fine-tuned 91.1% vs from scratch
-64.4% in 184 s cold, then 88.9% vs 59.4% in 136 s with the source stage reused. The plan trains with
---deterministic (stateless per-image augmentation, TensorFlow's op determinism), so a run repeats
-bit for bit on the same machine: two runs of the earlier (non-plan) demo with it printed 89.4% vs
-46.1% both times.
+numbers moved from run to run). Measured again as a recipe (stages pretrain, from_scratch, logits,
+all), on 2 cores shared with other jobs: fine-tuned 91.1% vs from scratch 64.4% cold, then 88.9% vs
+59.4% with the source stage reused. The recipe trains with --deterministic (stateless per-image
+augmentation, TensorFlow's op determinism), so a run repeats bit for bit on the same machine: two
+runs of the earlier (pre-recipe) demo with it printed 89.4% vs 46.1% both times.
 """
 
 from finetune.recipe import Data, Model, Recipe, Stage, Training

@@ -14,11 +14,11 @@ from finetune.serve import predict
 from nets.compat import tf
 from recipes import demo as recipes
 
-pytestmark = pytest.mark.slow  # the real demo: three trainings and an evaluation, about a minute of CPU
+pytestmark = pytest.mark.slow  # the real demo: four stages and an export (the README's "Main job" gives its time)
 
 
 def test_demo_fine_tuned_beats_from_scratch(tmp_path, capsys):
-    # The whole command with recipes/demo.py's plan, source checkpoint not cached: ~65 s on 2 cores.
+    # The whole command with recipes/demo.py's recipe, source checkpoint not cached.
     assert cli.main(["demo", "--work-dir", str(tmp_path)]) == 0
     result = json.loads((tmp_path / demo.DEMO_SUMMARY_FILE).read_text())
     accuracy = result["validation_accuracy"]

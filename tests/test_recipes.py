@@ -1,4 +1,4 @@
-"""Recipes: a two-stage plan on mobilenet_v1_025 at 32 px (what each stage trains, resume after kill -9, finished
+"""Recipes: a two-stage recipe on mobilenet_v1_025 at 32 px (what each stage trains, resume after kill -9, finished
 stages kept, changes refused), overrides and --dry-run, bad recipes named by file and line, the shipped recipes."""
 
 import dataclasses
@@ -18,6 +18,7 @@ from finetune import cli
 from finetune.data import synthetic
 from finetune.recipe import demo
 from finetune.recipe import runner as recipe_runner
+from finetune.recipe.resolve import RUN_FIELDS
 from finetune.recipe.types import Training
 from finetune.runs.trained_model import TrainedModel
 from nets import nets_factory
@@ -80,17 +81,11 @@ def _files(directory: Path) -> dict[str, float]:
     return {p.name: p.stat().st_mtime_ns for p in directory.iterdir() if p.is_file()}
 
 
-@pytest.mark.slow
-def test_a_two_stage_plan_killed_in_stage_two_resumes_there_and_trains_what_each_stage_says(
-        tmp_path, dataset, pretrained, capsys):
-    # 64 px: at 32 px the last layers see 1x1 maps, where a BatchNorm beta feeding the next (training-mode)
-    # BatchNorm through a linear stretch gets no gradient, so "stage 2 changes every variable" need not hold.
-    recipe = _recipe(tmp_path / "two.py", pretrained, all_steps=120, save_every=5, size=64)
-    plan_dir = tmp_path / "plan"
-    command = ["--recipe", recipe, "--dataset", dataset, "--train-dir", str(plan_dir), "--batch-size", "4"]
+def _kill_in_stage_two(command: list[str], plan_dir: Path) -> None:
+    """Run `finetune COMMAND` in a subprocess and kill -9 it once stage 2 saved a checkpoint past its start."""
     process = subprocess.Popen([sys.executable, "-m", "finetune.cli", *command], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:  # kill -9 once stage 2 saved a checkpoint past its start
+    try:
         deadline = time.time() + 400
         while time.time() < deadline and process.poll() is None:
             latest = tf.train.latest_checkpoint(str(plan_dir / "all")) if (plan_dir / "all").is_dir() else None
@@ -103,6 +98,37 @@ def test_a_two_stage_plan_killed_in_stage_two_resumes_there_and_trains_what_each
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _check_what_each_stage_trained(pretrained: str, plan_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Stage 1 trained the classifier alone, stage 2 every variable from stage 1's end; (the net's variable names,
+    stage 1's final values)."""
+    source, logits_start = _values(pretrained), _values(str(plan_dir / "logits" / "model.ckpt-1"))
+    logits_end = _values(str(plan_dir / "logits" / "model.ckpt-3"))
+    all_end = _values(str(plan_dir / "all" / "model.ckpt-120"))
+    names = _model_names(logits_end)
+    classifier = [n for n in names if n.startswith("MobilenetV1/Logits/")]
+    frozen = [n for n in names if n not in classifier]
+    assert len(classifier) == 2 and any(n.endswith("moving_variance") for n in frozen)
+    for name in frozen:  # stage 1: every variable but the classifier is the checkpoint's, bit for bit
+        np.testing.assert_array_equal(logits_end[name], source[name], err_msg=name)
+    for name in classifier:
+        assert not np.array_equal(logits_end[name], logits_start[name]), name
+    assert _model_names(all_end) == names
+    for name in names:  # stage 2 started from stage 1's final values and changed every one
+        assert not np.array_equal(all_end[name], logits_end[name]), name
+    return names, logits_end
+
+
+@pytest.mark.slow
+def test_a_two_stage_recipe_killed_in_stage_two_resumes_there_and_trains_what_each_stage_says(
+        tmp_path, dataset, pretrained, capsys):
+    # 64 px: at 32 px the last layers see 1x1 maps, where a BatchNorm beta feeding the next (training-mode)
+    # BatchNorm through a linear stretch gets no gradient, so "stage 2 changes every variable" need not hold.
+    recipe = _recipe(tmp_path / "two.py", pretrained, all_steps=120, save_every=5, size=64)
+    plan_dir = tmp_path / "plan"
+    command = ["--recipe", recipe, "--dataset", dataset, "--train-dir", str(plan_dir), "--batch-size", "4"]
+    _kill_in_stage_two(command, plan_dir)
     saved = tf.train.latest_checkpoint(str(plan_dir / "all"))
     saved_step = int(saved.rsplit("-", 1)[1])
     assert 0 < saved_step < 120
@@ -120,20 +146,7 @@ def test_a_two_stage_plan_killed_in_stage_two_resumes_there_and_trains_what_each
     assert summary["start_step"] == saved_step and summary["final_step"] == 120
     assert _files(plan_dir / "logits") == logits_files
 
-    source, logits_start = _values(pretrained), _values(str(plan_dir / "logits" / "model.ckpt-1"))
-    logits_end = _values(str(plan_dir / "logits" / "model.ckpt-3"))
-    all_end = _values(str(plan_dir / "all" / "model.ckpt-120"))
-    names = _model_names(logits_end)
-    classifier = [n for n in names if n.startswith("MobilenetV1/Logits/")]
-    frozen = [n for n in names if n not in classifier]
-    assert len(classifier) == 2 and any(n.endswith("moving_variance") for n in frozen)
-    for name in frozen:  # stage 1: every variable but the classifier is the checkpoint's, bit for bit
-        np.testing.assert_array_equal(logits_end[name], source[name], err_msg=name)
-    for name in classifier:
-        assert not np.array_equal(logits_end[name], logits_start[name]), name
-    assert _model_names(all_end) == names
-    for name in names:  # stage 2 started from stage 1's final values and changed every one
-        assert not np.array_equal(all_end[name], logits_end[name]), name
+    names, logits_end = _check_what_each_stage_trained(pretrained, plan_dir)
     plan = json.loads((plan_dir / "plan.json").read_text())
     assert [(s["name"], s["state"], s["final_step"]) for s in plan["stages"]] == [("logits", "done", 3),
                                                                                     ("all", "done", 120)]
@@ -184,7 +197,7 @@ def test_dry_run_prints_every_value_with_its_source_and_builds_nothing(tmp_path,
         assert rows["trainable"][1:2] == ["pool"] and rows["trainable"][2].startswith(
             os.path.relpath(pool) if not os.path.relpath(pool).startswith("..") else pool)
         assert rows["warmup_steps"] == ["0", "default"]
-        assert len(rows) == len(recipe_runner._RUN_FIELDS)  # every value
+        assert len(rows) == len(RUN_FIELDS)  # every value
     assert f"final checkpoint kept as {plan_dir / 'kept' / 'classifier'}" in stages[0]
     assert "from the checkpoint " + pretrained in stages[0] and "from stage logits's final checkpoint" in stages[1]
     assert stages[1].split("\n  ckpt ")[1].split()[:2] == [str(plan_dir / "logits"), "plan"]
@@ -227,7 +240,7 @@ def test_a_bad_recipe_is_refused_before_anything_runs_naming_the_key_and_line(
     assert not (tmp_path / "plan").exists()
 
 
-def test_an_empty_plan_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, dataset, pretrained, capsys):
+def test_an_empty_recipe_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, dataset, pretrained, capsys):
     path = tmp_path / "empty.py"
     path.write_text(BAD.format(ckpt=pretrained, first="()", second_start="first").replace(
         '    stages=(\n        Stage("first", start="ckpt", training=()),\n'
@@ -245,6 +258,44 @@ def test_an_empty_plan_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, datase
     assert "no recipe 'flowers_inception_v' (did you mean 'flowers_inception_v3'?)" in capsys.readouterr().err
 
 
+_HUB_MODEL = """
+import sys
+import tensorflow as tf, tf_keras as keras
+inputs = keras.Input([32, 32, 3])  # an image feature vector: [None, 32, 32, 3] -> [None, 4]
+outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, strides=2, name="conv")(inputs))
+tf.saved_model.save(keras.Model(inputs, outputs), sys.argv[1])
+"""
+
+HUB_RECIPE = '''from finetune.recipe.types import Data, Model, Recipe, Stage, Training
+
+RECIPE = Recipe(
+    description="a hub backbone, classifier then all layers",
+    model=Model(net="hub:{path}"),
+    stages=(Stage("logits", start="scratch", training=Training(trainable="logits", max_steps=1)),
+            Stage("all", start="logits", training=Training(trainable="all", max_steps=1))),
+)
+'''
+
+
+@pytest.mark.slow  # a SavedModel written by a fresh TF2 process, then loaded to inspect it
+def test_a_recipe_on_a_hub_net_resolves_without_published_variables(tmp_path, dataset, capsys):
+    # The bug: the dry-run's scope check read nets/published/hub:PATH.txt and stopped with FileNotFoundError.
+    model = tmp_path / "feature_vector"
+    made = subprocess.run([sys.executable, "-c", _HUB_MODEL, str(model)], capture_output=True, text=True,
+                          env=os.environ, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    recipe = tmp_path / "hub_recipe.py"
+    recipe.write_text(HUB_RECIPE.format(path=model))
+    assert cli.main(["--recipe", str(recipe), "--dataset", dataset, "--train-dir", str(tmp_path / "plan"),
+                     "--dry-run"]) == 0
+    stages = capsys.readouterr().out.split("\nstage ")[1:]
+    assert [s.split()[1] for s in stages] == ["logits", "all"]
+    for text, trainable in zip(stages, ("logits", "all")):
+        rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:] if line.strip()}
+        assert rows["net"][0] == f"hub:{model}" and rows["trainable"][0] == trainable
+    assert not (tmp_path / "plan").exists()
+
+
 def test_every_run_config_field_can_be_set_by_a_recipe():
     assert recipe_runner.uncovered_run_fields() == []
 
@@ -260,8 +311,8 @@ FLOWERS = {  # TF-Slim's research/slim/scripts/finetune_*_on_flowers.sh
 @pytest.mark.parametrize("name", sorted(FLOWERS))
 def test_flowers_recipes_carry_tf_slims_values(name, tmp_path):
     net, schedule, logits_steps, logits_lr, all_steps, all_lr = FLOWERS[name]
-    plan = recipe_runner.resolve(recipe_runner.load_recipe(name), str(tmp_path / "plan"), {"dataset": "flowers"})
-    logits, every = (p.config for p in plan.stages)
+    resolved = recipe_runner.resolve(recipe_runner.load_recipe(name), str(tmp_path / "plan"), {"dataset": "flowers"})
+    logits, every = (s.config for s in resolved.stages)
     spec = nets_factory.get_spec(net)
     for config in (logits, every):
         assert (config.net, config.optimizer, config.lr_schedule, config.batch_size, config.weight_decay) == \
@@ -273,7 +324,7 @@ def test_flowers_recipes_carry_tf_slims_values(name, tmp_path):
     assert tuple(f"{spec.scope}/{s}" if "/" not in s else s for s in logits.exclude_scopes) == spec.classifier_scopes
     assert (every.trainable, every.max_steps, every.learning_rate) == (("all",), all_steps, all_lr)
     assert every.ckpt == str(tmp_path / "plan" / "logits") and every.exclude_scopes is None
-    assert "Not run here" in plan.loaded.docstring
+    assert "Not run here" in resolved.loaded.docstring
 
 
 def test_recipes_command_lists_every_recipe_with_its_line(capsys):
@@ -283,6 +334,17 @@ def test_recipes_command_lists_every_recipe_with_its_line(capsys):
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert recipe_runner.load_recipe(name).recipe.description in line
     assert "pool" not in [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def test_recipes_command_answers_without_tensorflow():
+    # Listing loads every recipe file as data: recipes import finetune.recipe (the types) and recipes.pool only.
+    check = ("import sys; from finetune import cli; assert cli.main(['recipes']) == 0; "
+             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_slim', 'nets')); "
+             "assert not loaded, loaded[:5]")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "flowers_inception_v3 " in result.stdout
 
 
 @pytest.mark.slow
@@ -318,9 +380,9 @@ def test_recipe_flags_without_a_recipe_and_a_plain_run_without_net_are_one_line_
     assert "--net is required" in capsys.readouterr().err
 
 
-# -- the demo's plan (finetune demo runs recipes/demo.py through run_plan) --
+# -- the demo's recipe (finetune demo runs recipes/demo.py through run_recipe) --
 
-def _plan(tmp_path, recipe=None, source="source-1"):
+def _resolved(tmp_path, recipe=None, source="source-1"):
     loaded = recipe_runner.load_recipe("demo")
     if recipe is not None:
         loaded = dataclasses.replace(loaded, recipe=recipe)
@@ -328,24 +390,24 @@ def _plan(tmp_path, recipe=None, source="source-1"):
                    datasets={"source": str(tmp_path / source), "target": str(tmp_path / "target-1")})
 
 
-def _record_pretrain_done(plan) -> None:
-    records = {p.name: {"name": p.name, "start": p.stage.start, "state": "not run", "values": p.compared_values()}
-               for p in plan.stages}
+def _record_pretrain_done(resolved) -> None:
+    records = {s.name: {"name": s.name, "start": s.stage.start, "state": "not run", "values": s.compared_values()}
+               for s in resolved.stages}
     records["pretrain"]["state"] = "done"
-    recipe_runner._write_plan(plan, records)
+    recipe_runner._write_plan_json(resolved, records)
 
 
 def test_the_demo_keeps_its_source_stage_while_its_values_stay(tmp_path):
-    plan = _plan(tmp_path)
-    assert [p.name for p in plan.stages] == ["pretrain", "from_scratch", "logits", "all"]
-    assert plan.final.name == "all"  # `finetune export --train-dir WORK_DIR/runs` exports the fine-tuned net
-    assert demo.restart_stage(plan) == "from_scratch"  # nothing recorded: pretrain runs as the plan's first stage
-    _record_pretrain_done(plan)
-    assert demo.restart_stage(_plan(tmp_path)) == "from_scratch"  # kept: the target stages train anew
-    assert demo.restart_stage(_plan(tmp_path, source="source-2")) == "pretrain"  # other drawn images
+    resolved = _resolved(tmp_path)
+    assert [s.name for s in resolved.stages] == ["pretrain", "from_scratch", "logits", "all"]
+    assert resolved.final.name == "all"  # `finetune export --train-dir WORK_DIR/runs` exports the fine-tuned net
+    assert demo.restart_stage(resolved) == "from_scratch"  # nothing recorded: pretrain runs as the first stage
+    _record_pretrain_done(resolved)
+    assert demo.restart_stage(_resolved(tmp_path)) == "from_scratch"  # kept: the target stages train anew
+    assert demo.restart_stage(_resolved(tmp_path, source="source-2")) == "pretrain"  # other drawn images
     recipe = recipes.RECIPE
     pretrain = recipe.stage("pretrain")
     shorter = dataclasses.replace(recipe, stages=(
         dataclasses.replace(pretrain, training=(*pretrain.training, Training(max_steps=9))), *recipe.stages[1:]))
-    assert demo.restart_stage(_plan(tmp_path, shorter)) == "pretrain"
-    assert recipe_runner.changed_stages(_plan(tmp_path, shorter)) == {"pretrain": ["max_steps 800 -> 9"]}
+    assert demo.restart_stage(_resolved(tmp_path, shorter)) == "pretrain"
+    assert recipe_runner.changed_stages(_resolved(tmp_path, shorter)) == {"pretrain": ["max_steps 800 -> 9"]}

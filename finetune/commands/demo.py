@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 HELP = ("Pretrain a small net on drawn shapes (cached), fine-tune it on related shapes, and compare its validation "
-        "accuracy with the same net trained from scratch. About a minute on 2 CPU cores (half that once the source "
-        "checkpoint is cached).")
+        "accuracy with the same net trained from scratch. The source checkpoint is cached in the work dir, so later "
+        "runs are faster.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""`finetune recipes`: the shipped recipes (recipes/*.py), one line each."""
+"""`finetune recipes`: the shipped recipes (recipes/*.py), one line each, without importing TensorFlow
+(finetune.recipe.load loads a recipe as data; resolving it, which needs the nets, is `--dry-run`'s)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune.recipe.runner import RecipeError, load_recipe, recipe_names
+    from finetune.recipe.load import RecipeError, load_recipe, recipe_names
 
     names = recipe_names()
     width = max(map(len, names), default=0)
@@ -25,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
         except RecipeError as error:
             broken += 1
             print(f"{name:<{width}}  (broken: {error})")
-    print("\n`finetune --recipe NAME --dry-run` shows a plan's every value; recipes are Python files in recipes/.")
+    print("\n`finetune --recipe NAME --dry-run` shows a recipe's every value; recipes are Python files in recipes/.")
     return 1 if broken else 0

@@ -32,11 +32,11 @@ def _run_recipe(args: argparse.Namespace) -> int:
     for name, value in flags.items():  # repeatable flags arrive as lists
         if isinstance(value, list):
             flags[name] = tuple(value)
-    plan = recipe_runner.resolve(recipe_runner.load_recipe(args.recipe), flags.pop("train_dir", None), flags)
+    resolved = recipe_runner.resolve(recipe_runner.load_recipe(args.recipe), flags.pop("train_dir", None), flags)
     if args.dry_run:
-        print(recipe_runner.format_plan(plan))
+        print(recipe_runner.format_resolved(resolved))
         return 0
-    summaries = recipe_runner.run_plan(plan, restart_from=args.restart_from)
+    summaries = recipe_runner.run_recipe(resolved, restart_from=args.restart_from)
     stopped = list(summaries.values())[-1]["stopped"]  # the last stage run: the plan's last, or where it stopped
     return 0 if stopped == "max_steps" else {"interrupted": 130, "terminated": 143}.get(stopped, 1)
 

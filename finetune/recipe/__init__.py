@@ -1,8 +1,9 @@
-"""Recipe: multi-stage training plans written as Python.
+"""Recipe: multi-stage training recipes written as Python.
 
-`finetune.recipe` itself is what a recipe file imports (the types below); loading, resolving,
-printing and running plans is `finetune.recipe.runner`'s, and the demo is `finetune.recipe.demo`.
-Imports train, runs, data, checkpoints and nets, never the `recipes/` package.
+`finetune.recipe` itself is what a recipe file imports (the types below, TensorFlow-free); a recipe
+is loaded by `load` (as data: recipes/NAME.py found by name at run time, or a path), resolved into
+every stage's values by `resolve`, printed by `show` and run by `runner`; the demo is `demo`.
+The package imports config, train, runs, data, checkpoints and nets, never the `recipes/` package.
 """
 
 from finetune.recipe.types import Data, Model, Recipe, RecipeError, Restore, Stage, Training

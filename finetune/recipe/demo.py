@@ -3,8 +3,10 @@
 It draws two related image tasks (finetune.data.synthetic), pretrains a small zoo net on the source task
 (cached for the next run), fine-tunes it on the target task (classifier first, then all layers at a
 lower rate) and trains the same net from scratch on the target task for the same number of steps,
-then prints both validation accuracies. The plan's values live in recipes/demo.py; it runs as any
-recipe's plan (finetune.recipe.runner) in WORK_DIR/runs, the source stage kept between runs.
+then prints both validation accuracies. Its values live in recipes/demo.py, loaded by name as any
+recipe is (finetune.recipe.load): its RECIPE, and beside it the drawn sets (SOURCE_CLASSES, ...), the
+stage kept between runs (CACHED_STAGE) and the two stages compared (COMPARE). The recipe reaches the
+runner as a value (finetune.recipe.runner) and runs in WORK_DIR/runs.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from pathlib import Path
 
 from checkpoints.download import home
 from finetune.data import synthetic
-from finetune.recipe.runner import LoadedRecipe, Plan, changed_stages, load_recipe, resolve, run_plan
+from finetune.recipe.load import LoadedRecipe, load_recipe
+from finetune.recipe.resolve import ResolvedRecipe, resolve
+from finetune.recipe.runner import changed_stages, run_recipe
+from finetune.recipe.types import RecipeError
 from finetune.runs.run_dir import RunDir
 
 DEMO_SUMMARY_FILE = "demo_summary.json"
 DEMO_RECIPE = "demo"
+# What the demo reads beside RECIPE in its recipe file.
+_NAMED = ("SOURCE_CLASSES", "TARGET_CLASSES", "SOURCE_TRAIN_PER_CLASS", "TARGET_TRAIN_PER_CLASS",
+          "VALIDATION_PER_CLASS", "DRAWN_SIZE", "DATA_SEED", "CACHED_STAGE", "COMPARE")
 
 
 def default_work_dir() -> Path:
@@ -33,18 +41,26 @@ def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def write_datasets(work_dir: Path) -> dict[str, str]:
-    """The source and target image folders of recipes/demo.py, written once per their values (reused when there):
-    {'source': folder, 'target': folder}, the names the recipe's Data values use."""
-    from recipes import demo as values
+def demo_values(loaded: LoadedRecipe) -> dict:
+    """The values the demo reads beside the recipe's RECIPE (`_NAMED`); RecipeError naming the file when one is
+    missing."""
+    missing = [name for name in _NAMED if name not in loaded.named]
+    if missing:
+        raise RecipeError(f"{loaded.path}: the demo's recipe defines no {', '.join(missing)}.")
+    return {name: loaded.named[name] for name in _NAMED}
 
-    tasks = {"source": (values.SOURCE_CLASSES, values.SOURCE_TRAIN_PER_CLASS),
-             "target": (values.TARGET_CLASSES, values.TARGET_TRAIN_PER_CLASS)}
+
+def write_datasets(work_dir: Path, loaded: LoadedRecipe) -> dict[str, str]:
+    """The source and target image folders of the demo's recipe, written once per their values (reused when there):
+    {'source': folder, 'target': folder}, the names the recipe's Data values use."""
+    values = demo_values(loaded)
+    tasks = {"source": (values["SOURCE_CLASSES"], values["SOURCE_TRAIN_PER_CLASS"]),
+             "target": (values["TARGET_CLASSES"], values["TARGET_TRAIN_PER_CLASS"])}
     roots = {}
     for task, (classes, train_per_class) in tasks.items():
         drawn = {"class_names": list(classes), "train_per_class": train_per_class,
-                 "validation_per_class": values.VALIDATION_PER_CLASS, "image_size": values.DRAWN_SIZE,
-                 "seed": values.DATA_SEED + (task == "target")}
+                 "validation_per_class": values["VALIDATION_PER_CLASS"], "image_size": values["DRAWN_SIZE"],
+                 "seed": values["DATA_SEED"] + (task == "target")}
         root = work_dir / "data" / f"{task}-{_digest(drawn)}"
         if not (root / synthetic.MANIFEST).exists():
             synthetic.write_shapes_dataset(root, **drawn)
@@ -52,35 +68,33 @@ def write_datasets(work_dir: Path) -> dict[str, str]:
     return roots
 
 
-def restart_stage(plan: Plan) -> str:
+def restart_stage(resolved: ResolvedRecipe) -> str:
     """The stage the demo trains anew from: the one after the cached source stage, or the cached stage itself when
     its values (or its drawn dataset, whose folder is named by its values) changed."""
-    from recipes.demo import CACHED_STAGE
-
-    names = [p.name for p in plan.stages]
-    return CACHED_STAGE if CACHED_STAGE in changed_stages(plan) else names[names.index(CACHED_STAGE) + 1]
+    cached = demo_values(resolved.loaded)["CACHED_STAGE"]
+    names = [s.name for s in resolved.stages]
+    return cached if cached in changed_stages(resolved) else names[names.index(cached) + 1]
 
 
 def run_demo(work_dir: str | Path | None = None, recipe: LoadedRecipe | None = None, *,
              progress_bar: bool = True) -> dict:
-    """Run the demo recipe (recipes/demo.py unless given) in WORK_DIR/runs; prints and returns the comparison."""
-    from recipes.demo import COMPARE
-
+    """Run the demo's recipe (recipes/demo.py, loaded by name, unless given) in WORK_DIR/runs; prints and returns
+    the comparison."""
     loaded = recipe or load_recipe(DEMO_RECIPE)
     work_dir = Path(work_dir) if work_dir else default_work_dir()
     started = time.perf_counter()
     print(f"finetune demo: {loaded.recipe.description} (work dir {work_dir})")
-    datasets = write_datasets(work_dir)
+    datasets = write_datasets(work_dir, loaded)
     runs = RunDir(work_dir / "runs")
     if runs.path.is_dir() and runs.plan() is None:
-        shutil.rmtree(runs.path)  # an older demo's runs, laid out without a plan
-    plan = resolve(loaded, str(runs), datasets=datasets)
-    summaries = run_plan(plan, restart_from=restart_stage(plan), verbose=False, progress_bar=progress_bar)
-    fine_tuned, scratch = COMPARE
+        shutil.rmtree(runs.path)  # an older demo's runs, laid out without plan.json
+    resolved = resolve(loaded, str(runs), datasets=datasets)
+    summaries = run_recipe(resolved, restart_from=restart_stage(resolved), verbose=False, progress_bar=progress_bar)
+    fine_tuned, scratch = demo_values(loaded)["COMPARE"]
     task_of = {path: name for name, path in datasets.items()}
     result = {
         "validation_accuracy": {name: s["validation_accuracy"] for name, s in summaries.items()},
-        "tasks": {p.name: task_of.get(p.config.dataset, p.config.dataset) for p in plan.stages},
+        "tasks": {s.name: task_of.get(s.config.dataset, s.config.dataset) for s in resolved.stages},
         "fine_tuned": summaries[fine_tuned]["validation_accuracy"],
         "from_scratch": summaries[scratch]["validation_accuracy"],
         "target_steps": summaries[scratch]["final_step"],

@@ -1,16 +1,16 @@
-"""The types recipes are written in (recipes/*.py): a training plan as typed, plain values.
+"""The types recipes are written in (recipes/*.py): a multi-stage training recipe as typed, plain values.
 
 A recipe is a `Recipe`: values grouped by purpose (`Data`, `Model`, `Restore`, `Training`) shared
 by every stage, and the `Stage`s in order, each with the `Training` (and `Data`) values it changes.
-Every group field is a field of finetune.config.RunConfig of the same name (the runner checks
-that, and RunConfig checks the values); None means "not set here": a later layer, a command-line
+Every group field is a field of finetune.config.RunConfig of the same name (finetune.recipe.resolve
+checks that, and RunConfig checks the values); None means "not set here": a later layer, a command-line
 flag or RunConfig's default decides.
 
 Mistakes surface where they are written: a misspelt field is Python's TypeError at the line that
 names it, a value of the wrong type is a RecipeError naming the field and that line (`where`).
 
-This module imports nothing of the toolkit, so a recipe depends on it alone; finetune.recipe.runner
-loads, checks, prints and runs a plan.
+This module imports nothing of the toolkit (nor TensorFlow), so a recipe depends on it alone;
+finetune.recipe.load loads a recipe, .resolve checks it, .show prints it and .runner runs it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import typing
 from dataclasses import dataclass, field
 
 START_SCRATCH = "scratch"  # a stage's weights start random
-START_CKPT = "ckpt"  # ... from the plan's pretrained checkpoint (Restore.ckpt or --ckpt)
+START_CKPT = "ckpt"  # ... from the recipe's pretrained checkpoint (Restore.ckpt or --ckpt)
 
 
 class RecipeError(ValueError):
@@ -100,7 +100,7 @@ class _Values:
 
 @dataclass(frozen=True)
 class Data(_Values):
-    """What the plan trains on. dataset None: --dataset gives it (`finetune demo` names its drawn sets)."""
+    """What the recipe trains on. dataset None: --dataset gives it (`finetune demo` names its drawn sets)."""
 
     dataset: str | None = None
     validation_fraction: float | None = None
@@ -190,9 +190,9 @@ def _layers(value, kind: type[_Values], owner: str, where: str) -> tuple:
 
 @dataclass(frozen=True)
 class Stage:
-    """One training run of the plan, in TRAIN_DIR/<name>.
+    """One training run of the recipe, in TRAIN_DIR/<name>.
 
-    start: 'scratch' (random weights), 'ckpt' (the plan's pretrained checkpoint) or the name of an earlier
+    start: 'scratch' (random weights), 'ckpt' (the recipe's pretrained checkpoint) or the name of an earlier
     stage (its final checkpoint, restored whole). training/data: this stage's values over the recipe's (a
     group or a tuple of groups, later wins). keep: also copy the final checkpoint, as a train dir, to
     TRAIN_DIR/kept/<keep>.
@@ -222,8 +222,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A plan: one-line description, the values every stage shares (each a group or a tuple of groups, later
-    wins), and the stages in order. The last stage's model is the plan's result."""
+    """A recipe: one-line description, the values every stage shares (each a group or a tuple of groups, later
+    wins), and the stages in order. The last stage's model is the recipe's result."""
 
     description: str
     stages: tuple[Stage, ...]
