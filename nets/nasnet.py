@@ -36,8 +36,8 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
-from nets import nets_factory
 from nets.compat import slim, tf
+from nets.spec import NetSpec, register
 
 
 class Separable(NamedTuple):
@@ -470,8 +470,8 @@ def nasnet_large_arg_scope(weight_decay: float = 0.00005, **kwargs) -> dict:
 def register_cell_net(name: str, network_fn: Callable, arg_scope_fn: Callable, config: Config) -> None:
     """Register a NASNet/PNASNet: no top scope; classifier `final_layer` and the aux head's `aux_N`."""
     image_size = network_fn.default_image_size
-    nets_factory.register(
-        nets_factory.NetSpec(
+    register(
+        NetSpec(
             name=name,
             network_fn=network_fn,
             arg_scope_fn=arg_scope_fn,
