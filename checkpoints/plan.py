@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from checkpoints import mapping
 from checkpoints import restore_op as _restore_op
 from checkpoints.restore_op import ADD_BACKGROUND, DROP_BACKGROUND  # noqa: F401 (the transforms an Entry names)
+from nets import spec
 
 RESTORED, EXCLUDED, NEW, MISMATCH, MISSING = "restored", "excluded", "new", "mismatch", "missing"
 ERRORS = (MISMATCH, MISSING)
@@ -85,6 +86,7 @@ class RestorePlan:
     unmatched_excludes: list[str] = field(default_factory=list)  # exclude scopes under which no variable lies
     _variables: dict = field(default_factory=dict, repr=False)
     _op: object = field(default=None, repr=False)
+    checkpoint_shapes: dict = field(default_factory=dict, repr=False)  # every checkpoint tensor: name -> shape
 
     def _with(self, *statuses: str) -> list[Entry]:
         return [e for e in self.entries if e.status in statuses]
@@ -120,6 +122,9 @@ class RestorePlan:
             raise RestoreError(
                 f"--exclude-scopes {', '.join(self.unmatched_excludes)} matches no variable of the net",
                 f"Check the scope names (absolute, or relative to the net's scope); {whole_plan}.")
+        another_net = self._another_net(whole_plan)
+        if another_net:
+            raise another_net
         mismatched = self._with(MISMATCH)
         if mismatched:
             raise RestoreError.naming(
@@ -134,8 +139,7 @@ class RestorePlan:
                 f"{len(missing)} variables are missing from {self.checkpoint}",
                 [e.variable for e in missing],
                 f"Map names with --ckpt-rename OLD:NEW{has}, or --exclude-scopes; {whole_plan}.")
-        wanted = [e for e in self.entries if e.status != EXCLUDED and e.reason != TRAINING_STATE]
-        restored = self.restored
+        wanted, restored = self._wanted(), self.restored
         if not restored or len(restored) < MIN_RESTORED_FRACTION * len(wanted):
             raise RestoreError(
                 f"restore from {self.checkpoint} would restore only {len(restored)} of {len(wanted)} variables "
@@ -143,6 +147,26 @@ class RestorePlan:
                 f"Check --net, --ckpt-rename and --exclude-scopes; {whole_plan}.",
             )
         return self
+
+    def _wanted(self) -> list[Entry]:
+        return [e for e in self.entries if e.status != EXCLUDED and e.reason != TRAINING_STATE]
+
+    def _another_net(self, whole_plan: str) -> RestoreError | None:
+        """The error for a checkpoint of another net than the plan's: most variables in error, and its names and
+        shapes those of another published net (named), or some missing and some of another shape."""
+        net, wanted, restored = self.options.get("net"), self._wanted(), self.restored
+        missing, mismatched = self._with(MISSING), self._with(MISMATCH)
+        if not net or not (missing or mismatched) or len(restored) >= MIN_RESTORED_FRACTION * len(wanted):
+            return None
+        likely = spec.likely_net(self.checkpoint_shapes)
+        if likely == net or (likely is None and not (missing and mismatched)):
+            return None  # the net's own checkpoint, renamed or cut: the errors below say what differs
+        restoring = f"only {len(restored)}" if restored else "none"
+        return RestoreError(
+            f"{self.checkpoint} looks like a checkpoint of {likely or 'another net'}, not {net}: {restoring} of the "
+            f"{len(wanted)} variables would restore ({len(missing)} missing, {len(mismatched)} of another shape)",
+            f"Give {f'--net {likely}' if likely else 'the --net it was made for'}, or a checkpoint of {net}; "
+            f"{whole_plan}.")
 
     # -- reports ----------------------------------------------------------------------------------
 

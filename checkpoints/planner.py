@@ -149,7 +149,8 @@ def build_plan(variables, checkpoint: str, *, net=None, options: RestoreOptions 
     unused = [k for k in stored if k not in used]
     report = {"net": getattr(net, "name", None), **options.to_dict(), "exclude_scopes": list(excluded)}
     unmatched = scopes.unmatched_scopes([v.name for v in graph_vars], options.exclude_scopes or (), planner.root)
-    return RestorePlan(prefix, entries, unused, [r.text for r in rules], report, unmatched, by_name)
+    return RestorePlan(prefix, entries, unused, [r.text for r in rules], report, unmatched, by_name,
+                       checkpoint_shapes={key: info.shape for key, info in stored.items()})
 
 
 class _Planner:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,3 +101,17 @@ def unknown_net(name: str, known: Iterable[str]) -> ValueError:
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return ValueError(f"Unknown net {name!r}.{hint} Run `finetune nets` to list the zoo, or give hub:PATH for a TF Hub "
                       "model.")
+
+
+def likely_net(variables: Mapping[str, Sequence[int]]) -> str | None:
+    """The net whose published checkpoint these variables (name -> shape, e.g. a checkpoint's) look like: the one
+    with the largest share of its published variables among them, name and shape alike (the larger net on a
+    tie: a resnet_v1_101 holds every variable of resnet_v1_50); None when no net has half of its there."""
+    pairs = {(name, tuple(shape)) for name, shape in variables.items()}
+    best, best_key = None, (0.5, 0)
+    for name in published_nets():
+        published = set(read_published_variables(name).items())
+        key = (len(published & pairs) / len(published), len(published))
+        if key >= best_key:
+            best, best_key = name, key
+    return best
