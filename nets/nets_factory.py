@@ -5,7 +5,8 @@ imports them all, so `networks_map` and `get_network_fn` know every net without 
 makes `hub:PATH` specs through `nets.hub`. Imports run one way: nets_factory -> {families, hub} -> spec.
 The manifest carries what the rest of the toolkit derives from (image size, preprocessing, the
 published checkpoint's class count, classifier scopes, end-point names), so no other place keeps a
-parallel table.
+parallel table: nets/manifest.json, the zoo for what lists it without TensorFlow, is derived from
+these registrations (nets.manifest) and checked against them.
 """
 
 from __future__ import annotations
