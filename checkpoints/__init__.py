@@ -1,12 +1,19 @@
 """Reading, inspecting, name-mapping and partially restoring checkpoints; known pretrained checkpoints.
 
-    plan = plan_restore(slim.get_model_variables(), "inception_v3", net=nets_factory.get_spec("inception_v3"),
-                        options=RestoreOptions(exclude_scopes=("Logits",)))
-    print(plan.table()); plan.save_json(train_dir + "/restore_report.json")
-    ...initialise variables..., then plan.apply(session)   # one RestoreV2 op
+A warm start, as training does it (the model variables built, the graph not yet finalised):
 
-Imports run one way: registry (data) <- reader (files) <- download <- resolve <- plan; scopes and
-mapping (names only) stand alone.
+    plan = plan_restore(model_variables, ckpt, net=nets_factory.get_spec(net),
+                        options=RestoreOptions(exclude_scopes=("Logits",)))   # RestoreError if it does not fit
+    print(plan.table())                       # the report; plan.to_dict() is what restore_report.json holds
+    scaffold = tf.train.Scaffold(init_op=plan.remainder_initializer(),  # what the restore does not set
+                                 init_fn=plan.init_fn())                 # one RestoreV2 op, run after it
+
+`build_plan` is the same plan without the strict check (`finetune inspect`); `check_resume` says whether a
+train dir's own checkpoint fits the graph; `resolve_checkpoint` turns a --ckpt value (a path or a
+registered name, fetched once) into a checkpoint prefix.
+
+Imports run one way: registry (data) <- reader (files) <- download <- resolve <- planner -> plan (the
+value, its checks and reports) -> restore_op (applying it); scopes and mapping (names only) stand alone.
 
 The names below (and the submodules) load on first use, so importing a TensorFlow-free part such as
 `checkpoints.mapping` or `checkpoints.registry` does not import TensorFlow (`finetune --help` stays instant).
@@ -18,20 +25,20 @@ _HOME = {
     "fetch": "download",
     "RestoreError": "plan",
     "RestorePlan": "plan",
-    "build_plan": "plan",
-    "check_resume": "plan",
-    "plan_restore": "plan",
+    "build_plan": "planner",
+    "check_resume": "planner",
+    "plan_restore": "planner",
     "TensorInfo": "reader",
     "checkpoint_table": "reader",
     "checkpoint_problem": "reader",
     "verify_checkpoint": "reader",
     "read_variables": "reader",
     "resolve_checkpoint": "resolve",
-    "RestoreOptions": "plan",
+    "RestoreOptions": "planner",
     "REGISTRY": "registry",
     "Pretrained": "registry",
 }
-_SUBMODULES = ("download", "mapping", "plan", "reader", "registry", "resolve", "scopes")
+_SUBMODULES = ("download", "mapping", "plan", "planner", "reader", "registry", "resolve", "restore_op", "scopes")
 
 __all__ = sorted(_HOME)
 

@@ -99,8 +99,21 @@ def find_checkpoint(path: str) -> str | None:
     if _is_checkpoint_prefix(prefix):
         return prefix
     if os.path.isfile(path):
-        raise ValueError(f"{path} is not a TensorFlow checkpoint (neither a V2 prefix/.index/.data file nor V1 .ckpt)")
+        raise ValueError(_not_a_checkpoint(path))
     return None
+
+
+# Weights files `finetune convert-weights --from FORMAT` turns into checkpoints: file suffix -> (what, FORMAT).
+_CONVERTIBLE = {".tflite": ("a TFLite model", "tflite"), ".h5": ("a Keras weights file", "keras")}
+
+
+def _not_a_checkpoint(path: str) -> str:
+    """The one line for a file that is no checkpoint; a weights file another format holds names the conversion."""
+    what, source_format = _CONVERTIBLE.get(os.path.splitext(path)[1].lower(), (None, None))
+    if what:
+        return (f"{path} is {what}, not a TensorFlow checkpoint: convert it with `finetune convert-weights --from "
+                f"{source_format} {path} --net NET --output CKPT`, then give --ckpt CKPT")
+    return f"{path} is not a TensorFlow checkpoint (neither a V2 prefix/.index/.data file nor V1 .ckpt)"
 
 
 def read_variables(prefix: str) -> dict[str, TensorInfo]:

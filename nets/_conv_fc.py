@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from nets.compat import slim, tf
-from nets.nets_factory import NetSpec, register
+from nets.spec import NetSpec, register
 
 
 class Conv(NamedTuple):

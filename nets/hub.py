@@ -201,7 +201,7 @@ def hub_net(images: tf.Tensor, num_classes: int = 1000, is_training: bool = Fals
 @functools.cache
 def spec(name: str):
     """The NetSpec of `hub:PATH`; ValueError naming what is wrong with the model."""
-    from nets.nets_factory import NetSpec
+    from nets.spec import NetSpec
 
     handle = name[len(PREFIX):]
     model = inspect(handle)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from nets import nets_factory
 from nets._inception_common import (
     AuxScopes,
     AvgPool,
@@ -29,6 +28,7 @@ from nets._inception_common import (
     mixed,
 )
 from nets.compat import slim, tf
+from nets.spec import NetSpec, register
 
 # Each stem layer is its own end point, named by its scope.
 STEM = (
@@ -263,8 +263,8 @@ def inception_resnet_v2_arg_scope(
         return scope
 
 
-nets_factory.register(
-    nets_factory.NetSpec(
+register(
+    NetSpec(
         name="inception_resnet_v2",
         network_fn=inception_resnet_v2,
         arg_scope_fn=inception_resnet_v2_arg_scope,

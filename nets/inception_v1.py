@@ -12,7 +12,7 @@ from tf_slim.nets import inception_v1 as slim_inception_v1
 
 from nets._slim_heads import HeadNames, classifier_head
 from nets.compat import slim, tf
-from nets.nets_factory import NetSpec, register
+from nets.spec import NetSpec, register
 
 inception_v1_base = slim_inception_v1.inception_v1_base
 inception_v1_arg_scope = slim_inception_v1.inception_v1_arg_scope

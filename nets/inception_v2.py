@@ -12,7 +12,7 @@ from tf_slim.nets import inception_v2 as slim_inception_v2
 
 from nets._slim_heads import HeadNames, classifier_head
 from nets.compat import slim, tf
-from nets.nets_factory import NetSpec, register
+from nets.spec import NetSpec, register
 
 inception_v2_base = slim_inception_v2.inception_v2_base
 inception_v2_arg_scope = slim_inception_v2.inception_v2_arg_scope

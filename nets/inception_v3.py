@@ -12,7 +12,7 @@ from tf_slim.nets import inception_v3 as slim_inception_v3
 
 from nets._slim_heads import HeadNames, average_to_one_by_one, classifier_head, reduced_kernel_size
 from nets.compat import slim, tf
-from nets.nets_factory import NetSpec, register
+from nets.spec import NetSpec, register
 
 inception_v3_base = slim_inception_v3.inception_v3_base
 inception_v3_arg_scope = slim_inception_v3.inception_v3_arg_scope

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from tf_slim.nets import inception_v3
 
-from nets import nets_factory
 from nets._inception_common import (
     AuxScopes,
     AvgPool,
@@ -29,6 +28,7 @@ from nets._inception_common import (
     mixed,
 )
 from nets.compat import slim, tf
+from nets.spec import NetSpec, register
 
 MIXED_3A: tuple[Branch, ...] = (  # 73 x 73 x 160
     (MaxPool("MaxPool_0a_3x3", 3, stride=2, padding="VALID"),),
@@ -183,8 +183,8 @@ inception_v4.default_image_size = 299
 inception_v4_arg_scope = inception_v3.inception_v3_arg_scope
 
 
-nets_factory.register(
-    nets_factory.NetSpec(
+register(
+    NetSpec(
         name="inception_v4",
         network_fn=inception_v4,
         arg_scope_fn=inception_v4_arg_scope,

@@ -15,8 +15,8 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
-from nets import nets_factory
 from nets.compat import slim, tf
+from nets.spec import NetSpec, register, width_variant
 
 
 class Conv(NamedTuple):
@@ -212,14 +212,14 @@ def mobilenet_v1_arg_scope(
         return scope
 
 
-mobilenet_v1_075 = nets_factory.width_variant(mobilenet_v1, 0.75)
-mobilenet_v1_050 = nets_factory.width_variant(mobilenet_v1, 0.50)
-mobilenet_v1_025 = nets_factory.width_variant(mobilenet_v1, 0.25)
+mobilenet_v1_075 = width_variant(mobilenet_v1, 0.75)
+mobilenet_v1_050 = width_variant(mobilenet_v1, 0.50)
+mobilenet_v1_025 = width_variant(mobilenet_v1, 0.25)
 
 
 def _register(name: str, network_fn: Callable) -> None:
-    nets_factory.register(
-        nets_factory.NetSpec(
+    register(
+        NetSpec(
             name=name,
             network_fn=network_fn,
             arg_scope_fn=mobilenet_v1_arg_scope,

@@ -20,8 +20,8 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
-from nets import nets_factory
 from nets.compat import slim, tf
+from nets.spec import NetSpec, register, width_variant
 
 
 class Conv(NamedTuple):
@@ -257,13 +257,13 @@ def mobilenet_v2_arg_scope(
         return scope
 
 
-mobilenet_v2_140 = nets_factory.width_variant(mobilenet_v2, 1.4)
-mobilenet_v2_035 = nets_factory.width_variant(mobilenet_v2, 0.35)
+mobilenet_v2_140 = width_variant(mobilenet_v2, 1.4)
+mobilenet_v2_035 = width_variant(mobilenet_v2, 0.35)
 
 
 def _register(name: str, network_fn: Callable) -> None:
-    nets_factory.register(
-        nets_factory.NetSpec(
+    register(
+        NetSpec(
             name=name,
             network_fn=network_fn,
             arg_scope_fn=mobilenet_v2_arg_scope,

@@ -24,9 +24,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nets import nets_factory
 from nets.compat import slim, tf
 from nets.mobilenet_v2 import architecture_scope, classifier, make_divisible, mobilenet_v2_arg_scope
+from nets.spec import NetSpec, register
 
 
 def hard_swish(x: tf.Tensor) -> tf.Tensor:
@@ -337,8 +337,8 @@ for _network in (
     mobilenet_edgetpu_075,
 ):
     _scope = _network.keywords.get("scope", "MobilenetV3")
-    nets_factory.register(
-        nets_factory.NetSpec(
+    register(
+        NetSpec(
             name=_network.__name__,
             network_fn=_network,
             arg_scope_fn=mobilenet_v3_arg_scope,

@@ -7,12 +7,12 @@ PNASNet-5 uses one searched cell everywhere (`CELL`, output depth 5 x filters): 
 stem cells and in the stack, where the cells at num_cells/3 and 2*num_cells/3 stride by 2 and double
 the filters (no separate reduction cells, so all are `cell_N`). Each cell's previous state is the
 output two cells back. Everything else (stem convolution, cell wiring, auxiliary head in training
-mode, final_layer, drop path, arg scope) is NASNet's: see nasnet.py.
+mode, final_layer, drop path, arg scope) is NASNet's: see _cell_net.py and nasnet.py.
 """
 
 from __future__ import annotations
 
-from nets.nasnet import (
+from nets._cell_net import (
     Cell,
     Config,
     Identity,
@@ -20,11 +20,11 @@ from nets.nasnet import (
     Separable,
     Step,
     cell_net,
-    nasnet_arg_scope,
     reduction_indices,
     register_cell_net,
     stem_steps,
 )
+from nets.nasnet import nasnet_arg_scope
 
 CELL = Cell(
     combinations=(

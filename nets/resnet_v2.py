@@ -13,7 +13,7 @@ from tf_slim.nets import resnet_utils
 from tf_slim.nets import resnet_v2 as slim_resnet_v2
 
 from nets._slim_heads import resnet_with_head
-from nets.nets_factory import NetSpec, register
+from nets.spec import NetSpec, register
 
 resnet_arg_scope = resnet_utils.resnet_arg_scope
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from checkpoints import registry
 from finetune import cli
+from finetune.commands import nets as nets_command
 from nets import nets_factory
 
 
@@ -79,3 +84,14 @@ def test_unknown_net_is_a_one_line_error_naming_close_matches(capsys):
     assert captured.err.strip().count("\n") == 0
     assert captured.err.startswith("finetune nets: error: Unknown net 'vgg16'.") and "vgg_16" in captured.err
     assert "`finetune nets`" in captured.err
+
+
+def test_lists_the_zoo_without_importing_tensorflow_and_as_the_specs_say():
+    code = ("import sys; from finetune import cli; code = cli.main(['nets']); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    expected = nets_command.table(list(nets_factory.specs().values()))
+    assert done.stdout.startswith(expected + "\n\ntop-1 / top-5: published single-crop ImageNet accuracy")
+    assert done.stdout.rstrip().endswith(nets_command.HUB_NOTE)

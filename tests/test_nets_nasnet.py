@@ -18,7 +18,7 @@ import pytest
 from netcheck import variable_shapes
 
 from finetune.train import graph as train_graph
-from nets import nasnet, nets_factory, pnasnet
+from nets import _cell_net, nasnet, nets_factory, pnasnet
 from nets.compat import slim, tf
 
 GOLDEN_SIZE, GOLDEN_CLASSES = 80, 5  # 80 px: the aux head's input is 5 x 5, TF-Slim's fixed aux pool
@@ -188,8 +188,8 @@ def test_drop_path_schedule():
     """keep = 1 - progress * (cell + 1) / cells * (1 - drop_path_keep_prob), progress = min(1, step / total)."""
     with tf.Graph().as_default():
         step = tf.placeholder(tf.int64, [])
-        keeps = nasnet.drop_path_keep_probs(TINY, 4, current_step=step, total_training_steps=100)
-        assert nasnet.drop_path_keep_probs(nasnet.MOBILE_CONFIG, 4) == [None] * 4  # keep 1.0: none, no global step
+        keeps = _cell_net.drop_path_keep_probs(TINY, 4, current_step=step, total_training_steps=100)
+        assert _cell_net.drop_path_keep_probs(nasnet.MOBILE_CONFIG, 4) == [None] * 4  # keep 1.0: none, no global step
         assert tf.train.get_global_step() is None
         with tf.Session() as session:
             got = {s: session.run(keeps, {step: s}) for s in (0, 50, 100, 1000)}
@@ -204,7 +204,7 @@ def tiny_net(monkeypatch):
     """TINY registered as a net (the factory and the training code take registered names)."""
     network_fn = functools.update_wrapper(functools.partial(nasnet.nasnet_large, config=TINY), nasnet.nasnet_large)
     spec = dataclasses.replace(nets_factory.get_spec("nasnet_large"), name=TINY_NET, network_fn=network_fn,
-                               classifier_scopes=("final_layer", f"aux_{nasnet.aux_cell(TINY)}"))
+                               classifier_scopes=("final_layer", f"aux_{_cell_net.aux_cell(TINY)}"))
     monkeypatch.setitem(nets_factory._REGISTRY, TINY_NET, spec)
     return spec
 

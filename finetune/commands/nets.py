@@ -1,4 +1,8 @@
-"""`finetune nets`: list the zoo."""
+"""`finetune nets`: list the zoo.
+
+The zoo's nets are listed from nets/manifest.json (nets.manifest), without importing TensorFlow; a
+`hub:PATH` (or a name the zoo does not know, for its error) goes through nets_factory.get_spec.
+"""
 
 from __future__ import annotations
 
@@ -29,11 +33,30 @@ def _published(name: str) -> tuple[str, str, str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+    print(table(_specs(args.names)))
+    print("\ntop-1 / top-5: published single-crop ImageNet accuracy (%) of the checkpoint; source: its table in "
+          "tensorflow/models. checkpoint none: TF-Slim published no weights for the net.")
+    if not args.names:
+        print(f"\n{HUB_NOTE}")
+    return 0
 
+
+def _specs(names: list[str]) -> list:
+    """NetInfos of the zoo's nets (TensorFlow-free), or NetSpecs when a name is not the zoo's (hub:PATH)."""
+    from nets import manifest
+
+    zoo = manifest.load()
+    if all(name in zoo for name in names):
+        return [zoo[name] for name in names] if names else list(zoo.values())
     from nets import nets_factory
 
-    specs = [nets_factory.get_spec(n) for n in args.names] if args.names else list(nets_factory.specs().values())
+    return [nets_factory.get_spec(name) for name in names]
+
+
+def table(specs: list) -> str:
+    """The zoo's table: one row per NetSpec or NetInfo."""
+    from tabulate import tabulate
+
     rows = [
         (
             s.name,
@@ -48,12 +71,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     headers = ["net", "image size", "parameters", "classes", "preprocessing", "checkpoint", "top-1", "top-5", "source",
                "classifier scopes"]
-    print(tabulate(rows, headers=headers, disable_numparse=True))
-    print("\ntop-1 / top-5: published single-crop ImageNet accuracy (%) of the checkpoint; source: its table in "
-          "tensorflow/models. checkpoint none: TF-Slim published no weights for the net.")
-    if not args.names:
-        print(f"\n{HUB_NOTE}")
-    return 0
+    return tabulate(rows, headers=headers, disable_numparse=True)
 
 
 def _is_hub(spec) -> bool:
