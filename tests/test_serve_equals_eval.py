@@ -136,7 +136,7 @@ def test_finetune_eval_metrics_equal_those_of_predict(served):
     probabilities = _predicted_probabilities(models["float .pb"], info.sources["validation"])
     labels = np.array(info.labels["validation"])
     loss = -np.mean(np.log(probabilities[np.arange(len(labels)), labels]))
-    assert metrics["num_examples"] == len(labels) and metrics["skipped_images"] == 0
+    assert metrics["num_examples"] == len(labels) and metrics["num_skipped"] == 0
     assert metrics["loss"] == pytest.approx(loss, abs=TOLERANCE)
     assert metrics["top1"] == pytest.approx(np.mean(probabilities.argmax(axis=1) == labels))
 

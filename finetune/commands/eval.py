@@ -76,6 +76,7 @@ def _render(metrics: dict, as_json: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from finetune.runs.run_dir import CONFUSION_PNG, METRICS_FILE
     from finetune.serve import evaluate
 
     info = _dataset(args)
@@ -92,5 +93,5 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate.evaluate(model, info, split=args.split, batch_size=args.batch_size, output_dir=output_dir)
     print(_render(metrics, args.json))
     if not args.json:
-        print(f"wrote {Path(output_dir) / evaluate.METRICS_FILE} and {Path(output_dir) / evaluate.CONFUSION_PNG}")
+        print(f"wrote {Path(output_dir) / METRICS_FILE} and {Path(output_dir) / CONFUSION_PNG}")
     return 0
