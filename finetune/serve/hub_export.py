@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from checkpoints import scopes
-from finetune.runs.run_dir import LABELS_FILE, write_labels
+from finetune.runs.files import LABELS_FILE, write_labels
 from finetune.runs.trained_model import TrainedModel
 from nets import hub, nets_factory
 from nets.compat import tf
