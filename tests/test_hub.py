@@ -89,7 +89,8 @@ def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys)
         assert cli.main(["eval", "--train-dir", str(train_dir)]) == 0
         assert cli.main(["export", "--train-dir", str(train_dir), "--output", str(tmp_path / "model.pb")]) == 0
         assert "verified against finetune eval's pipeline" in capsys.readouterr().out
-        from finetune.serve import graph as serving, served
+        from finetune.serve import graph as serving
+        from finetune.serve import served
 
         graph_def = served.load_graph_def(tmp_path / "model.pb")  # the backbone's weights inlined as constants
         assert not [n.name for n in graph_def.node if n.op in serving.VARIABLE_OPS]
