@@ -299,3 +299,27 @@ def test_model_json_records_the_tolerance_export_checked(exported, tmp_path):
     assert json.loads(Path(result.info).read_text())["verification"]["tolerance"] == verify.TOLERANCE
     loose = export.export(model, tmp_path / "loose.pb", tolerance=1e-2)
     assert json.loads(Path(loose.info).read_text())["verification"]["tolerance"] == 1e-2
+
+
+def test_a_datasets_labels_txt_is_never_read_as_class_names(tmp_path):
+    """labels.txt means one class name a line (train and export dirs); a TFRecord dataset's labels.txt (TF-Slim
+    `label:name` lines, read by the dataset scanner only) given where class names are expected is refused in one
+    line, never taken as names like '0:daisy'."""
+    import argparse
+
+    from finetune.commands import export as export_command
+    from finetune.runs.files import read_labels
+
+    dataset = tmp_path / "flowers"
+    dataset.mkdir()
+    (dataset / "labels.txt").write_text("0:daisy\n1:rose\n")
+    with pytest.raises(ValueError, match=r"flowers/labels.txt is a TFRecord dataset's labels.txt \(TF-Slim "
+                                         r"`label:name` lines\), not class names one per line"):
+        read_labels(dataset / "labels.txt")
+    args = argparse.Namespace(train_dir=None, ckpt=str(tmp_path / "model.ckpt"), net="mobilenet_v1_025",
+                              labels=str(dataset / "labels.txt"), num_classes=None, image_size=None,
+                              moving_average=False)
+    with pytest.raises(ValueError, match="is a TFRecord dataset's labels.txt"):
+        export_command._model(args)
+    (tmp_path / "names.txt").write_text("n01:daisy\n1:rose\nplain\n")  # colons alone do not make a dataset's file
+    assert read_labels(tmp_path / "names.txt") == ["n01:daisy", "1:rose", "plain"]

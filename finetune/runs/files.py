@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 LABELS_FILE = "labels.txt"  # class names, one a line (see the module docstring)
+_DATASET_LINE = re.compile(r"(\d+):(.*)")  # TF-Slim's `label:name`, as a TFRecord dataset's labels.txt has
 
 
 def write_atomically(path: str | Path, data: str | bytes) -> None:
@@ -63,10 +65,18 @@ def write_labels(path: str | Path, class_names: Sequence[str]) -> None:
 
 
 def read_labels(path: str | Path) -> list[str]:
-    """Class names from a labels.txt of one name per line, in label order."""
+    """Class names from a labels.txt of one name per line, in label order.
+
+    ValueError (one line) for a TFRecord dataset's labels.txt (every line `i:name`, i = 0, 1, ...): its lines
+    are not class names."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"labels file {path} not found: give a text file with one class name per line.")
-    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    matches = [_DATASET_LINE.fullmatch(name) for name in names]
+    if names and all(m and int(m.group(1)) == i for i, m in enumerate(matches)):
+        raise ValueError(f"{path} is a TFRecord dataset's labels.txt (TF-Slim `label:name` lines), not class names "
+                         "one per line: give the labels.txt of a train dir or an export.")
+    return names
 
 
 def megabytes(size: int) -> str:
