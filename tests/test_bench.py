@@ -57,3 +57,26 @@ def test_precision_times_each_contender_against_float32():
     assert list(rows) == list(bench.PRECISION_CONTENDERS)
     assert rows["float32"]["speedup"] == 1.0
     assert all(r["median_ms"] > 0 and r["runs"] == 1 for r in rows.values())
+
+
+def test_bench_cache_reads_finetunes_numbers_through_run_dir(tmp_path):
+    """bench cache's finetune runs are read back through RunDir.summary (the one owner of run_summary.json)."""
+    from finetune.bench import e2e as bench_e2e
+    from finetune.runs.run_dir import RunDir
+
+    RunDir(tmp_path).write_summary({"steps": 12, "validation_accuracy": 0.75, "seconds": 3.5, "final_step": 12})
+    command = ["python", "-m", "finetune.cli", "--train-dir", str(tmp_path), "--epochs", "1"]
+    assert bench_e2e._finetune_result(command) == {"steps": 12, "validation_accuracy": 0.75, "train_seconds": 3.5}
+    with pytest.raises(RuntimeError, match="holds no run summary"):
+        bench_e2e._finetune_result(["--train-dir", str(tmp_path / "never_ran")])
+
+
+def test_bench_peers_default_contenders_are_the_peers_modules():
+    import argparse
+
+    from finetune.bench import peers as bench_peers
+    from finetune.commands import bench as bench_command
+
+    parser = argparse.ArgumentParser()
+    bench_command.add_arguments(parser)
+    assert tuple(parser.parse_args(["peers"]).frameworks.split(",")) == bench_peers.FRAMEWORKS

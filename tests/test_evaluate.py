@@ -193,3 +193,23 @@ def test_checkpoint_of_another_net_is_a_clear_error(run):
                                          "give the --net and --num-classes it was trained with") as error:
         evaluate.evaluate(model, str(dataset), progress=False)
     assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+def test_eval_counts_skipped_images_as_num_skipped(run, tmp_path):
+    """Eval's count of undecodable images is `num_skipped` (the run summary's `skipped_images` is a list of
+    names): one name, one meaning. The report is written through RunDir, which reads it back."""
+    import shutil
+
+    train_dir, dataset = run
+    copy = tmp_path / "shapes"
+    shutil.copytree(dataset, copy)
+    (copy / "validation" / CLASSES[0] / "broken.png").write_bytes(b"not a png")
+    model = TrainedModel.from_train_dir(str(train_dir))
+    report = RunDir(tmp_path / "run").report_dir("validation")
+    metrics = evaluate.evaluate(model, str(copy), batch_size=6, output_dir=report, progress=False)
+    assert metrics["num_skipped"] == 1 and "skipped_images" not in metrics
+    assert metrics["num_examples"] == 12
+    assert RunDir(tmp_path / "run").eval_metrics("validation") == metrics
+    assert RunDir(tmp_path / "run").eval_metrics("train") is None
+    assert ", 1 images skipped (corrupt)" in evaluate.format_metrics(metrics).splitlines()[0]
+    assert sorted(p.name for p in Path(report).iterdir()) == ["confusion_matrix.png", "metrics.json"]  # no temp files

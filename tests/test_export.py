@@ -12,7 +12,7 @@ from test_evaluate import CLASSES, IMAGE_SIZE, make_train_dir
 
 from finetune.data import synthetic
 from finetune.data.preprocessing import preprocess_image
-from finetune.serve import export
+from finetune.serve import export, graph, served, verify
 from finetune.serve.evaluate import TrainedModel
 from nets import nets_factory
 from nets.compat import tf
@@ -48,34 +48,34 @@ def _checkpoint_logits(model: TrainedModel, pixels) -> np.ndarray:
 
 def _logits_tolerance(logits: np.ndarray) -> float:
     """Export's promise: logits within 1e-4 of their scale (float rounding grows with depth)."""
-    return export.TOLERANCE * max(1.0, float(np.abs(logits).max()))
+    return verify.TOLERANCE * max(1.0, float(np.abs(logits).max()))
 
 
 def test_frozen_graph_reproduces_checkpoint_logits(exported):
     model, result = exported
     pixels = _pixels(3)
-    outputs = export.run_graph_def(export.load_graph_def(result.graph), pixels)
+    outputs = served.run_graph_def(served.load_graph_def(result.graph), pixels)
     expected = _checkpoint_logits(model, pixels)
     assert np.abs(expected).max() > 0.1 and np.std(expected, axis=0).max() > 0.05  # outputs depend on the input
     np.testing.assert_allclose(outputs["logits"], expected, atol=_logits_tolerance(expected), rtol=0)
     exp = np.exp(expected - expected.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(outputs["probabilities"], exp / exp.sum(axis=1, keepdims=True), atol=export.TOLERANCE)
+    np.testing.assert_allclose(outputs["probabilities"], exp / exp.sum(axis=1, keepdims=True), atol=verify.TOLERANCE)
     np.testing.assert_array_equal(outputs["classes"], expected.argmax(axis=1))
-    assert result.max_difference["probabilities"] <= export.TOLERANCE
+    assert result.max_difference["probabilities"] <= verify.TOLERANCE
 
 
 def test_frozen_graph_takes_images_of_any_size(exported):
     """Raw images, tall, wide, smaller and larger than the net's input, give the checkpoint's logits of the same
     images preprocessed as evaluation preprocesses them: nothing has to be resized before the graph."""
     model, result = exported
-    images = export.sample_images(IMAGE_SIZE, seed=4)
+    images = verify.sample_images(IMAGE_SIZE, seed=4)
     assert {image.shape[:2] for image in images} >= {(2 * IMAGE_SIZE + 7, IMAGE_SIZE // 2 + 3),
                                                       (IMAGE_SIZE // 2 + 1, 3 * IMAGE_SIZE - 5)}
     expected = _checkpoint_logits(model, images)
     assert np.std(expected, axis=0).max() > 0.05
-    with export.ServedModel(result.graph) as served:
-        assert served.input.shape.as_list() == [None, None, None, 3]
-        outputs = served.run_images(images)
+    with served.ServedModel(result.graph) as loaded:
+        assert loaded.input.shape.as_list() == [None, None, None, 3]
+        outputs = loaded.run_images(images)
     np.testing.assert_allclose(outputs["logits"], expected, atol=_logits_tolerance(expected), rtol=0)
 
 
@@ -89,14 +89,14 @@ def test_verification_catches_a_graph_that_resizes_before_preprocessing(exported
         whole = tf.image.resize(one / 255.0, [IMAGE_SIZE, IMAGE_SIZE])
         return preprocess_image(whole, IMAGE_SIZE, IMAGE_SIZE, False, model.preprocessing)
 
-    monkeypatch.setattr(export, "_preprocess", resize_first)
+    monkeypatch.setattr(graph, "_preprocess", resize_first)
     with pytest.raises(ValueError, match="differs from the checkpoint graph"):
         export.export(model, tmp_path / "model.pb")
 
 
 def test_frozen_graph_has_no_variables_and_batch_norm_folded(exported):
     _, result = exported
-    graph_def = export.load_graph_def(result.graph)
+    graph_def = served.load_graph_def(result.graph)
     ops = {node.op for node in graph_def.node} | {n.op for f in graph_def.library.function for n in f.node_def}
     assert not ops & {"VariableV2", "VarHandleOp", "ReadVariableOp", "Assign", "AssignVariableOp", "RestoreV2"}
     assert not ops & {"FusedBatchNorm", "FusedBatchNormV3"}
@@ -106,13 +106,13 @@ def test_frozen_graph_has_no_variables_and_batch_norm_folded(exported):
 def test_sidecars_describe_the_graph(exported):
     model, result = exported
     info = json.loads(Path(result.info).read_text())
-    assert info["exported_by"] == "finetune export" and export.is_export_info(Path(result.info))
+    assert info["exported_by"] == "finetune export" and served.is_export_info(Path(result.info))
     assert info["input"] == {"name": "input:0", "type": "float", "dtype": "float32",
                              "shape": [None, None, None, 3], "values": info["input"]["values"]}
     assert "not resized" in info["input"]["values"] and info["image_size"] == IMAGE_SIZE
     assert info["preprocessing"]["steps"].startswith(f"central 87.5% crop, bilinear resize to {IMAGE_SIZE}x")
     assert info["verification"]["sample_sizes"] == [f"{h}x{w}" for h, w, _ in
-                                                    (i.shape for i in export.sample_images(IMAGE_SIZE))]
+                                                    (i.shape for i in verify.sample_images(IMAGE_SIZE))]
     assert info["outputs"]["probabilities"]["shape"] == [None, len(CLASSES)]
     assert info["preprocessing"]["style"] == model.preprocessing
     assert Path(result.labels).read_text().split() == CLASSES
@@ -143,7 +143,7 @@ def test_frozen_graph_runs_with_plain_tensorflow(exported, tmp_path):
     """
     done = _run_isolated(script, result.graph, str(tmp_path / "in.npy"), str(tmp_path / "out.npy"))
     assert done.returncode == 0, done.stderr[-2000:]
-    expected = export.run_graph_def(export.load_graph_def(result.graph), pixels)["probabilities"]
+    expected = served.run_graph_def(served.load_graph_def(result.graph), pixels)["probabilities"]
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
 
 
@@ -162,7 +162,7 @@ def test_saved_model_serves_through_its_signature(exported, tmp_path):
         tall = serve(input=tf.constant(np.load(sys.argv[4])[None]))  # a batch of one image of its own size
         np.save(sys.argv[5], tall["logits"].numpy())
     """
-    tall = export.sample_images(IMAGE_SIZE, seed=12)[2]
+    tall = verify.sample_images(IMAGE_SIZE, seed=12)[2]
     np.save(tmp_path / "tall.npy", tall.astype(np.float32))
     done = _run_isolated(script, result.saved_model, str(tmp_path / "in.npy"), str(tmp_path / "out.npz"),
                          str(tmp_path / "tall.npy"), str(tmp_path / "tall_out.npy"))
@@ -180,8 +180,8 @@ def test_saved_model_serves_through_its_signature(exported, tmp_path):
 def test_jpeg_input_decodes_inside_the_graph(exported, tmp_path):
     model, _ = exported
     result = export.export(model, tmp_path / "jpeg.pb", input_type="jpeg")
-    encoded = [export.encode(image, "JPEG") for image in export.sample_images(IMAGE_SIZE, seed=3)]
-    outputs = export.run_graph_def(export.load_graph_def(result.graph), np.array(encoded, dtype=object))
+    encoded = [served.encode(image, "JPEG") for image in verify.sample_images(IMAGE_SIZE, seed=3)]
+    outputs = served.run_graph_def(served.load_graph_def(result.graph), np.array(encoded, dtype=object))
     with tf.Graph().as_default(), tf.Session() as session:
         decoded = [session.run(tf.io.decode_jpeg(e, channels=3)) for e in encoded]
     assert len({d.shape for d in decoded}) == 5  # one batch of images of five sizes
@@ -193,9 +193,9 @@ def test_differences_above_tolerance_fail():
     reference = {"logits": np.array([[1.0, 2.0]]), "probabilities": np.array([[0.27, 0.73]]), "classes": np.array([1])}
     close = {"logits": reference["logits"] + 5e-5, "probabilities": reference["probabilities"], "classes": [1]}
     far = {"logits": reference["logits"] + [[0.0, 1e-3]], "probabilities": reference["probabilities"], "classes": [1]}
-    export._check("close", export.max_differences(reference, close), export.TOLERANCE)
+    verify.check("close", verify.max_differences(reference, close), verify.TOLERANCE)
     with pytest.raises(ValueError, match="differs from the checkpoint graph"):
-        export._check("far", export.max_differences(reference, far), export.TOLERANCE)
+        verify.check("far", verify.max_differences(reference, far), verify.TOLERANCE)
 
 
 @pytest.mark.slow
@@ -263,7 +263,7 @@ def test_export_replaces_an_earlier_export_only_with_overwrite(exported, tmp_pat
 
     rewritten = export.export(model, out / "model.pb", saved_model_dir=tmp_path / "sm", overwrite=True)
     assert (out / "labels.txt").read_text().split() == CLASSES
-    assert len(export.load_graph_def(out / "model.pb").node) == rewritten.nodes
+    assert len(served.load_graph_def(out / "model.pb").node) == rewritten.nodes
     again = export.export(model, out / "model.pb", saved_model_dir=tmp_path / "sm", overwrite=True)
     assert again.saved_model_max_difference == rewritten.saved_model_max_difference
     assert sorted(p.name for p in (tmp_path / "sm").iterdir()) == ["assets.extra", "saved_model.pb", "variables"]
@@ -290,3 +290,36 @@ def test_bench_export_smoke():
     assert result["pb_bytes"] > 4 * 200_000  # MobileNet v1 0.25's ~0.21M weights as float32 constants
     assert result["batch_norms_folded"] == 27
     assert result["latency_frozen"]["runs"] == 1 and result["latency_checkpoint"]["median_ms"] > 0
+
+
+def test_model_json_records_the_tolerance_export_checked(exported, tmp_path):
+    """--tolerance (export's `tolerance`) is the bound the verification used: model.json says that one, not
+    the default."""
+    model, result = exported
+    assert json.loads(Path(result.info).read_text())["verification"]["tolerance"] == verify.TOLERANCE
+    loose = export.export(model, tmp_path / "loose.pb", tolerance=1e-2)
+    assert json.loads(Path(loose.info).read_text())["verification"]["tolerance"] == 1e-2
+
+
+def test_a_datasets_labels_txt_is_never_read_as_class_names(tmp_path):
+    """labels.txt means one class name a line (train and export dirs); a TFRecord dataset's labels.txt (TF-Slim
+    `label:name` lines, read by the dataset scanner only) given where class names are expected is refused in one
+    line, never taken as names like '0:daisy'."""
+    import argparse
+
+    from finetune.commands import export as export_command
+    from finetune.runs.files import read_labels
+
+    dataset = tmp_path / "flowers"
+    dataset.mkdir()
+    (dataset / "labels.txt").write_text("0:daisy\n1:rose\n")
+    with pytest.raises(ValueError, match=r"flowers/labels.txt is a TFRecord dataset's labels.txt \(TF-Slim "
+                                         r"`label:name` lines\), not class names one per line"):
+        read_labels(dataset / "labels.txt")
+    args = argparse.Namespace(train_dir=None, ckpt=str(tmp_path / "model.ckpt"), net="mobilenet_v1_025",
+                              labels=str(dataset / "labels.txt"), num_classes=None, image_size=None,
+                              moving_average=False)
+    with pytest.raises(ValueError, match="is a TFRecord dataset's labels.txt"):
+        export_command._model(args)
+    (tmp_path / "names.txt").write_text("n01:daisy\n1:rose\nplain\n")  # colons alone do not make a dataset's file
+    assert read_labels(tmp_path / "names.txt") == ["n01:daisy", "1:rose", "plain"]

@@ -89,10 +89,11 @@ def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys)
         assert cli.main(["eval", "--train-dir", str(train_dir)]) == 0
         assert cli.main(["export", "--train-dir", str(train_dir), "--output", str(tmp_path / "model.pb")]) == 0
         assert "verified against finetune eval's pipeline" in capsys.readouterr().out
-        from finetune.serve import export
+        from finetune.serve import graph as serving
+        from finetune.serve import served
 
-        graph_def = export.load_graph_def(tmp_path / "model.pb")  # the backbone's weights inlined as constants
-        assert not [n.name for n in graph_def.node if n.op in export._VARIABLE_OPS]
+        graph_def = served.load_graph_def(tmp_path / "model.pb")  # the backbone's weights inlined as constants
+        assert not [n.name for n in graph_def.node if n.op in serving.VARIABLE_OPS]
         assert {n.name: n.op for n in graph_def.node}["HubNet/backbone/conv/kernel"] == "Const"
         # and as a TF Hub model again: the fine-tuned backbone and classifier, reloaded elsewhere
         loaded, expected = _export_and_reload(train_dir, tmp_path)

@@ -13,7 +13,7 @@ from test_evaluate import CLASSES, IMAGE_SIZE, make_train_dir
 from test_export import _checkpoint_logits
 
 from finetune.data import synthetic
-from finetune.serve import export, predict
+from finetune.serve import export, predict, served
 from finetune.serve.evaluate import TrainedModel
 from nets.compat import tf
 
@@ -99,7 +99,7 @@ def test_a_file_the_jpeg_graph_cannot_decode_is_named_and_the_batch_still_runs(s
     """A JPEG cut in half: its header reads, the graph's decoder fails; that batch runs again image by image."""
     model, result, images = setup
     jpeg = export.export(model, tmp_path / "jpeg" / "model.pb", input_type="jpeg")
-    whole = export.encode(np.asarray(Image.open(images[2]).convert("RGB")), "JPEG")
+    whole = served.encode(np.asarray(Image.open(images[2]).convert("RGB")), "JPEG")
     (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     paths = [images[0], str(tmp_path / "cut.jpg"), images[1]]
     for graph in (jpeg.graph, result.graph):  # jpeg input: in the graph; float input: predict's decoder
@@ -141,3 +141,30 @@ def test_cli_predict_json_and_table(setup, tmp_path):
     assert len(errors) == 2 and errors[0] == f"finetune predict: error: {tmp_path / 'gone.jpg'}: no such file"
     assert errors[1].startswith(f"finetune predict: error: {bomb}: too large to decode (")
     assert "400000000 pixels" in errors[1] and errors[1].endswith("give a smaller image")
+
+
+def test_class_names_come_from_the_exports_own_files_only(setup, tmp_path):
+    """A .pb copied into a TFRecord dataset's folder sits beside its labels.txt of TF-Slim `label:name` lines:
+    predict never takes those for class names (no export's model.json names them), it names classes by index.
+    With the export's model.json beside it, the labels.txt it names is read."""
+    import shutil
+    from pathlib import Path
+
+    _, result, images = setup
+    dataset = tmp_path / "tfrecords"
+    dataset.mkdir()
+    shutil.copyfile(result.graph, dataset / "model.pb")
+    (dataset / "labels.txt").write_text("".join(f"{i}:{name}\n" for i, name in enumerate(CLASSES)))
+    with predict.load_model(dataset / "model.pb") as exported:
+        assert exported.labels == [str(i) for i in range(len(CLASSES))]
+        labels = {p["label"] for r in predict.predict(exported, images, top_k=len(CLASSES)) for p in r["predictions"]}
+    assert labels == {str(i) for i in range(len(CLASSES))}
+
+    shutil.copyfile(result.info, dataset / "model.json")  # now the export's files: its labels.txt is the model's
+    (dataset / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    with predict.load_model(dataset / "model.pb") as exported:
+        assert exported.labels == CLASSES
+    (dataset / "labels.txt").write_text("daisy\nrose\n")
+    with pytest.raises(ValueError, match=r"labels.txt has 2 names for a 6-class model"):
+        predict.load_model(dataset / "model.pb")
+    assert Path(result.labels).read_text().split() == CLASSES

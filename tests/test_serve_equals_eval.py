@@ -19,6 +19,7 @@ from test_evaluate import make_train_dir
 from finetune.data import dataset as data
 from finetune.runs.trained_model import TrainedModel
 from finetune.serve import evaluate, export, predict
+from finetune.serve.served import ServedModel
 from nets.compat import tf
 
 PHOTOS = Path(__file__).parent / "data" / "real"
@@ -136,7 +137,7 @@ def test_finetune_eval_metrics_equal_those_of_predict(served):
     probabilities = _predicted_probabilities(models["float .pb"], info.sources["validation"])
     labels = np.array(info.labels["validation"])
     loss = -np.mean(np.log(probabilities[np.arange(len(labels)), labels]))
-    assert metrics["num_examples"] == len(labels) and metrics["skipped_images"] == 0
+    assert metrics["num_examples"] == len(labels) and metrics["num_skipped"] == 0
     assert metrics["loss"] == pytest.approx(loss, abs=TOLERANCE)
     assert metrics["top1"] == pytest.approx(np.mean(probabilities.argmax(axis=1) == labels))
 
@@ -147,7 +148,7 @@ def test_resizing_before_the_graph_would_be_caught(served):
     _, info, models, expected = served
     images = info.sources["validation"]
     resized = [np.asarray(Image.open(p).convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)) for p in images]
-    with export.ServedModel(models["float .pb"]) as graph:
+    with ServedModel(models["float .pb"]) as graph:
         got = graph.run(np.stack(resized).astype(np.float32))["probabilities"]
     print(f"resized before the graph: max |probability difference| from evaluation {np.abs(got - expected).max():.2e}, "
           f"top-1 differs on {(got.argmax(1) != expected.argmax(1)).sum()} of {len(images)}")

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from finetune.runs.trained_model import TrainedModel
-from finetune.serve import export
+from finetune.serve import export, verify
+from finetune.serve.graph import INPUT, serving_graph
+from finetune.serve.served import ServedModel
 from nets import nets_factory
 from nets.compat import tf
 
@@ -106,10 +108,10 @@ def bench_export(
         start = time.perf_counter()
         result = export.export(model, Path(workdir) / "model.pb")
         export_seconds = time.perf_counter() - start
-        inputs = export.sample_inputs("float", model.image_size, batch_size)
+        inputs = verify.sample_inputs("float", model.image_size, batch_size)
         with contextlib.ExitStack() as stack:
             runs = {
-                "frozen": stack.enter_context(_frozen_runner(export.load_graph_def(result.graph), inputs)),
+                "frozen": stack.enter_context(_frozen_runner(result.graph, inputs)),
                 "checkpoint": stack.enter_context(_checkpoint_runner(model, inputs)),
             }
             latency = timed(runs, repeats)
@@ -129,25 +131,22 @@ def bench_export(
 
 
 @contextlib.contextmanager
-def _frozen_runner(graph_def: tf.GraphDef, inputs: np.ndarray) -> Iterator[Callable[[], object]]:
-    """A call that runs the frozen graph's probabilities on `inputs`, in its own session."""
-    with tf.Graph().as_default() as graph:
-        tf.import_graph_def(graph_def, name="")
-        with tf.Session(graph=graph) as session:
-            feed = {f"{export.INPUT}:0": inputs}
-            yield lambda: session.run("probabilities:0", feed)
+def _frozen_runner(path: str, inputs: np.ndarray) -> Iterator[Callable[[], object]]:
+    """A call that runs the exported graph's probabilities on `inputs`, loaded as a client loads it."""
+    with ServedModel(path) as served:
+        yield lambda: served.run(inputs, ("probabilities",))
 
 
 @contextlib.contextmanager
 def _checkpoint_runner(model: TrainedModel, inputs: np.ndarray) -> Iterator[Callable[[], object]]:
     """The same for the checkpoint graph (variables restored) the export froze."""
     with tf.Graph().as_default() as graph:
-        tensors = export.serving_graph(model)
+        tensors = serving_graph(model)
         restore = model.restore_op(tf.global_variables())
         with tf.Session(graph=graph) as session:
             session.run(tf.global_variables_initializer())
             session.run(restore)
-            feed = {tensors[export.INPUT]: inputs}
+            feed = {tensors[INPUT]: inputs}
             yield lambda: session.run(tensors["probabilities"], feed)
 
 

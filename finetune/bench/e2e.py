@@ -99,6 +99,7 @@ def _slim_input(paths: Sequence[str], labels: Sequence[int], *, image_size: int,
 def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_size: int, epochs: int,
               logdir: str, seed: int = 0) -> dict:
     """TF-Slim's classifier-only fine-tuning loop over an image folder, then its validation accuracy."""
+    from checkpoints.scopes import scope_matches
     from finetune.data import dataset as data
     from nets import nets_factory
     from nets.compat import slim, tf
@@ -124,7 +125,7 @@ def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_
         optimizer = tf.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM)
         train_op = slim.learning.create_train_op(total_loss, optimizer, global_step=global_step,
                                                  variables_to_train=slim.get_trainable_variables(classifier))
-        restored = [v for v in slim.get_model_variables() if not v.op.name.startswith(classifier)]
+        restored = [v for v in slim.get_model_variables() if not scope_matches(classifier, v.op.name)]
         init_fn = slim.assign_from_checkpoint_fn(checkpoint, restored)
         saver = tf.train.Saver(slim.get_model_variables() + [global_step])
         # slim.learning.train's Supervisor threads (step counter, checkpoints) read the global step outside the
@@ -245,8 +246,12 @@ def _slim_result(stdout: str) -> dict:
 
 
 def _finetune_result(command: Sequence[str]) -> dict:
-    train_dir = Path(command[command.index("--train-dir") + 1])
-    summary = json.loads((train_dir / "run_summary.json").read_text())
+    from finetune.runs.run_dir import RunDir
+
+    train_dir = RunDir(command[command.index("--train-dir") + 1])
+    summary = train_dir.summary()
+    if summary is None:
+        raise RuntimeError(f"{train_dir} holds no run summary: the finetune run did not finish.")
     return {"steps": summary["steps"], "validation_accuracy": summary["validation_accuracy"],
             "train_seconds": summary["seconds"]}
 

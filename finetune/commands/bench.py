@@ -39,16 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cache: also a cached run with --precision mixed_bfloat16")
     parser.add_argument("--no-cache-off", action="store_true",
                         help="cache: leave out the --cache-features off run (as slow as TF-Slim's)")
-    parser.add_argument("--frameworks", default=",".join(_peer_frameworks()),
+    parser.add_argument("--frameworks", default="finetune,finetune-jpeg,tf-slim,keras",  # bench.peers.FRAMEWORKS
                         help="peers: comma-separated contenders (finetune, finetune-jpeg, finetune-bf16, tf-slim, keras)")
     parser.add_argument("--modes", default="all,logits", help="peers: what trains, comma-separated (all, logits)")
     parser.add_argument("--clip-norm", type=float, default=5.0, help="peers: global gradient norm clip")
     parser.add_argument("--trainable", default="all", help="train, precision: what trains ('logits', 'all', scopes)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
-
-
-def _peer_frameworks() -> tuple[str, ...]:
-    return ("finetune", "finetune-jpeg", "tf-slim", "keras")  # bench_peers.FRAMEWORKS (imports TensorFlow)
 
 
 def _count(n: int, noun: str) -> str:

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--watch follows a training run: give --train-dir DIR.")
     if not args.train_dir and not (args.ckpt and args.net):
         raise ValueError("say what to evaluate: --train-dir DIR, or --ckpt PATH --net NAME.")
+    from finetune.runs.run_dir import CONFUSION_PNG, METRICS_FILE
     from finetune.serve import evaluate
 
     info = _dataset(args)
@@ -92,5 +93,5 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate.evaluate(model, info, split=args.split, batch_size=args.batch_size, output_dir=output_dir)
     print(_render(metrics, args.json))
     if not args.json:
-        print(f"wrote {Path(output_dir) / evaluate.METRICS_FILE} and {Path(output_dir) / evaluate.CONFUSION_PNG}")
+        print(f"wrote {Path(output_dir) / METRICS_FILE} and {Path(output_dir) / CONFUSION_PNG}")
     return 0

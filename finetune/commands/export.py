@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model(args: argparse.Namespace):
-    from finetune.runs.run_dir import read_labels
+    from finetune.runs.files import read_labels
     from finetune.runs.trained_model import TrainedModel
 
     if args.train_dir:

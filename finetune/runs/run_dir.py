@@ -8,6 +8,7 @@
       restore_report.json  the restore plan of the pretrained checkpoint (written at warm start)
       run_summary.json     the end-of-run numbers (steps, loss, accuracy, checkpoint)
       eval_<split>/        metrics.json and confusion_matrix.png of `finetune eval` and training's final evaluation
+                           (`write_eval_report`, `RunDir.eval_metrics`)
       graph.pbtxt          the training graph (TensorBoard shows it from the events file too)
       train.lock           while a run trains here: its pid, host and start time (flock'ed)
 
@@ -15,9 +16,11 @@
       plan.json            the recipe, each stage's resolved values and state, in order (the last stage is the result)
       kept/<name>/         a stage's final checkpoint kept under a name, as a train dir
 
-Training, evaluation, export and predict go through `RunDir` (and `read_labels` / `write_labels` for
-the labels format); no other module names these files. JSON and text files are written whole: a
-temporary file in the same directory, then renamed over the old one.
+Training, evaluation, export, recipes and the benchmarks go through `RunDir` (and `write_eval_report`
+for an evaluation's report); no other module names these files. Every file is written whole
+(`finetune.runs.files.write_atomically`: a temporary file in the same directory, then renamed over
+the old one); labels.txt is the one-name-a-line format of `finetune.runs.files`, not a TFRecord
+dataset's `label:name` labels.txt.
 
 A run is never lost: one process trains in a dir at a time (`RunDir.lock`); a dir that holds any
 model.ckpt-* resumes from its newest complete checkpoint (`resume_point`), never warm-starts over it;
@@ -34,23 +37,32 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from finetune.runs.files import (
+    LABELS_FILE,
+    megabytes,
+    read_json,
+    read_labels,
+    write_atomically,
+    write_json,
+    write_labels,
+)
 from nets.compat import tf
 
 PLAN_FILE = "plan.json"  # a recipe's plan dir (see the module docstring)
 KEPT_DIR = "kept"
 RUN_CONFIG_FILE = "run_config.json"
-LABELS_FILE = "labels.txt"
 RUN_SUMMARY_FILE = "run_summary.json"
 RESTORE_REPORT_FILE = "restore_report.json"
 CHECKPOINT_BASENAME = "model.ckpt"
 CHECKPOINT_STATE_FILE = "checkpoint"  # tf.train.Saver's list of checkpoints
 LOCK_FILE = "train.lock"
 GRAPH_FILE = "graph.pbtxt"
+METRICS_FILE = "metrics.json"  # in eval_<split>/ (or eval's --output-dir)
+CONFUSION_PNG = "confusion_matrix.png"
 _REQUIRED_RUN_CONFIG = ("net", "num_classes")
 # run_config.json values that change what a checkpoint's numbers mean: a resume must keep them.
 _MEANING = ("net", "num_classes", "image_size", "preprocessing")
@@ -63,45 +75,6 @@ class RunDirError(ValueError):
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (disk full, unwritable dir); the previous one is still the latest."""
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write `text` to `path` whole: a temporary file beside it, flushed, then renamed over it.
-
-    A failed write (disk full, read-only) leaves the old file as it was and is one OSError naming the file."""
-    path = Path(path)
-    temporary = None
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
-        raise OSError(error.errno, f"cannot write {path}: {error.strerror or error}; it needs about "
-                      f"{_megabytes(len(text.encode()))}, {_megabytes(free)} free in {path.parent}: free space or "
-                      "make it writable") from None
-    finally:
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
-
-
-def write_json(path: str | Path, value: dict) -> None:
-    write_atomically(path, json.dumps(value, indent=1) + "\n")
-
-
-def write_labels(path: str | Path, class_names: Sequence[str]) -> None:
-    """labels.txt: one class name per line, in label order."""
-    write_atomically(path, "".join(f"{name}\n" for name in class_names))
-
-
-def read_labels(path: str | Path) -> list[str]:
-    """Class names from a labels.txt of one name per line, in label order."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"labels file {path} not found: give a text file with one class name per line.")
-    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 class RunDir:
@@ -279,17 +252,8 @@ class RunDir:
         latest = self.latest_checkpoint()
         kept = f"{Path(latest).name} is still the latest checkpoint; free space (or make the dir writable) and " \
             "rerun to resume" if latest else "No checkpoint was saved; free space (or make the dir writable) and rerun"
-        return CheckpointWriteError(f"{what} in {self.path}: {reason}; it needs about {_megabytes(needed_bytes)}, "
-                                    f"{_megabytes(free)} free. {kept}.")
-
-    def finished(self, max_steps: int | None) -> dict | None:
-        """The run summary if the run here reached `max_steps` and its checkpoint still exists, else None."""
-        summary = self.summary()
-        if max_steps is None or summary is None:
-            return None
-        done = summary.get("stopped") == "max_steps" and summary.get("final_step", 0) >= max_steps
-        checkpoint = summary.get("checkpoint")
-        return summary if done and checkpoint and tf.train.checkpoint_exists(checkpoint) else None
+        return CheckpointWriteError(f"{what} in {self.path}: {reason}; it needs about {megabytes(needed_bytes)}, "
+                                    f"{megabytes(free)} free. {kept}.")
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -330,15 +294,18 @@ class RunDir:
         write_json(self.file(RUN_SUMMARY_FILE), summary)
 
     def summary(self) -> dict | None:
-        path = self.file(RUN_SUMMARY_FILE)
-        return json.loads(path.read_text()) if path.is_file() else None
+        """run_summary.json, or None before a run has ended here."""
+        return read_json(self.file(RUN_SUMMARY_FILE))
+
+    def eval_metrics(self, split: str) -> dict | None:
+        """eval_<split>/metrics.json, or None when that split was not evaluated here."""
+        return read_json(Path(self.report_dir(split)) / METRICS_FILE)
 
     # -- a recipe's plan dir ------------------------------------------------------------------
 
     def plan(self) -> dict | None:
         """plan.json of a recipe's plan dir, or None."""
-        path = self.file(PLAN_FILE)
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read_json(self.file(PLAN_FILE))
 
     def write_plan(self, plan: dict) -> None:
         self.create()
@@ -359,14 +326,12 @@ class RunDir:
     def copy_checkpoint(self, checkpoint: str, destination: RunDir) -> str:
         """Copy `checkpoint` (one of this run's) with run_config.json and labels.txt into `destination`, a train
         dir that eval, export and --ckpt read; returns the copy's prefix."""
-        import shutil
-
         destination.create()
         for path in tf.io.gfile.glob(checkpoint + ".*"):
             shutil.copyfile(path, destination.path / Path(path).name)
         for name in (RUN_CONFIG_FILE, LABELS_FILE):
             if self.file(name).is_file():
-                shutil.copyfile(self.file(name), destination.file(name))
+                write_atomically(destination.file(name), self.file(name).read_text())
         tf.train.update_checkpoint_state(str(destination.path), Path(checkpoint).name)
         return str(destination.path / Path(checkpoint).name)
 
@@ -383,10 +348,18 @@ def _lock_holder(content: bytes) -> str:
         return "another process"
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 2**20:.1f} MB"
-
-
 def report_dir(directory: str | Path, split: str) -> str:
     """DIRECTORY/eval_<split>: training's final evaluation and `finetune eval` both write there."""
     return str(Path(directory) / f"eval_{split}")
+
+
+def write_eval_report(directory: str | Path, metrics: dict, confusion_png: bytes) -> tuple[Path, Path]:
+    """DIRECTORY/metrics.json and DIRECTORY/confusion_matrix.png, each written whole; their paths.
+
+    DIRECTORY is a train dir's eval_<split> (`report_dir`) or eval's --output-dir."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = directory / METRICS_FILE, directory / CONFUSION_PNG
+    write_atomically(json_path, json.dumps(metrics, indent=2) + "\n")
+    write_atomically(png_path, confusion_png)
+    return json_path, png_path

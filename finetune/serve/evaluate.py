@@ -15,7 +15,6 @@ not grow with the split.
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -23,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from finetune.runs.run_dir import write_eval_report
 from finetune.runs.trained_model import TrainedModel
 from nets.compat import tf
 
-METRICS_FILE = "metrics.json"
-CONFUSION_PNG = "confusion_matrix.png"
 TOP_K = 5
 _MAX_ANNOTATED_CLASSES = 30
 _MAX_NAMED_CLASSES = 60
@@ -93,7 +91,8 @@ def evaluate(
 
     Returns {"checkpoint", "global_step", "net", "split", "num_examples", "top1", "top5" (or top{k} for
     fewer than 5 classes), "top_k", "loss", "per_class", "class_names", "confusion_matrix",
-    "skipped_images"}. With `output_dir`, also writes metrics.json and confusion_matrix.png there.
+    "num_skipped"}: `num_skipped` counts the split's images that did not decode (skipped, never a crash).
+    With `output_dir`, also writes metrics.json and confusion_matrix.png there.
     """
     from finetune.data import dataset as data
 
@@ -116,14 +115,14 @@ def evaluate(
             session.run([init, tf.local_variables_initializer(), iterator.initializer])
             session.run(restore)
             counts = _accumulate(session, fetches, model.num_classes, _progress(progress, info, split, batch_size))
-            skipped_count = int(session.run(skipped))
+            num_skipped = int(session.run(skipped))
     metrics = {
         "checkpoint": model.checkpoint,
         "global_step": model.global_step,
         "net": model.net,
         "split": split,
         **metrics_from_counts(*counts, model.class_names, top_k),
-        "skipped_images": skipped_count,
+        "num_skipped": num_skipped,
     }
     if output_dir:
         write_report(metrics, output_dir)
@@ -161,15 +160,10 @@ def _accumulate(session: tf.Session, fetches: dict[str, tf.Tensor], num_classes:
 
 
 def write_report(metrics: dict, output_dir: str) -> tuple[Path, Path]:
-    """Write metrics.json and confusion_matrix.png into output_dir; return their paths."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / METRICS_FILE
-    json_path.write_text(json.dumps(metrics, indent=2) + "\n")
-    png_path = out / CONFUSION_PNG
-    png_path.write_bytes(confusion_png(np.array(metrics["confusion_matrix"]), metrics["class_names"],
-                                       title=_title(metrics)))
-    return json_path, png_path
+    """Write metrics.json and confusion_matrix.png into output_dir (through `finetune.runs.run_dir`, each
+    file whole); return their paths."""
+    png = confusion_png(np.array(metrics["confusion_matrix"]), metrics["class_names"], title=_title(metrics))
+    return write_eval_report(output_dir, metrics, png)
 
 
 def _title(metrics: dict) -> str:
@@ -216,8 +210,8 @@ def format_metrics(metrics: dict) -> str:
     from tabulate import tabulate
 
     head = _title(metrics) + f", loss {metrics['loss']:.4f}"
-    if metrics.get("skipped_images"):
-        head += f", {metrics['skipped_images']} images skipped (corrupt)"
+    if metrics.get("num_skipped"):
+        head += f", {metrics['num_skipped']} images skipped (corrupt)"
     rows = [
         (name, entry["count"], "-" if entry["accuracy"] is None else f"{entry['accuracy']:.1%}")
         for name, entry in metrics["per_class"].items()

@@ -18,13 +18,12 @@ stay trainable. In training mode the BatchNorm statistics update with each call.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from checkpoints import scopes
-from finetune.runs.run_dir import LABELS_FILE, write_labels
+from finetune.runs.files import LABELS_FILE, write_json, write_labels
 from finetune.runs.trained_model import TrainedModel
 from nets import hub, nets_factory
 from nets.compat import tf
@@ -138,6 +137,6 @@ def export_hub(model: TrainedModel, directory: str | Path) -> dict:
                 "feature_dim": int(traces[(True, False)].structured_outputs.shape[-1])}
     extra = directory / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
-    (extra / "finetune_hub.json").write_text(json.dumps(metadata, indent=1) + "\n")
+    write_json(extra / "finetune_hub.json", metadata)
     write_labels(extra / LABELS_FILE, model.class_names)
     return metadata

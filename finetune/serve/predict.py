@@ -1,7 +1,8 @@
 """Classify image files with an exported model (a frozen .pb or a SavedModel directory from `finetune export`).
 
-The model does its own preprocessing on images of any size (see finetune.serve.export), so predict only
-decodes, and decodes as `finetune eval` does: a float-input model gets each image's pixels from
+The model (`finetune.serve.served.ServedModel`) does its own preprocessing on images of any size (see
+finetune.serve.graph), so predict only decodes, and decodes as `finetune eval` does: a float-input
+model gets each image's pixels from
 `finetune.data.dataset.decode_image` (TensorFlow's decoder; PIL for formats TensorFlow does not read), at
 their own size; a jpeg-input model gets the file's bytes (other formats re-encoded as PNG). So
 predict, eval and a plain TensorFlow client give the same probabilities for a file.
@@ -11,8 +12,9 @@ once per size). An image that is missing, does not decode, or whose header says 
 `MAX_PIXELS` (checked before decoding: a 20000x20000 PNG or a decompression bomb is not decoded) is
 reported by name and the others still run.
 
-Class names come from the labels.txt export wrote beside the .pb (or in the SavedModel's
-assets.extra/); without it, classes are shown by index.
+Class names come from the labels.txt that the export's model.json names (beside the .pb, or in the
+SavedModel's assets.extra/); without the export's model.json, classes are shown by index: a labels.txt
+that merely lies beside the .pb (a TFRecord dataset's `label:name` lines) is never read.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune.runs.run_dir import LABELS_FILE, read_labels
-from finetune.serve import export
+from finetune.serve.served import ServedModel, encode
 from nets.compat import tf
 
 _TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP")
@@ -33,57 +34,19 @@ _TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP")
 MAX_PIXELS = 89_478_485
 
 
-class ExportedModel(export.ServedModel):
-    """An exported graph loaded in its own session, with its class names."""
-
-    def __init__(self, path: str | Path):
-        super().__init__(path)
-        labels_dir = self.path / export.SAVED_MODEL_EXTRA if self.path.is_dir() else self.path.parent
-        labels_path = labels_dir / LABELS_FILE
-        num_classes = self.num_classes
-        self.labels = read_labels(labels_path) if labels_path.is_file() else [str(i) for i in range(num_classes)]
-        if len(self.labels) != num_classes:
-            super().close()
-            raise ValueError(f"{labels_path} has {len(self.labels)} names for a {num_classes}-class model: "
-                             "use the labels.txt written with this model.")
-        self._decoder = _Decoder()
-
-    def probabilities(self, inputs: Sequence) -> np.ndarray:
-        """Probabilities [N, classes] of model inputs (read_image's) in order, whatever their sizes."""
-        return self.run_images(inputs)["probabilities"]
-
-    def decode(self, encoded: bytes) -> np.ndarray:
-        return self._decoder(encoded)
-
-    def close(self) -> None:
-        self._decoder.close()
-        super().close()
+def load_model(path: str | Path) -> ServedModel:
+    """The exported model at `path` with its class names (ValueError now, not at the first image, when the
+    export's labels.txt does not fit the model)."""
+    model = ServedModel(path)
+    try:
+        _ = model.labels  # read now, so a labels.txt of another model fails here
+    except BaseException:
+        model.close()
+        raise
+    return model
 
 
-class _Decoder:
-    """Evaluation's decoder (finetune.data.dataset.decode_image) in its own small graph: bytes -> uint8 [h, w, 3]."""
-
-    def __init__(self):
-        from finetune.data.dataset import decode_image
-
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self._encoded = tf.placeholder(tf.string, [])
-            self._image = decode_image(self._encoded)
-        self.session = tf.Session(graph=self.graph)
-
-    def __call__(self, encoded: bytes) -> np.ndarray:
-        return self.session.run(self._image, {self._encoded: encoded})
-
-    def close(self) -> None:
-        self.session.close()
-
-
-def load_model(path: str | Path) -> ExportedModel:
-    return ExportedModel(path)
-
-
-def read_image(path: str | Path, model: ExportedModel) -> np.ndarray | bytes:
+def read_image(path: str | Path, model: ServedModel) -> np.ndarray | bytes:
     """One model input from an image file: uint8 pixels [h, w, 3] (float model) or encoded bytes (jpeg model).
 
     ValueError naming the file if it is missing, does not decode, or is larger than MAX_PIXELS.
@@ -99,7 +62,7 @@ def read_image(path: str | Path, model: ExportedModel) -> np.ndarray | bytes:
         except tf.errors.OpError as error:
             raise ValueError(f"{path}: not a readable image ({_first_line(error.message)})") from None
     pixels = _pil_pixels(path)  # a format TensorFlow does not read (TIFF, WebP, ...)
-    return pixels if model.input_type == "float" else export.encode(pixels, "PNG")
+    return pixels if model.input_type == "float" else encode(pixels, "PNG")
 
 
 def _checked_format(path: Path) -> str:
@@ -137,7 +100,7 @@ def _first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else "TensorFlow could not decode it"
 
 
-def predict(model: ExportedModel, images: Sequence[str], *, top_k: int = 5, batch_size: int = 32) -> list[dict]:
+def predict(model: ServedModel, images: Sequence[str], *, top_k: int = 5, batch_size: int = 32) -> list[dict]:
     """Per image, in order: {"image", "predictions": [{"label", "class", "probability"}, ...]} or {"image", "error"}."""
     if top_k < 1 or batch_size < 1:
         raise ValueError(f"top-k and batch size must be at least 1, got {top_k} and {batch_size}.")
@@ -165,7 +128,7 @@ def predict(model: ExportedModel, images: Sequence[str], *, top_k: int = 5, batc
     return results
 
 
-def _run(model: ExportedModel, inputs: dict[str, np.ndarray | bytes]) -> dict[str, np.ndarray | str]:
+def _run(model: ServedModel, inputs: dict[str, np.ndarray | bytes]) -> dict[str, np.ndarray | str]:
     """Each input's probabilities; if the run fails (a jpeg-input graph that cannot decode a file), each
     image again on its own, so the failing one gets its error and the others still run."""
     if not inputs:
