@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from finetune import choices as choice_names
+
 TRAINABLE_LOGITS = "logits"
 TRAINABLE_ALL = "all"
 LOGITS_LEARNING_RATE = 0.01  # classifier only, or from scratch
@@ -77,33 +79,9 @@ def _rename(text):
 
 
 def _flag(help: str, parse: Callable | None = None, *, group: str = "training", repeat: bool = False,
-          choices: Callable[[], Any] | tuple | None = None, required: bool = False) -> dict:
+          choices: tuple[str, ...] = (), required: bool = False) -> dict:
     """Field metadata that `add_arguments` turns into one command-line flag."""
     return {"help": help, "parse": parse, "group": group, "repeat": repeat, "choices": choices, "required": required}
-
-
-def _optimizer_names() -> tuple[str, ...]:
-    from finetune.train import optim
-
-    return tuple(optim.OPTIMIZERS)
-
-
-def _background_options() -> tuple[str, ...]:
-    from checkpoints.mapping import BACKGROUND_OPTIONS
-
-    return tuple(option for option in BACKGROUND_OPTIONS if option)
-
-
-def _precision_names() -> tuple[str, ...]:
-    from finetune.train.precision import PRECISIONS
-
-    return tuple(PRECISIONS)
-
-
-def _schedule_names() -> tuple[str, ...]:
-    from finetune.train import optim
-
-    return tuple(optim.SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -145,7 +123,7 @@ class RunConfig:
         "TF-Slim's 1001 vs 1000 class offset (class 0 of 1001-class checkpoints is 'background'): 'drop' restores "
         "a 1001-class classifier into 1000 classes without the background row, 'add' a 1000-class one into 1001 "
         "(the background row starts fresh), 'auto' either as the shapes need; unset, such a classifier is excluded",
-        str, group="restore", choices=_background_options))
+        str, group="restore", choices=choice_names.BACKGROUND_CLASS))
 
     # what trains
     trainable: tuple[str, ...] = field(default=(TRAINABLE_LOGITS,), metadata=_flag(
@@ -162,12 +140,12 @@ class RunConfig:
     # optimizer and schedule
     optimizer: str = field(default="momentum", metadata=_flag(
         "optimizer (its parameters below keep TF-Slim's names and defaults)", str, group="optimizer",
-        choices=_optimizer_names))
+        choices=choice_names.OPTIMIZERS))
     learning_rate: float | None = field(default=None, metadata=_flag(
         f"base learning rate (default: {LOGITS_LEARNING_RATE} for the classifier or from scratch, "
         f"{ALL_LAYERS_LEARNING_RATE} when more of a pretrained net trains)", float, group="optimizer"))
     lr_schedule: str = field(default="cosine", metadata=_flag("learning-rate schedule", str, group="optimizer",
-                                                              choices=_schedule_names))
+                                                              choices=choice_names.SCHEDULES))
     warmup_steps: int = field(default=0, metadata=_flag("linear learning-rate warm-up steps", int, group="optimizer"))
     decay_epochs: float = field(default=2.0, metadata=_flag(
         "epochs per decay for the exponential schedule", float, group="optimizer"))
@@ -207,11 +185,11 @@ class RunConfig:
     augment: str = field(default="default", metadata=_flag(
         "training images' augmentation: 'default' (the preprocessing style's random crops, flips, colour), "
         "'none' (the evaluation preprocessing, the same pixels every epoch)", str, group="augmentation",
-        choices=("default", "none")))
+        choices=choice_names.AUGMENT))
     cache_features: str = field(default="auto", metadata=_flag(
         "compute the frozen trunk's features once per image and train the classifier on them: 'auto' (on exactly "
         "when only the classifier trains and --augment none), 'on', 'off'", str, group="training",
-        choices=("auto", "on", "off")))
+        choices=choice_names.CACHE_FEATURES))
 
     # how long, how big
     batch_size: int = field(default=32, metadata=_flag("images per step (over all devices)", int, group="loop"))
@@ -219,7 +197,7 @@ class RunConfig:
                                                                 group="loop"))
     input_range: str | None = field(default=None, metadata=_flag(
         "pixel value range a hub:PATH model takes, 0,1 or -1,1 (default: what the model states, else 0,1)", str,
-        group="loop", choices=("0,1", "-1,1")))
+        group="loop", choices=choice_names.INPUT_RANGES))
     max_steps: int | None = field(default=None, metadata=_flag("stop at this global step", int, group="loop"))
     epochs: float | None = field(default=None, metadata=_flag(
         f"stop after this many passes over the training split (default {DEFAULT_EPOCHS:g} without --max-steps)",
@@ -237,7 +215,7 @@ class RunConfig:
 
     # where it runs
     precision: str = field(default="float32", metadata=_flag("numeric precision policy", str, group="devices",
-                                                             choices=_precision_names))
+                                                             choices=choice_names.PRECISIONS))
     xla: bool = field(default=False, metadata=_flag("compile the graph with XLA (TensorFlow's JIT)", group="devices"))
     num_devices: int | None = field(default=None, metadata=_flag(
         "train on this many devices, one tower each, gradients averaged (default: every GPU, else the CPU)", int,
@@ -364,8 +342,7 @@ def _flag_name(name: str) -> str:
 
 
 def _choices(name: str) -> tuple:
-    choices = RunConfig.__dataclass_fields__[name].metadata["choices"]
-    return tuple(choices()) if callable(choices) else tuple(choices)
+    return RunConfig.__dataclass_fields__[name].metadata["choices"]  # a tuple of finetune.choices
 
 
 _GROUP_TITLES = {"run": "run", "restore": "restore from a checkpoint", "training": "what trains",
