@@ -13,7 +13,7 @@ the net, the softmax. Nothing is resized outside the graph:
     probabilities  float32 [None, num_classes]  (softmax of the logits)
     classes        int64   [None]               (argmax)
 
-An image decoded as evaluation decodes it (`finetune.data.dataset.decode_image`: TensorFlow's decode_image,
+An image decoded as evaluation decodes it (`finetune.data.records.decode_image`: TensorFlow's decode_image,
 3 channels, a GIF's first frame, EXIF orientation not applied) and fed as float, its file's bytes fed
 to a jpeg-input graph, and `finetune eval` on the file give the same probabilities.
 
@@ -88,18 +88,18 @@ def serving_graph(model: TrainedModel, input_type: str = "float") -> dict[str, t
 
 def _preprocess(model: TrainedModel, one: tf.Tensor, input_type: str) -> tf.Tensor:
     """One raw image (float pixels in [0, 255] of any size, or encoded bytes) -> the net's evaluation input."""
-    from finetune.data.dataset import decode_image
     from finetune.data.preprocessing import pixels_to_unit, preprocess_image
+    from finetune.data.records import decode_image
 
     image = pixels_to_unit(one) if input_type == "float" else decode_image(one)
     return preprocess_image(image, model.image_size, model.image_size, False, model.preprocessing)
 
 
 def evaluation_outputs(model: TrainedModel, encoded: Sequence[bytes]) -> dict[str, np.ndarray]:
-    """Outputs of evaluation's own pipeline on encoded images, one at a time: `finetune.data.dataset.decode_image`,
+    """Outputs of evaluation's own pipeline on encoded images, one at a time: `finetune.data.records.decode_image`,
     `preprocess_image` in evaluation mode, the checkpoint's net with its variables restored."""
-    from finetune.data.dataset import decode_image
     from finetune.data.preprocessing import preprocess_image
+    from finetune.data.records import decode_image
 
     size = model.image_size
     with tf.Graph().as_default() as graph:

@@ -2,7 +2,7 @@
 
 The model does its own preprocessing on images of any size (see finetune.serve.export), so predict only
 decodes, and decodes as `finetune eval` does: a float-input model gets each image's pixels from
-`finetune.data.dataset.decode_image` (TensorFlow's decoder; PIL for formats TensorFlow does not read), at
+`finetune.data.records.decode_image` (TensorFlow's decoder; PIL for formats TensorFlow does not read), at
 their own size; a jpeg-input model gets the file's bytes (other formats re-encoded as PNG). So
 predict, eval and a plain TensorFlow client give the same probabilities for a file.
 
@@ -61,10 +61,10 @@ class ExportedModel(export.ServedModel):
 
 
 class _Decoder:
-    """Evaluation's decoder (finetune.data.dataset.decode_image) in its own small graph: bytes -> uint8 [h, w, 3]."""
+    """Evaluation's decoder (finetune.data.records.decode_image) in its own small graph: bytes -> uint8 [h, w, 3]."""
 
     def __init__(self):
-        from finetune.data.dataset import decode_image
+        from finetune.data.records import decode_image
 
         self.graph = tf.Graph()
         with self.graph.as_default():
