@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkpoints import scopes  # checkpoints' TensorFlow-free parts (scopes, mapping): --help stays instant
+from checkpoints.mapping import Rule, parse_rule
 from finetune import choices as choice_names
 
 TRAINABLE_LOGITS = "logits"
@@ -41,23 +44,13 @@ def _flag_value(parse: Callable) -> Callable:
     return parse_flag
 
 
-def _trainable(text: str | Sequence[str]) -> tuple[str, ...]:
-    """'logits' | 'all' | 'A, B/C' -> a tuple of scopes (keywords kept), each a valid scope regex."""
-    from checkpoints.scopes import parse_scopes
-
-    return parse_scopes(text, "--trainable")
-
-
-def _exclude_scopes(text: str | Sequence[str]) -> tuple[str, ...]:
-    from checkpoints.scopes import parse_scopes
-
-    return parse_scopes(text, "--exclude-scopes")
+def _scopes(flag: str) -> Callable[[str | Sequence[str]], tuple[str, ...]]:
+    """A scope-list flag's parser: 'logits' | 'all' | 'A, B/C' -> scopes (keywords kept), each a valid regex."""
+    return functools.partial(scopes.parse_scopes, flag=flag)
 
 
 def _multiplier(text: str | tuple[str, float]) -> tuple[str, float]:
     """'SCOPE=F' -> ('SCOPE', F), the scope a valid regex and F a finite number."""
-    from checkpoints.scopes import check_scope
-
     if isinstance(text, tuple):
         scope, value = text
     else:
@@ -68,13 +61,11 @@ def _multiplier(text: str | tuple[str, float]) -> tuple[str, float]:
             value = math.nan
     if not str(scope).strip() or not math.isfinite(value):
         raise ValueError(f"--lr-multiplier expects SCOPE=FACTOR, e.g. Logits=10, got {text!r}")
-    return check_scope(scope.strip().rstrip("/"), "--lr-multiplier"), value
+    return scopes.check_scope(scope.strip().rstrip("/"), "--lr-multiplier"), value
 
 
-def _rename(text):
+def _rename(text: str | Rule) -> Rule:
     """'OLD:NEW' or 're:PATTERN=REPLACEMENT' -> a checkpoints.mapping.Rule (a Rule stays as it is)."""
-    from checkpoints.mapping import Rule, parse_rule
-
     return text if isinstance(text, Rule) else parse_rule(text)
 
 
@@ -111,8 +102,8 @@ class RunConfig:
         "without it the net trains from scratch", str, group="restore"))
     exclude_scopes: tuple[str, ...] | None = field(default=None, metadata=_flag(
         "comma-separated scopes not restored from --ckpt (default: the classifier when the class count differs); "
-        "names or regexes, absolute or relative to the net's scope",
-        _exclude_scopes, group="restore"))
+        "names or regexes, absolute or relative to the net's scope; a variable under any of them is not restored",
+        _scopes("--exclude-scopes"), group="restore"))
     ckpt_rename: tuple[Any, ...] = field(default=(), metadata=_flag(  # checkpoints.mapping.Rule values
         "map checkpoint names to the graph's: OLD:NEW renames a scope prefix, re:PATTERN=REPLACEMENT substitutes "
         "(repeatable; applied in order)", _rename, group="restore", repeat=True))
@@ -129,7 +120,7 @@ class RunConfig:
     trainable: tuple[str, ...] = field(default=(TRAINABLE_LOGITS,), metadata=_flag(
         "what trains: 'logits' (the net's classifier scopes), 'all', or comma-separated scopes (TF-Slim's "
         "trainable_scopes: names or regexes, absolute or relative to the net's scope, as in every scope flag); "
-        "everything else stays as restored", _trainable))
+        "a variable under any of the scopes trains, everything else stays as restored", _scopes("--trainable")))
     train_bn_stats: bool = field(default=False, metadata=_flag(
         "let BatchNorm moving statistics of frozen layers update (by default frozen layers run BatchNorm in "
         "inference mode and keep the restored statistics)"))
@@ -167,7 +158,9 @@ class RunConfig:
     clip_grad_norm: float | None = field(default=None, metadata=_flag(
         "clip all trainable gradients together to this global norm before the update", float, group="optimizer"))
     lr_multiplier: tuple[tuple[str, float], ...] = field(default=(), metadata=_flag(
-        "scale the gradients of a scope, SCOPE=FACTOR (repeatable)", _multiplier, group="optimizer", repeat=True))
+        "scale the gradients of a scope, SCOPE=FACTOR (repeatable); a variable under several of the scopes takes the "
+        "factor of the longest (most specific), and each scope must be that of a variable that trains",
+        _multiplier, group="optimizer", repeat=True))
     moving_average_decay: float | None = field(default=None, metadata=_flag(
         "keep exponential moving averages of the trained weights (in the checkpoint) with this decay", float,
         group="optimizer"))
@@ -287,14 +280,12 @@ def _parse_python_values(c: RunConfig, set_: Callable[[str, Any], None]) -> None
 
 
 def _validate(c: RunConfig) -> None:
-    from nets import nets_factory
+    from nets import hub, nets_factory
 
     if not c.net:
         raise ValueError("--net is required: a network name from the zoo (`finetune nets` lists them).")
     spec = nets_factory.get_spec(c.net)
     if c.net.startswith("hub:"):
-        from nets import hub
-
         hub.resolve_input(hub.inspect(c.net[len("hub:"):]), c.image_size, c.input_range)
     elif c.input_range is not None:
         raise ValueError(f"--input-range is for hub:PATH nets; {spec.name} takes its own preprocessing: drop the flag.")
@@ -302,21 +293,17 @@ def _validate(c: RunConfig) -> None:
         raise ValueError("--dataset is required: an image folder with one sub-folder per class, or a TFRecord folder.")
     if not c.trainable:
         raise ValueError("--trainable is empty: use 'logits', 'all' or comma-separated scopes.")
-    positive = {"batch_size": c.batch_size, "keep_checkpoints": c.keep_checkpoints,
-                "summary_interval_steps": c.summary_interval_steps, "image_size": c.image_size,
-                "max_steps": c.max_steps, "epochs": c.epochs, "save_interval_steps": c.save_interval_steps,
-                "save_interval_secs": c.save_interval_secs, "learning_rate": c.learning_rate,
-                "clip_grad_norm": c.clip_grad_norm, "decay_epochs": c.decay_epochs, "num_devices": c.num_devices}
-    for name, value in positive.items():
+    for name in ("batch_size", "keep_checkpoints", "summary_interval_steps", "image_size", "max_steps", "epochs",
+                 "save_interval_steps", "save_interval_secs", "learning_rate", "clip_grad_norm", "decay_epochs",
+                 "num_devices"):
+        value = getattr(c, name)
         if value is not None and not math.isfinite(value):
             raise ValueError(f"--{_flag_name(name)} must be a finite number, got {value}.")
         if value is not None and value <= 0:
             raise ValueError(f"--{_flag_name(name)} must be > 0, got {value}.")
-    non_negative = {"warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay,
-                    "end_learning_rate": c.end_learning_rate}
-    for name, value in non_negative.items():
-        if value < 0:
-            raise ValueError(f"--{_flag_name(name)} must be >= 0, got {value}.")
+    for name in ("warmup_steps", "weight_decay", "end_learning_rate"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"--{_flag_name(name)} must be >= 0, got {getattr(c, name)}.")
     if c.max_steps is not None and c.epochs is not None:
         raise ValueError(f"--epochs {c.epochs:g} and --max-steps {c.max_steps} both say when to stop: give one.")
     if not 0 <= c.validation_fraction < 1:
@@ -325,10 +312,9 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--crop-min-area must be in (0, 1], got {c.crop_min_area}.")
     if not 0 <= c.label_smoothing < 1:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}.")
-    if c.batch_norm_decay is not None and not 0 < c.batch_norm_decay < 1:
-        raise ValueError(f"--batch-norm-decay must be in (0, 1), got {c.batch_norm_decay}.")
-    if c.moving_average_decay is not None and not 0 < c.moving_average_decay < 1:
-        raise ValueError(f"--moving-average-decay must be in (0, 1), got {c.moving_average_decay}.")
+    for name in ("batch_norm_decay", "moving_average_decay"):
+        if getattr(c, name) is not None and not 0 < getattr(c, name) < 1:
+            raise ValueError(f"--{_flag_name(name)} must be in (0, 1), got {getattr(c, name)}.")
     for name in ("optimizer", "lr_schedule", "precision", "background_class", "augment", "cache_features"):
         choices = _choices(name)
         if getattr(c, name) not in (*choices, RunConfig.__dataclass_fields__[name].default):  # None: not set
@@ -360,6 +346,18 @@ def restore_options(values: Any):
 
     return RestoreOptions(exclude_scopes=value("exclude_scopes"), rename=tuple(value("ckpt_rename")),
                           use_moving_average=value("ckpt_moving_average"), background_class=value("background_class"))
+
+
+def check_lr_multiplier(c: RunConfig, variable_names: Iterable[str]) -> None:
+    """--lr-multiplier's scopes against a net's variables without a graph (`--dry-run`): the run's own check
+    (finetune.train.optim.check_multiplier_scopes) on those under --trainable, so one-line ValueError alike."""
+    from finetune.train import graph, optim
+    from nets import nets_factory
+
+    spec = nets_factory.get_spec(c.net)
+    scope_list = graph.trainable_scopes(spec, c.trainable)
+    trained = [name for name in variable_names if scopes.matching_scope(name, scope_list, spec.scope)]
+    optim.check_multiplier_scopes(trained, [scope for scope, _ in c.lr_multiplier], spec.scope)
 
 
 def add_arguments(parser: argparse.ArgumentParser, group: str | None = None, *, require: bool = True) -> None:

@@ -253,20 +253,26 @@ def scale_by_scope(multipliers: dict[str, float], root: str | None = None) -> Gr
     """
 
     def step(grads_and_vars: GradsAndVars) -> GradsAndVars:
-        used, out = set(), []
+        check_multiplier_scopes([var.op.name for _, var in grads_and_vars], list(multipliers), root)
+        out = []
         for grad, var in grads_and_vars:
             key = scopes.most_specific_scope(var.op.name, multipliers, root)
-            if key is not None:
-                used.add(key)
-                grad = _scale(grad, multipliers[key])
-            out.append((grad, var))
-        unused = [key for key in multipliers if key not in used]
-        if unused:
-            raise ValueError(f"--lr-multiplier scope(s) {', '.join(unused)} match no trained variable: check the "
-                             "scope names (`finetune inspect` lists them) and --trainable.")
+            out.append((grad if key is None else _scale(grad, multipliers[key]), var))
         return out
 
     return step
+
+
+def check_multiplier_scopes(trained: Iterable[str], multiplier_scopes: Sequence[str], root: str | None = None) -> None:
+    """One-line ValueError unless each multiplier scope is the one whose factor applies (the most specific
+    match) to at least one of the `trained` variable names: a scope that matches none of them, or only
+    variables a longer scope takes, would scale nothing. The run checks here; so does `--dry-run`
+    (finetune.config.check_lr_multiplier), with the net's variables under --trainable."""
+    used = {scopes.most_specific_scope(name, multiplier_scopes, root) for name in trained}
+    unused = [scope for scope in multiplier_scopes if scope not in used]
+    if unused:
+        raise ValueError(f"--lr-multiplier scope(s) {', '.join(unused)} match no trained variable: check the "
+                         "scope names (`finetune inspect` lists them) and --trainable.")
 
 
 def clip_by_global_norm(clip_norm: float) -> GradientStep:
@@ -326,7 +332,7 @@ def moving_average_op(decay: float, variables: Sequence[tf.Variable], global_ste
 
 
 __all__ = [
-    "OPTIMIZERS", "OPTIMIZER_DEFAULTS", "SCHEDULES", "clip_by_global_norm", "drop_missing",
+    "OPTIMIZERS", "OPTIMIZER_DEFAULTS", "SCHEDULES", "check_multiplier_scopes", "clip_by_global_norm", "drop_missing",
     "global_norm", "learning_rate", "make_optimizer", "moving_average_op", "optimizer_params", "process_gradients",
     "scale_by_scope",
 ]
