@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.config import RunConfig
+from finetune.config import RunConfig, check_lr_multiplier
 from finetune.recipe.types import (
     GROUPS,
     START_CKPT,
@@ -294,13 +294,16 @@ def _check_scopes(stage: Stage, config: RunConfig, values: Mapping[str, tuple[An
 
     spec = nets_factory.get_spec(config.net)
     names = list(spec.published_variables())
-    checks = {"trainable": trainable_scopes(spec, config.trainable),
-              "lr_multiplier": tuple(scope for scope, _ in config.lr_multiplier)}
+    checks = {"trainable": trainable_scopes(spec, config.trainable)}
     for key, scope_list in checks.items():
         unmatched = scopes.unmatched_scopes(names, scope_list, spec.scope)
         if unmatched:
             raise RecipeError(f"{_blame(stage, values, key)}: scope {unmatched[0]!r} matches no variable of "
                               f"{config.net} (its scopes: {scopes.top_scopes(names)}).")
+    try:  # the run's own check of --lr-multiplier, so that --dry-run refuses what the run would
+        check_lr_multiplier(config, names)
+    except ValueError as error:
+        raise RecipeError(f"{_blame(stage, values, 'lr_multiplier')}: {error}") from None
 
 
 # -- printing -----------------------------------------------------------------------------------
