@@ -4,7 +4,7 @@
 does not decode (corrupt, truncated, a text file named .jpg, a format TensorFlow cannot read) is
 skipped, never a crash, and its name goes into a set in the session: ``skipped_images(split)`` counts
 the distinct ones (a bad file met every epoch is one), ``skipped_image_names(split)`` fetches them and
-finetune.data.forensics says why each failed ("truncated JPEG"). Iterate the dataset with
+finetune.data.forensics says why each failed ("truncated JPEG"). Iterate the batches with
 ``make_iterator(ds)`` (an initializable iterator; one-shot iterators cannot hold the set), whose
 initializer runs with the default Scaffold's local init op (MonitoredTrainingSession, slim's train
 loop) or ``tf.tables_initializer()``. Training augments each image with stateless random ops seeded
