@@ -18,7 +18,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 def test_registries_hold_exactly_the_choice_names():
     from checkpoints.mapping import BACKGROUND_OPTIONS
     from finetune import weights
-    from finetune.data import preprocessing, scan
+    from finetune.data import preprocessing
     from finetune.train import optim, precision
     from nets import hub
 
@@ -26,7 +26,6 @@ def test_registries_hold_exactly_the_choice_names():
     assert tuple(optim.SCHEDULES) == choices.SCHEDULES
     assert tuple(precision.PRECISIONS) == choices.PRECISIONS
     assert tuple(preprocessing.STYLES) == choices.PREPROCESSING
-    assert weights.FORMATS == choices.WEIGHT_FORMATS and scan.SPLITS == choices.SPLITS
     assert [weights.reader(name).__name__ for name in choices.WEIGHT_FORMATS] == [
         "finetune.weights.tflite_format", "finetune.weights.keras_format"]
     assert choices.BACKGROUND_CLASS == tuple(o for o in BACKGROUND_OPTIONS if o) == ("auto", "drop", "add")
