@@ -323,6 +323,16 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--warmup-steps {c.warmup_steps} exceeds --max-steps {c.max_steps}.")
 
 
+def check_lr_multiplier(c: RunConfig, spec: Any, variable_names: Iterable[str]) -> None:
+    """--lr-multiplier's scopes against the variables of c's net (`spec`) without a graph (`--dry-run`): the run's
+    own check (finetune.train.optim.check_multiplier_scopes) on those under --trainable, a one-line ValueError."""
+    from finetune.train import graph, optim
+
+    scope_list = graph.trainable_scopes(spec, c.trainable)
+    trained = [name for name in variable_names if scopes.matching_scope(name, scope_list, spec.scope)]
+    optim.check_multiplier_scopes(trained, [scope for scope, _ in c.lr_multiplier], spec.scope)
+
+
 def _flag_name(name: str) -> str:
     return name.replace("_", "-")
 
@@ -341,23 +351,9 @@ def restore_options(values: Any):
     adds only those: see add_arguments' `group`); a flag not given takes the field's default."""
     from checkpoints import RestoreOptions
 
-    def value(name: str):
-        return getattr(values, name, RunConfig.__dataclass_fields__[name].default)
-
-    return RestoreOptions(exclude_scopes=value("exclude_scopes"), rename=tuple(value("ckpt_rename")),
-                          use_moving_average=value("ckpt_moving_average"), background_class=value("background_class"))
-
-
-def check_lr_multiplier(c: RunConfig, variable_names: Iterable[str]) -> None:
-    """--lr-multiplier's scopes against a net's variables without a graph (`--dry-run`): the run's own check
-    (finetune.train.optim.check_multiplier_scopes) on those under --trainable, so one-line ValueError alike."""
-    from finetune.train import graph, optim
-    from nets import nets_factory
-
-    spec = nets_factory.get_spec(c.net)
-    scope_list = graph.trainable_scopes(spec, c.trainable)
-    trained = [name for name in variable_names if scopes.matching_scope(name, scope_list, spec.scope)]
-    optim.check_multiplier_scopes(trained, [scope for scope, _ in c.lr_multiplier], spec.scope)
+    value = {f.name: getattr(values, f.name, f.default) for f in dataclasses.fields(RunConfig)}
+    return RestoreOptions(exclude_scopes=value["exclude_scopes"], rename=tuple(value["ckpt_rename"]),
+                          use_moving_average=value["ckpt_moving_average"], background_class=value["background_class"])
 
 
 def add_arguments(parser: argparse.ArgumentParser, group: str | None = None, *, require: bool = True) -> None:
