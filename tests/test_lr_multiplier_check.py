@@ -26,12 +26,13 @@ SHADOWED = (("Logits", 10.0), ("Logits/Conv2d_1c_1x1", 5.0))  # 'Logits' takes n
                                                   ((("Logits", 10.0),), None)])
 def test_config_checks_lr_multiplier_as_the_run_does(multipliers, refused):
     c = RunConfig(net="mobilenet_v1_025", dataset="data", lr_multiplier=multipliers)
-    names = list(nets_factory.get_spec(c.net).published_variables())
+    spec = nets_factory.get_spec(c.net)
+    names = list(spec.published_variables())
     if refused is None:
-        config.check_lr_multiplier(c, names)
+        config.check_lr_multiplier(c, spec, names)
         return
     with pytest.raises(ValueError) as error:
-        config.check_lr_multiplier(c, names)
+        config.check_lr_multiplier(c, spec, names)
     assert str(error.value) == (f"--lr-multiplier scope(s) {refused} match no trained variable: check the scope names "
                                 "(`finetune inspect` lists them) and --trainable.")
 

@@ -301,7 +301,7 @@ def _check_scopes(stage: Stage, config: RunConfig, values: Mapping[str, tuple[An
             raise RecipeError(f"{_blame(stage, values, key)}: scope {unmatched[0]!r} matches no variable of "
                               f"{config.net} (its scopes: {scopes.top_scopes(names)}).")
     try:  # the run's own check of --lr-multiplier, so that --dry-run refuses what the run would
-        check_lr_multiplier(config, names)
+        check_lr_multiplier(config, spec, names)
     except ValueError as error:
         raise RecipeError(f"{_blame(stage, values, 'lr_multiplier')}: {error}") from None
 
