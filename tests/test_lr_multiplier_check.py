@@ -59,5 +59,4 @@ def test_dry_run_refuses_in_one_line_what_the_run_refuses(tmp_path, shapes, caps
     assert cli.main(["--recipe", str(recipe), "--dataset", shapes, "--train-dir", str(tmp_path / "plan"),
                      "--dry-run"]) == 2
     dry_error = capsys.readouterr().err.strip()
-    assert len(dry_error.splitlines()) == 1 and dry_error.startswith("finetune train: error: "), dry_error
-    assert f"{recipe}:" in dry_error and words in dry_error, dry_error
+    assert len(dry_error.splitlines()) == 1 and f"error: {recipe}:" in dry_error and words in dry_error, dry_error
