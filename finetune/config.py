@@ -234,9 +234,8 @@ class RunConfig:
     @property
     def optimizer_params(self) -> dict[str, float]:
         """The resolved parameters of the chosen optimizer (TF-Slim's defaults where not given)."""
-        from finetune.train import optim
-
-        return optim.optimizer_params(self.optimizer, **{k: getattr(self, k) for k in optim.OPTIMIZER_DEFAULTS})
+        return choice_names.optimizer_params(self.optimizer,
+                                             **{k: getattr(self, k) for k in choice_names.OPTIMIZER_DEFAULTS})
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed, validated again; dependent defaults resolve anew when unset."""
@@ -255,10 +254,8 @@ class RunConfig:
 
     def resolved_values(self) -> str:
         """The resolved values, one `name: value` per line, for the start of a run."""
-        from finetune.train import optim
-
         values = self.to_dict()
-        for key in optim.OPTIMIZER_DEFAULTS:
+        for key in choice_names.OPTIMIZER_DEFAULTS:
             values.pop(key)
         values["optimizer"] = f"{self.optimizer} {json.dumps(self.optimizer_params)}" if self.optimizer_params \
             else self.optimizer
@@ -323,14 +320,15 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--warmup-steps {c.warmup_steps} exceeds --max-steps {c.max_steps}.")
 
 
-def check_lr_multiplier(c: RunConfig, spec: Any, variable_names: Iterable[str]) -> None:
-    """--lr-multiplier's scopes against the variables of c's net (`spec`) without a graph (`--dry-run`): the run's
-    own check (finetune.train.optim.check_multiplier_scopes) on those under --trainable, a one-line ValueError."""
-    from finetune.train import graph, optim
-
-    scope_list = graph.trainable_scopes(spec, c.trainable)
-    trained = [name for name in variable_names if scopes.matching_scope(name, scope_list, spec.scope)]
-    optim.check_multiplier_scopes(trained, [scope for scope, _ in c.lr_multiplier], spec.scope)
+def check_multiplier_scopes(trained: Iterable[str], multiplier_scopes: Sequence[str], root: str | None = None) -> None:
+    """One-line ValueError unless each --lr-multiplier scope is the one whose factor applies (the most specific
+    match) to one of the `trained` variable names at least. The run checks its variables with a gradient here
+    (finetune.train.optim), `--dry-run` the net's published variables under --trainable (finetune.recipe)."""
+    used = {scopes.most_specific_scope(name, multiplier_scopes, root) for name in trained}
+    unused = [scope for scope in multiplier_scopes if scope not in used]
+    if unused:
+        raise ValueError(f"--lr-multiplier scope(s) {', '.join(unused)} match no trained variable: check the "
+                         "scope names (`finetune inspect` lists them) and --trainable.")
 
 
 def _flag_name(name: str) -> str:
