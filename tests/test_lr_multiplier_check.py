@@ -1,9 +1,13 @@
-"""--lr-multiplier: `--dry-run` refuses exactly the scopes the run refuses, with the run's own one-line error."""
+"""--lr-multiplier: `--dry-run` refuses exactly the scopes the run refuses, with the run's own one-line error
+(finetune.config.check_multiplier_scopes, which both call)."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
+from checkpoints import scopes
 from finetune import cli, config
 from finetune.config import RunConfig
 from finetune.data import synthetic
@@ -24,15 +28,19 @@ SHADOWED = (("Logits", 10.0), ("Logits/Conv2d_1c_1x1", 5.0))  # 'Logits' takes n
 
 @pytest.mark.parametrize("multipliers, refused", [(FROZEN, "Conv2d_13_pointwise"), (SHADOWED, "Logits"),
                                                   ((("Logits", 10.0),), None)])
-def test_config_checks_lr_multiplier_as_the_run_does(multipliers, refused):
+def test_the_scopes_the_run_refuses(multipliers, refused):
+    from finetune.train.graph import trainable_scopes
+
     c = RunConfig(net="mobilenet_v1_025", dataset="data", lr_multiplier=multipliers)
     spec = nets_factory.get_spec(c.net)
-    names = list(spec.published_variables())
+    trained = [n for n in spec.published_variables() if scopes.matching_scope(n, trainable_scopes(spec, c.trainable),
+                                                                              spec.scope)]
+    check = functools.partial(config.check_multiplier_scopes, trained, [s for s, _ in multipliers], spec.scope)
     if refused is None:
-        config.check_lr_multiplier(c, spec, names)
+        check()
         return
     with pytest.raises(ValueError) as error:
-        config.check_lr_multiplier(c, spec, names)
+        check()
     assert str(error.value) == (f"--lr-multiplier scope(s) {refused} match no trained variable: check the scope names "
                                 "(`finetune inspect` lists them) and --trainable.")
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.config import RunConfig, check_lr_multiplier
+from finetune.config import RunConfig, check_multiplier_scopes
 from finetune.recipe.types import (
     GROUPS,
     START_CKPT,
@@ -300,8 +300,9 @@ def _check_scopes(stage: Stage, config: RunConfig, values: Mapping[str, tuple[An
         if unmatched:
             raise RecipeError(f"{_blame(stage, values, key)}: scope {unmatched[0]!r} matches no variable of "
                               f"{config.net} (its scopes: {scopes.top_scopes(names)}).")
+    trained = [name for name in names if scopes.matching_scope(name, checks["trainable"], spec.scope)]
     try:  # the run's own check of --lr-multiplier, so that --dry-run refuses what the run would
-        check_lr_multiplier(config, spec, names)
+        check_multiplier_scopes(trained, [scope for scope, _ in config.lr_multiplier], spec.scope)
     except ValueError as error:
         raise RecipeError(f"{_blame(stage, values, 'lr_multiplier')}: {error}") from None
 
