@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from finetune.data.scan import DatasetInfo
+from finetune.data.records import DatasetInfo
 from nets.compat import tf
 
 

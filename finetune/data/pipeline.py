@@ -1,4 +1,4 @@
-"""The tf.data pipeline: a checked dataset (finetune.data.scan's `DatasetInfo`) as batches of one split.
+"""The tf.data pipeline: a checked dataset (`DatasetInfo`, from finetune.data.scan) as batches of one split.
 
 ``build_dataset`` yields batches of (images float32 [B, H, W, 3], labels int64 [B]). An image that
 does not decode (corrupt, truncated, a text file named .jpg, a format TensorFlow cannot read) is
@@ -25,7 +25,7 @@ import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 from finetune.choices import SPLITS
 from finetune.data import preprocessing as preprocessing_lib
 from finetune.data import records
-from finetune.data.scan import DatasetInfo
+from finetune.data.records import DatasetInfo
 
 TFRECORD_SHUFFLE_BUFFER = 1024
 _SKIPPED_COLLECTION = "finetune_skipped_images"

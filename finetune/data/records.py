@@ -1,4 +1,4 @@
-"""The records of a checked dataset (a `DatasetInfo`): what each is and how its image decodes.
+"""A checked dataset (`DatasetInfo`) and its records: what each is and how its image decodes.
 
 A folder dataset's record is (path, label); a TFRecord dataset's is (shard path, record number in
 the shard, serialized example) with TF-Slim's features (`FEATURES`). `read_records(info, split, ...)`
@@ -11,21 +11,38 @@ the project.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from nets.compat import tf
 
 # isort: split
 import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
-if TYPE_CHECKING:
-    from finetune.data.scan import DatasetInfo
-
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "image/format": tf.io.FixedLenFeature([], tf.string, default_value="jpeg"),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
 }
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A checked dataset (finetune.data.scan.scan_dataset makes it): what finetune.data.pipeline reads.
+
+    sources[split]: image paths ('folder') or TFRecord shard paths ('tfrecord');
+    labels[split]: the label of each image path ('folder' only).
+    """
+
+    root: str
+    format: str  # 'folder' | 'tfrecord'
+    class_names: list[str]
+    num_examples: dict[str, int]
+    sources: dict[str, list[str]] = field(repr=False)
+    labels: dict[str, list[int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
 
 def _folder_records(info: DatasetInfo, split: str, is_training: bool, seed: int) -> tf2.data.Dataset:

@@ -1,4 +1,4 @@
-"""Scan and check a dataset directory into a `DatasetInfo`, before any training.
+"""Scan and check a dataset directory into a `DatasetInfo` (finetune.data.records), before any training.
 
 Two layouts are read (``scan_dataset`` tells them apart and checks them before any training):
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,32 +34,13 @@ import tensorflow as tf2  # after nets.compat, which sets TensorFlow's log level
 
 from finetune.choices import SPLITS
 from finetune.data import records
+from finetune.data.records import DatasetInfo
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 DATASET_LABELS_FILE = "labels.txt"  # TF-Slim's `label:name` lines beside a TFRecord dataset
 _SCAN_BATCH = 256
 _TFRECORD_NAME = re.compile(r"\.tfrecords?(-|$)|-\d+-of-\d+$")
 _SPLIT_WORDS = {"train": "train", "validation": "validation", "val": "validation"}
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A checked dataset: what finetune.data.pipeline.build_dataset reads.
-
-    sources[split]: image paths ('folder') or TFRecord shard paths ('tfrecord');
-    labels[split]: the label of each image path ('folder' only).
-    """
-
-    root: str
-    format: str  # 'folder' | 'tfrecord'
-    class_names: list[str]
-    num_examples: dict[str, int]
-    sources: dict[str, list[str]] = field(repr=False)
-    labels: dict[str, list[int]] = field(default_factory=dict, repr=False)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 def scan_dataset(dataset_dir: str, validation_fraction: float = 0.1, seed: int = 0) -> DatasetInfo:
