@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from checkpoints import scopes  # checkpoints' TensorFlow-free parts (scopes, mapping): --help stays instant
+from checkpoints.mapping import Rule, parse_rule
+from finetune import choices as choice_names
 
 TRAINABLE_LOGITS = "logits"
 TRAINABLE_ALL = "all"
@@ -39,23 +44,13 @@ def _flag_value(parse: Callable) -> Callable:
     return parse_flag
 
 
-def _trainable(text: str | Sequence[str]) -> tuple[str, ...]:
-    """'logits' | 'all' | 'A, B/C' -> a tuple of scopes (keywords kept), each a valid scope regex."""
-    from checkpoints.scopes import parse_scopes
-
-    return parse_scopes(text, "--trainable")
-
-
-def _exclude_scopes(text: str | Sequence[str]) -> tuple[str, ...]:
-    from checkpoints.scopes import parse_scopes
-
-    return parse_scopes(text, "--exclude-scopes")
+def _scopes(flag: str) -> Callable[[str | Sequence[str]], tuple[str, ...]]:
+    """A scope-list flag's parser: 'logits' | 'all' | 'A, B/C' -> scopes (keywords kept), each a valid regex."""
+    return functools.partial(scopes.parse_scopes, flag=flag)
 
 
 def _multiplier(text: str | tuple[str, float]) -> tuple[str, float]:
     """'SCOPE=F' -> ('SCOPE', F), the scope a valid regex and F a finite number."""
-    from checkpoints.scopes import check_scope
-
     if isinstance(text, tuple):
         scope, value = text
     else:
@@ -66,44 +61,18 @@ def _multiplier(text: str | tuple[str, float]) -> tuple[str, float]:
             value = math.nan
     if not str(scope).strip() or not math.isfinite(value):
         raise ValueError(f"--lr-multiplier expects SCOPE=FACTOR, e.g. Logits=10, got {text!r}")
-    return check_scope(scope.strip().rstrip("/"), "--lr-multiplier"), value
+    return scopes.check_scope(scope.strip().rstrip("/"), "--lr-multiplier"), value
 
 
-def _rename(text):
+def _rename(text: str | Rule) -> Rule:
     """'OLD:NEW' or 're:PATTERN=REPLACEMENT' -> a checkpoints.mapping.Rule (a Rule stays as it is)."""
-    from checkpoints.mapping import Rule, parse_rule
-
     return text if isinstance(text, Rule) else parse_rule(text)
 
 
 def _flag(help: str, parse: Callable | None = None, *, group: str = "training", repeat: bool = False,
-          choices: Callable[[], Any] | tuple | None = None, required: bool = False) -> dict:
+          choices: tuple[str, ...] = (), required: bool = False) -> dict:
     """Field metadata that `add_arguments` turns into one command-line flag."""
     return {"help": help, "parse": parse, "group": group, "repeat": repeat, "choices": choices, "required": required}
-
-
-def _optimizer_names() -> tuple[str, ...]:
-    from finetune.train import optim
-
-    return tuple(optim.OPTIMIZERS)
-
-
-def _background_options() -> tuple[str, ...]:
-    from checkpoints.mapping import BACKGROUND_OPTIONS
-
-    return tuple(option for option in BACKGROUND_OPTIONS if option)
-
-
-def _precision_names() -> tuple[str, ...]:
-    from finetune.train.precision import PRECISIONS
-
-    return tuple(PRECISIONS)
-
-
-def _schedule_names() -> tuple[str, ...]:
-    from finetune.train import optim
-
-    return tuple(optim.SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -133,8 +102,8 @@ class RunConfig:
         "without it the net trains from scratch", str, group="restore"))
     exclude_scopes: tuple[str, ...] | None = field(default=None, metadata=_flag(
         "comma-separated scopes not restored from --ckpt (default: the classifier when the class count differs); "
-        "names or regexes, absolute or relative to the net's scope",
-        _exclude_scopes, group="restore"))
+        "names or regexes, absolute or relative to the net's scope; a variable under any of them is not restored",
+        _scopes("--exclude-scopes"), group="restore"))
     ckpt_rename: tuple[Any, ...] = field(default=(), metadata=_flag(  # checkpoints.mapping.Rule values
         "map checkpoint names to the graph's: OLD:NEW renames a scope prefix, re:PATTERN=REPLACEMENT substitutes "
         "(repeatable; applied in order)", _rename, group="restore", repeat=True))
@@ -145,13 +114,13 @@ class RunConfig:
         "TF-Slim's 1001 vs 1000 class offset (class 0 of 1001-class checkpoints is 'background'): 'drop' restores "
         "a 1001-class classifier into 1000 classes without the background row, 'add' a 1000-class one into 1001 "
         "(the background row starts fresh), 'auto' either as the shapes need; unset, such a classifier is excluded",
-        str, group="restore", choices=_background_options))
+        str, group="restore", choices=choice_names.BACKGROUND_CLASS))
 
     # what trains
     trainable: tuple[str, ...] = field(default=(TRAINABLE_LOGITS,), metadata=_flag(
         "what trains: 'logits' (the net's classifier scopes), 'all', or comma-separated scopes (TF-Slim's "
         "trainable_scopes: names or regexes, absolute or relative to the net's scope, as in every scope flag); "
-        "everything else stays as restored", _trainable))
+        "a variable under any of the scopes trains, everything else stays as restored", _scopes("--trainable")))
     train_bn_stats: bool = field(default=False, metadata=_flag(
         "let BatchNorm moving statistics of frozen layers update (by default frozen layers run BatchNorm in "
         "inference mode and keep the restored statistics)"))
@@ -162,12 +131,12 @@ class RunConfig:
     # optimizer and schedule
     optimizer: str = field(default="momentum", metadata=_flag(
         "optimizer (its parameters below keep TF-Slim's names and defaults)", str, group="optimizer",
-        choices=_optimizer_names))
+        choices=choice_names.OPTIMIZERS))
     learning_rate: float | None = field(default=None, metadata=_flag(
         f"base learning rate (default: {LOGITS_LEARNING_RATE} for the classifier or from scratch, "
         f"{ALL_LAYERS_LEARNING_RATE} when more of a pretrained net trains)", float, group="optimizer"))
     lr_schedule: str = field(default="cosine", metadata=_flag("learning-rate schedule", str, group="optimizer",
-                                                              choices=_schedule_names))
+                                                              choices=choice_names.SCHEDULES))
     warmup_steps: int = field(default=0, metadata=_flag("linear learning-rate warm-up steps", int, group="optimizer"))
     decay_epochs: float = field(default=2.0, metadata=_flag(
         "epochs per decay for the exponential schedule", float, group="optimizer"))
@@ -189,7 +158,9 @@ class RunConfig:
     clip_grad_norm: float | None = field(default=None, metadata=_flag(
         "clip all trainable gradients together to this global norm before the update", float, group="optimizer"))
     lr_multiplier: tuple[tuple[str, float], ...] = field(default=(), metadata=_flag(
-        "scale the gradients of a scope, SCOPE=FACTOR (repeatable)", _multiplier, group="optimizer", repeat=True))
+        "scale the gradients of a scope, SCOPE=FACTOR (repeatable); a variable under several of the scopes takes the "
+        "factor of the longest (most specific), and each scope must be that of a variable that trains",
+        _multiplier, group="optimizer", repeat=True))
     moving_average_decay: float | None = field(default=None, metadata=_flag(
         "keep exponential moving averages of the trained weights (in the checkpoint) with this decay", float,
         group="optimizer"))
@@ -207,11 +178,11 @@ class RunConfig:
     augment: str = field(default="default", metadata=_flag(
         "training images' augmentation: 'default' (the preprocessing style's random crops, flips, colour), "
         "'none' (the evaluation preprocessing, the same pixels every epoch)", str, group="augmentation",
-        choices=("default", "none")))
+        choices=choice_names.AUGMENT))
     cache_features: str = field(default="auto", metadata=_flag(
         "compute the frozen trunk's features once per image and train the classifier on them: 'auto' (on exactly "
         "when only the classifier trains and --augment none), 'on', 'off'", str, group="training",
-        choices=("auto", "on", "off")))
+        choices=choice_names.CACHE_FEATURES))
 
     # how long, how big
     batch_size: int = field(default=32, metadata=_flag("images per step (over all devices)", int, group="loop"))
@@ -219,7 +190,7 @@ class RunConfig:
                                                                 group="loop"))
     input_range: str | None = field(default=None, metadata=_flag(
         "pixel value range a hub:PATH model takes, 0,1 or -1,1 (default: what the model states, else 0,1)", str,
-        group="loop", choices=("0,1", "-1,1")))
+        group="loop", choices=choice_names.INPUT_RANGES))
     max_steps: int | None = field(default=None, metadata=_flag("stop at this global step", int, group="loop"))
     epochs: float | None = field(default=None, metadata=_flag(
         f"stop after this many passes over the training split (default {DEFAULT_EPOCHS:g} without --max-steps)",
@@ -237,7 +208,7 @@ class RunConfig:
 
     # where it runs
     precision: str = field(default="float32", metadata=_flag("numeric precision policy", str, group="devices",
-                                                             choices=_precision_names))
+                                                             choices=choice_names.PRECISIONS))
     xla: bool = field(default=False, metadata=_flag("compile the graph with XLA (TensorFlow's JIT)", group="devices"))
     num_devices: int | None = field(default=None, metadata=_flag(
         "train on this many devices, one tower each, gradients averaged (default: every GPU, else the CPU)", int,
@@ -263,9 +234,8 @@ class RunConfig:
     @property
     def optimizer_params(self) -> dict[str, float]:
         """The resolved parameters of the chosen optimizer (TF-Slim's defaults where not given)."""
-        from finetune.train import optim
-
-        return optim.optimizer_params(self.optimizer, **{k: getattr(self, k) for k in optim.OPTIMIZER_DEFAULTS})
+        return choice_names.optimizer_params(self.optimizer,
+                                             **{k: getattr(self, k) for k in choice_names.OPTIMIZER_DEFAULTS})
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed, validated again; dependent defaults resolve anew when unset."""
@@ -284,10 +254,8 @@ class RunConfig:
 
     def resolved_values(self) -> str:
         """The resolved values, one `name: value` per line, for the start of a run."""
-        from finetune.train import optim
-
         values = self.to_dict()
-        for key in optim.OPTIMIZER_DEFAULTS:
+        for key in choice_names.OPTIMIZER_DEFAULTS:
             values.pop(key)
         values["optimizer"] = f"{self.optimizer} {json.dumps(self.optimizer_params)}" if self.optimizer_params \
             else self.optimizer
@@ -309,14 +277,12 @@ def _parse_python_values(c: RunConfig, set_: Callable[[str, Any], None]) -> None
 
 
 def _validate(c: RunConfig) -> None:
-    from nets import nets_factory
+    from nets import hub, nets_factory
 
     if not c.net:
         raise ValueError("--net is required: a network name from the zoo (`finetune nets` lists them).")
     spec = nets_factory.get_spec(c.net)
     if c.net.startswith("hub:"):
-        from nets import hub
-
         hub.resolve_input(hub.inspect(c.net[len("hub:"):]), c.image_size, c.input_range)
     elif c.input_range is not None:
         raise ValueError(f"--input-range is for hub:PATH nets; {spec.name} takes its own preprocessing: drop the flag.")
@@ -324,21 +290,17 @@ def _validate(c: RunConfig) -> None:
         raise ValueError("--dataset is required: an image folder with one sub-folder per class, or a TFRecord folder.")
     if not c.trainable:
         raise ValueError("--trainable is empty: use 'logits', 'all' or comma-separated scopes.")
-    positive = {"batch_size": c.batch_size, "keep_checkpoints": c.keep_checkpoints,
-                "summary_interval_steps": c.summary_interval_steps, "image_size": c.image_size,
-                "max_steps": c.max_steps, "epochs": c.epochs, "save_interval_steps": c.save_interval_steps,
-                "save_interval_secs": c.save_interval_secs, "learning_rate": c.learning_rate,
-                "clip_grad_norm": c.clip_grad_norm, "decay_epochs": c.decay_epochs, "num_devices": c.num_devices}
-    for name, value in positive.items():
+    for name in ("batch_size", "keep_checkpoints", "summary_interval_steps", "image_size", "max_steps", "epochs",
+                 "save_interval_steps", "save_interval_secs", "learning_rate", "clip_grad_norm", "decay_epochs",
+                 "num_devices"):
+        value = getattr(c, name)
         if value is not None and not math.isfinite(value):
             raise ValueError(f"--{_flag_name(name)} must be a finite number, got {value}.")
         if value is not None and value <= 0:
             raise ValueError(f"--{_flag_name(name)} must be > 0, got {value}.")
-    non_negative = {"warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay,
-                    "end_learning_rate": c.end_learning_rate}
-    for name, value in non_negative.items():
-        if value < 0:
-            raise ValueError(f"--{_flag_name(name)} must be >= 0, got {value}.")
+    for name in ("warmup_steps", "weight_decay", "end_learning_rate"):
+        if getattr(c, name) < 0:
+            raise ValueError(f"--{_flag_name(name)} must be >= 0, got {getattr(c, name)}.")
     if c.max_steps is not None and c.epochs is not None:
         raise ValueError(f"--epochs {c.epochs:g} and --max-steps {c.max_steps} both say when to stop: give one.")
     if not 0 <= c.validation_fraction < 1:
@@ -347,10 +309,9 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--crop-min-area must be in (0, 1], got {c.crop_min_area}.")
     if not 0 <= c.label_smoothing < 1:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {c.label_smoothing}.")
-    if c.batch_norm_decay is not None and not 0 < c.batch_norm_decay < 1:
-        raise ValueError(f"--batch-norm-decay must be in (0, 1), got {c.batch_norm_decay}.")
-    if c.moving_average_decay is not None and not 0 < c.moving_average_decay < 1:
-        raise ValueError(f"--moving-average-decay must be in (0, 1), got {c.moving_average_decay}.")
+    for name in ("batch_norm_decay", "moving_average_decay"):
+        if getattr(c, name) is not None and not 0 < getattr(c, name) < 1:
+            raise ValueError(f"--{_flag_name(name)} must be in (0, 1), got {getattr(c, name)}.")
     for name in ("optimizer", "lr_schedule", "precision", "background_class", "augment", "cache_features"):
         choices = _choices(name)
         if getattr(c, name) not in (*choices, RunConfig.__dataclass_fields__[name].default):  # None: not set
@@ -359,13 +320,23 @@ def _validate(c: RunConfig) -> None:
         raise ValueError(f"--warmup-steps {c.warmup_steps} exceeds --max-steps {c.max_steps}.")
 
 
+def check_multiplier_scopes(trained: Iterable[str], multiplier_scopes: Sequence[str], root: str | None = None) -> None:
+    """One-line ValueError unless each --lr-multiplier scope is the one whose factor applies (the most specific
+    match) to one of the `trained` variable names at least. The run checks its variables with a gradient here
+    (finetune.train.optim), `--dry-run` the net's published variables under --trainable (finetune.recipe)."""
+    used = {scopes.most_specific_scope(name, multiplier_scopes, root) for name in trained}
+    unused = [scope for scope in multiplier_scopes if scope not in used]
+    if unused:
+        raise ValueError(f"--lr-multiplier scope(s) {', '.join(unused)} match no trained variable: check the "
+                         "scope names (`finetune inspect` lists them) and --trainable.")
+
+
 def _flag_name(name: str) -> str:
     return name.replace("_", "-")
 
 
 def _choices(name: str) -> tuple:
-    choices = RunConfig.__dataclass_fields__[name].metadata["choices"]
-    return tuple(choices()) if callable(choices) else tuple(choices)
+    return RunConfig.__dataclass_fields__[name].metadata["choices"]  # a tuple of finetune.choices
 
 
 _GROUP_TITLES = {"run": "run", "restore": "restore from a checkpoint", "training": "what trains",
@@ -378,11 +349,9 @@ def restore_options(values: Any):
     adds only those: see add_arguments' `group`); a flag not given takes the field's default."""
     from checkpoints import RestoreOptions
 
-    def value(name: str):
-        return getattr(values, name, RunConfig.__dataclass_fields__[name].default)
-
-    return RestoreOptions(exclude_scopes=value("exclude_scopes"), rename=tuple(value("ckpt_rename")),
-                          use_moving_average=value("ckpt_moving_average"), background_class=value("background_class"))
+    value = {f.name: getattr(values, f.name, f.default) for f in dataclasses.fields(RunConfig)}
+    return RestoreOptions(exclude_scopes=value["exclude_scopes"], rename=tuple(value["ckpt_rename"]),
+                          use_moving_average=value["ckpt_moving_average"], background_class=value["background_class"])
 
 
 def default_text(value: Any) -> str:

@@ -7,8 +7,7 @@ import pytest
 from finetune.bench import core as bench
 from finetune.bench import e2e as bench_e2e
 from finetune.bench import peers as bench_peers
-from finetune.data import dataset as data
-from finetune.data import synthetic
+from finetune.data import pipeline, scan, synthetic
 from nets import nets_factory
 from nets.compat import tf
 
@@ -32,9 +31,9 @@ def test_calibrated_checkpoint_normalizes_the_first_layer_on_its_images(folder, 
     checkpoint = bench_e2e.calibrated_checkpoint(NET, 1001, 32, folder, tmp_path, images=16)
     values = _values(checkpoint)
     spec = nets_factory.get_spec(NET)
-    info = data.scan_dataset(folder, 0.0)
+    info = scan.scan_dataset(folder, 0.0)
     with tf.Graph().as_default():  # the net in inference mode, from the checkpoint, over the same 16 images
-        iterator = data.make_iterator(data.build_dataset(info, "train", batch_size=16, image_size=32,
+        iterator = pipeline.make_iterator(pipeline.build_dataset(info, "train", batch_size=16, image_size=32,
                                                          preprocessing=spec.preprocessing, is_training=False))
         images, _ = iterator.get_next()
         _, end_points = nets_factory.get_network_fn(NET, 1001)(images)

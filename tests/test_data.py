@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from finetune import cli
-from finetune.data import dataset as data
-from finetune.data import preprocessing, tfrecords
+from finetune.data import forensics, pipeline, preprocessing, records, scan, tfrecords
 from nets.compat import tf
 
 COLOURS = {"blue": (0, 0, 255), "green": (0, 255, 0), "red": (255, 0, 0)}  # sorted: labels 0, 1, 2
@@ -39,7 +38,7 @@ def _colour_folder(root: Path, per_class: int = 4, layout: str = "flat") -> Path
 def _read(info, split, *, is_training=False, style="inception", size=16, epochs=1, seed=0, batch_size=4, **kwargs):
     """Run `build_dataset` (extra kwargs passed on) to the end in a new graph: (images, labels, skipped count)."""
     with tf.Graph().as_default():
-        dataset = data.build_dataset(
+        dataset = pipeline.build_dataset(
             info,
             split,
             batch_size=batch_size,
@@ -50,8 +49,8 @@ def _read(info, split, *, is_training=False, style="inception", size=16, epochs=
             seed=seed,
             **kwargs,
         )
-        images, labels = data.make_iterator(dataset).get_next()
-        skipped = data.skipped_images(split)
+        images, labels = pipeline.make_iterator(dataset).get_next()
+        skipped = pipeline.skipped_images(split)
         with tf.Session() as session:
             session.run([tf.local_variables_initializer(), tf.tables_initializer()])
             batches = []
@@ -91,7 +90,7 @@ def _png_bytes(colour) -> bytes:
 
 
 def test_folder_classes_sorted_and_labels_match_folders(tmp_path):
-    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
+    info = scan.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
     assert info.format == "folder" and info.class_names == ["blue", "green", "red"] and info.num_classes == 3
     assert info.num_examples == {"train": 9, "validation": 3}
     for split in ("train", "validation"):
@@ -105,9 +104,9 @@ def test_seeded_split_is_deterministic_disjoint_and_per_class(tmp_path):
     for name in ("a", "b"):
         for i in range(10):
             _save(root / name / f"{i}.png")
-    first = data.scan_dataset(str(root), validation_fraction=0.3, seed=5)
-    again = data.scan_dataset(str(root), validation_fraction=0.3, seed=5)
-    other = data.scan_dataset(str(root), validation_fraction=0.3, seed=6)
+    first = scan.scan_dataset(str(root), validation_fraction=0.3, seed=5)
+    again = scan.scan_dataset(str(root), validation_fraction=0.3, seed=5)
+    other = scan.scan_dataset(str(root), validation_fraction=0.3, seed=6)
     assert first.sources == again.sources
     assert first.sources["validation"] != other.sources["validation"]
     train, validation = set(first.sources["train"]), set(first.sources["validation"])
@@ -118,7 +117,7 @@ def test_seeded_split_is_deterministic_disjoint_and_per_class(tmp_path):
 
 def test_missing_dataset_dir_is_a_one_line_error(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
-        data.scan_dataset(str(tmp_path / "nowhere"))
+        scan.scan_dataset(str(tmp_path / "nowhere"))
     message = str(error.value)
     assert "nowhere" in message and "does not exist" in message and "\n" not in message
 
@@ -142,20 +141,20 @@ def test_bad_folders_are_one_line_errors(tmp_path, make, match):
     root = tmp_path / "d"
     make(root)
     with pytest.raises(ValueError, match=match) as error:
-        data.scan_dataset(str(root))
+        scan.scan_dataset(str(root))
     assert "\n" not in str(error.value)
 
 
 def test_tfrecords_need_a_good_labels_file(tmp_path):
     _write_tfrecord(tmp_path / "x_train_00000-of-00001.tfrecord", [(_png_bytes((1, 2, 3)), 0)])
     with pytest.raises(FileNotFoundError, match="labels.txt is missing"):
-        data.scan_dataset(str(tmp_path))
+        scan.scan_dataset(str(tmp_path))
     (tmp_path / "labels.txt").write_text("0:a\n2:b\n")
     with pytest.raises(ValueError, match="0..N-1"):
-        data.scan_dataset(str(tmp_path))
+        scan.scan_dataset(str(tmp_path))
     (tmp_path / "labels.txt").write_text("0:a\nb\n")
     with pytest.raises(ValueError, match="line 2"):
-        data.scan_dataset(str(tmp_path))
+        scan.scan_dataset(str(tmp_path))
 
 
 def test_label_outside_the_classes_stops_before_training_naming_the_file(tmp_path):
@@ -165,7 +164,7 @@ def test_label_outside_the_classes_stops_before_training_naming_the_file(tmp_pat
     _write_tfrecord(bad, [(_png_bytes((1, 2, 3)), 0), (_png_bytes((1, 2, 3)), 2)])
     (tmp_path / "labels.txt").write_text("0:cat\n1:dog\n")
     with pytest.raises(ValueError, match=r"x_train_00001-of-00002.tfrecord: record 1 has label 2, outside \[0, 2\)"):
-        data.scan_dataset(str(tmp_path))
+        scan.scan_dataset(str(tmp_path))
 
 
 def test_tfrecord_splits_follow_tf_slim_file_names(tmp_path):
@@ -173,7 +172,7 @@ def test_tfrecord_splits_follow_tf_slim_file_names(tmp_path):
     _write_tfrecord(tmp_path / "flowers_train_00001-of-00002.tfrecord", [(_png_bytes((1, 2, 3)), 1)] * 2)
     _write_tfrecord(tmp_path / "flowers_validation_00000-of-00001.tfrecord", [(_png_bytes((1, 2, 3)), 1)])
     (tmp_path / "labels.txt").write_text("0:daisy\n1:rose\n")
-    info = data.scan_dataset(str(tmp_path))
+    info = scan.scan_dataset(str(tmp_path))
     assert info.format == "tfrecord" and info.class_names == ["daisy", "rose"]
     assert info.num_examples == {"train": 5, "validation": 1}
 
@@ -184,7 +183,7 @@ def test_tfrecord_splits_follow_tf_slim_file_names(tmp_path):
 @pytest.mark.parametrize("style, low, high", [("inception", -1.0, 1.0), ("vgg", -124.0, 152.0)])
 @pytest.mark.parametrize("is_training", [True, False])
 def test_pipeline_shapes_dtypes_ranges(tmp_path, style, low, high, is_training):
-    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
+    info = scan.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
     images, labels, skipped = _read(info, "train", is_training=is_training, style=style, size=24)
     assert images.shape == (9, 24, 24, 3) and images.dtype == np.float32
     assert labels.dtype == np.int64 and sorted(labels) == sorted(info.labels["train"])
@@ -192,7 +191,7 @@ def test_pipeline_shapes_dtypes_ranges(tmp_path, style, low, high, is_training):
 
 
 def test_eval_labels_match_the_pixels_and_keep_order(tmp_path):
-    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
+    info = scan.scan_dataset(str(_colour_folder(tmp_path / "d", layout="split")))
     images, labels, _ = _read(info, "validation")
     assert list(labels) == info.labels["validation"] == [0, 1, 2]
     np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
@@ -202,7 +201,7 @@ def test_training_shuffles_by_seed_and_repeats_epochs(tmp_path):
     root = tmp_path / "d"
     for i in range(12):
         _save(root / f"c{i:02d}" / "0.png")
-    info = data.scan_dataset(str(root), validation_fraction=0.0)
+    info = scan.scan_dataset(str(root), validation_fraction=0.0)
     kwargs = {"is_training": True, "epochs": 2, "style": "vgg"}
     _, first, _ = _read(info, "train", seed=1, **kwargs)
     _, again, _ = _read(info, "train", seed=1, **kwargs)
@@ -223,7 +222,7 @@ def test_training_augmentation_is_a_function_of_seed_and_place_in_the_stream(tmp
     for name in ("a", "b"):
         (root / name).mkdir(parents=True)
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), np.uint8)).save(root / name / "0.png")
-    info = data.scan_dataset(str(root), validation_fraction=0.0)
+    info = scan.scan_dataset(str(root), validation_fraction=0.0)
     kwargs = {"is_training": True, "epochs": 4, "style": style, "batch_size": 2}
     first, labels, _ = _read(info, "train", seed=3, **kwargs)
     again, labels_again, _ = _read(info, "train", seed=3, **kwargs)
@@ -243,7 +242,7 @@ def test_training_crop_keeps_at_least_crop_min_area(tmp_path):
     for i in range(8):
         (root / "c").mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(root / "c" / f"{i}.png")
-    info = data.scan_dataset(str(root), validation_fraction=0.0)
+    info = scan.scan_dataset(str(root), validation_fraction=0.0)
     kwargs = {"is_training": True, "size": 32, "color_distortion": False}
     expected = (image / 255.0 - 0.5) * 2.0
     whole, _, _ = _read(info, "train", crop_min_area=1.0, **kwargs)
@@ -259,7 +258,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
     truncated = _save(tmp_path / "whole.png", (255, 0, 0), size=(64, 64)).read_bytes()
     (root / "train" / "blue" / "zz_truncated.png").write_bytes(truncated[: len(truncated) // 2])
     (root / "validation" / "red" / "zz_empty.png").write_bytes(b"")  # last in reading order
-    info = data.scan_dataset(str(root))
+    info = scan.scan_dataset(str(root))
     assert info.num_examples == {"train": 5, "validation": 4}
     for split, kept in (("train", 3), ("validation", 3)):
         images, labels, skipped = _read(info, split)
@@ -278,31 +277,31 @@ def test_skipped_images_are_named_with_a_reason(tmp_path):
            "blue/empty.png": b"", "blue/scrambled.jpg": jpeg.getvalue()[:2] + b"\x00" * 300 + b"\xff\xd9"}
     for name, content in bad.items():
         (root / name).write_bytes(content)
-    info = data.scan_dataset(str(root), validation_fraction=0.0)
+    info = scan.scan_dataset(str(root), validation_fraction=0.0)
     with tf.Graph().as_default():
-        dataset = data.build_dataset(info, "train", batch_size=4, image_size=8, preprocessing="inception",
+        dataset = pipeline.build_dataset(info, "train", batch_size=4, image_size=8, preprocessing="inception",
                                      is_training=True, num_epochs=3)
-        batch = data.make_iterator(dataset).get_next()
-        count, names = data.skipped_images("train"), data.skipped_image_names("train")
+        batch = pipeline.make_iterator(dataset).get_next()
+        count, names = pipeline.skipped_images("train"), pipeline.skipped_image_names("train")
         with tf.Session() as session:
             session.run(tf.tables_initializer())
             with contextlib.suppress(tf.errors.OutOfRangeError):
                 while True:
                     session.run(batch)
             count, names = session.run([count, names])
-    skipped = data.describe_skipped(info, names)
+    skipped = forensics.describe_skipped(info, names)
     assert count == 5 and skipped == [
         {"image": "blue/empty.png", "reason": "empty file"}, {"image": "blue/scrambled.jpg", "reason": "corrupt JPEG"},
         {"image": "green/text.jpg", "reason": "not an image file"}, {"image": "red/cut.jpg", "reason": "truncated JPEG"},
         {"image": "red/cut.png", "reason": "truncated PNG"}]
-    assert data.format_skipped(skipped, limit=2) == (
+    assert forensics.format_skipped(skipped, limit=2) == (
         "5 images skipped: blue/empty.png (empty file), blue/scrambled.jpg (corrupt JPEG) and 3 more")
 
 
 def test_decoder_messages_are_dropped_and_other_lines_kept(capfd):
     import os
 
-    with data.decoder_messages_dropped():
+    with forensics.decoder_messages_dropped():
         os.write(2, b"E0000 00:00:1796003646.878842    3770 jpeg_mem.cc:331] Premature end of JPEG data.\n")
         os.write(2, b"Corrupt JPEG data: 611 extraneous bytes before marker 0xd9\nsomething else\n")
         os.write(2, b"E0000 00:00:1796003646.878842    3770 session.cc:1] a real error\n")
@@ -313,11 +312,11 @@ def test_decoder_messages_are_dropped_and_other_lines_kept(capfd):
 
 
 def test_corrupt_tfrecord_images_are_skipped_and_counted(tmp_path):
-    records = [(_png_bytes(COLOURS["green"]), 1), (b"garbage", 0), (_png_bytes(COLOURS["red"]), 2), (b"\x89PNG", 0)]
-    _write_tfrecord(tmp_path / "x_validation_00000-of-00001.tfrecord", records)
-    _write_tfrecord(tmp_path / "x_train_00000-of-00001.tfrecord", records[:1])
+    examples = [(_png_bytes(COLOURS["green"]), 1), (b"garbage", 0), (_png_bytes(COLOURS["red"]), 2), (b"\x89PNG", 0)]
+    _write_tfrecord(tmp_path / "x_validation_00000-of-00001.tfrecord", examples)
+    _write_tfrecord(tmp_path / "x_train_00000-of-00001.tfrecord", examples[:1])
     (tmp_path / "labels.txt").write_text("0:blue\n1:green\n2:red\n")
-    info = data.scan_dataset(str(tmp_path))
+    info = scan.scan_dataset(str(tmp_path))
     images, labels, skipped = _read(info, "validation")
     assert list(labels) == [1, 2] and skipped == 2
     np.testing.assert_allclose(images.mean(axis=(1, 2)), _expected_colour(labels), atol=1e-5)
@@ -330,9 +329,9 @@ def test_a_split_without_one_decodable_image_fails_early(tmp_path):
     (root / "validation" / "a" / "0.jpg").write_text("not a jpeg")
     (root / "validation" / "a" / "1.png").write_bytes(b"")
     with pytest.raises(ValueError, match=r"No validation image of .* decodes \(first file: .*0.jpg\)"):
-        data.scan_dataset(str(root))
+        scan.scan_dataset(str(root))
     _save(root / "validation" / "a" / "2.png")  # one readable image is enough
-    assert data.scan_dataset(str(root)).num_examples == {"train": 1, "validation": 3}
+    assert scan.scan_dataset(str(root)).num_examples == {"train": 1, "validation": 3}
 
 
 def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
@@ -343,7 +342,7 @@ def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
     _save(root / "d_gif" / "g.gif", (0, 0, 255), mode="P")
     _save(root / "e_rgba" / "a.png", (0, 255, 0), mode="RGBA")
     assert Image.open(root / "b_cmyk" / "c.jpg").mode == "CMYK"
-    info = data.scan_dataset(str(root), validation_fraction=0.0)
+    info = scan.scan_dataset(str(root), validation_fraction=0.0)
     images, labels, skipped = _read(info, "train", style="vgg", batch_size=5)
     assert images.shape == (5, 16, 16, 3) and skipped == 0
     rgb = images.mean(axis=(1, 2)) + np.array(preprocessing.VGG_RGB_MEANS)
@@ -352,17 +351,17 @@ def test_grayscale_cmyk_bmp_gif_come_out_rgb(tmp_path):
 
 
 def test_build_dataset_rejects_empty_split_and_unknown_style(tmp_path, graph):
-    info = data.scan_dataset(str(_colour_folder(tmp_path / "d", per_class=2)), validation_fraction=0.0)
+    info = scan.scan_dataset(str(_colour_folder(tmp_path / "d", per_class=2)), validation_fraction=0.0)
     kwargs = {"batch_size": 2, "image_size": 8, "is_training": False}
     with pytest.raises(ValueError, match="no validation images"):
-        data.build_dataset(info, "validation", preprocessing="inception", **kwargs)
+        pipeline.build_dataset(info, "validation", preprocessing="inception", **kwargs)
     with pytest.raises(ValueError, match="Unknown preprocessing style"):
-        data.build_dataset(info, "train", preprocessing="caffe", **kwargs)
+        pipeline.build_dataset(info, "train", preprocessing="caffe", **kwargs)
 
 
 def test_skipped_images_are_one_set_per_split_outside_checkpoints(graph):
-    train = data._skip_table("train")
-    assert data._skip_table("train") is train and data._skip_table("validation") is not train
+    train = pipeline._skip_table("train")
+    assert pipeline._skip_table("train") is train and pipeline._skip_table("validation") is not train
     assert not tf.global_variables() and not tf.local_variables()
     assert not tf.get_collection(tf.GraphKeys.SAVEABLE_OBJECTS)
 
@@ -373,7 +372,7 @@ def test_skipped_images_are_one_set_per_split_outside_checkpoints(graph):
 def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
     root = _colour_folder(tmp_path / "photos", per_class=5)
     (root / "red" / "broken.jpg").write_text("not an image")
-    split = data.scan_dataset(str(root), validation_fraction=0.2, seed=3)
+    split = scan.scan_dataset(str(root), validation_fraction=0.2, seed=3)
     result = tfrecords.convert_to_tfrecords(str(root), str(tmp_path / "out"), shards=2, validation_fraction=0.2, seed=3)
     assert result.skipped == [str(root / "red" / "broken.jpg")]
     expected = {s: sum(not p.endswith("broken.jpg") for p in split.sources[s]) for s in ("train", "validation")}
@@ -391,7 +390,7 @@ def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
     sources = Counter((p.read_bytes(), split.class_names.index(p.parent.name)) for p in root.glob("*/*.png"))
     with tf.Graph().as_default():
         files = tf.data.Dataset.list_files(str(tmp_path / "out" / "*.tfrecord"), shuffle=False)
-        parsed = files.interleave(tf.data.TFRecordDataset).map(lambda r: tf.io.parse_single_example(r, data._FEATURES))
+        parsed = files.interleave(tf.data.TFRecordDataset).map(lambda r: tf.io.parse_single_example(r, records.FEATURES))
         element = tf.data.make_one_shot_iterator(parsed).get_next()
         seen = []
         with tf.Session() as session:
@@ -404,7 +403,7 @@ def test_convert_writes_tfrecords_that_read_back_the_same(tmp_path):
                 seen.append((example["image/encoded"], example["image/class/label"]))
     assert Counter(seen) == sources and len(seen) == 15
 
-    info = data.scan_dataset(str(tmp_path / "out"))
+    info = scan.scan_dataset(str(tmp_path / "out"))
     assert (info.format, info.class_names, info.num_examples) == (
         "tfrecord",
         ["blue", "green", "red"],
@@ -427,8 +426,8 @@ def test_convert_stores_bmp_and_gif_as_png(tmp_path):
     tfrecords.convert_to_tfrecords(str(root), str(tmp_path / "out"), shards=1, validation_fraction=0.0)
     (shard,) = (tmp_path / "out").glob("*.tfrecord")
     with tf.Graph().as_default():
-        records = tf.data.TFRecordDataset(str(shard)).map(lambda r: tf.io.parse_single_example(r, data._FEATURES))
-        element = tf.data.make_one_shot_iterator(records).get_next()
+        parsed = tf.data.TFRecordDataset(str(shard)).map(lambda r: tf.io.parse_single_example(r, records.FEATURES))
+        element = tf.data.make_one_shot_iterator(parsed).get_next()
         with tf.Session() as session:
             examples = sorted((session.run(element) for _ in range(3)), key=lambda e: e["image/class/label"])
     assert [e["image/format"] for e in examples] == [b"png", b"png", b"jpeg"]
@@ -452,10 +451,10 @@ def test_convert_command_and_its_errors(tmp_path, capsys):
 
 
 def test_prefetch_device_is_the_one_gpu_only():
-    assert data.prefetch_device(["/gpu:0"]) == "/gpu:0"
-    assert data.prefetch_device(["/cpu:0"]) is None
-    assert data.prefetch_device(["/gpu:0", "/gpu:1"]) is None  # each tower takes a slice on its own GPU
-    assert data.prefetch_device(["/cpu:0", "/cpu:1"]) is None
+    assert pipeline.prefetch_device(["/gpu:0"]) == "/gpu:0"
+    assert pipeline.prefetch_device(["/cpu:0"]) is None
+    assert pipeline.prefetch_device(["/gpu:0", "/gpu:1"]) is None  # each tower takes a slice on its own GPU
+    assert pipeline.prefetch_device(["/cpu:0", "/cpu:1"]) is None
 
 
 @pytest.mark.parametrize("device", [None, "/gpu:0"])
@@ -465,7 +464,7 @@ def test_make_iterator_prefetches_to_a_gpu(device):
     values = np.arange(24, dtype=np.float32).reshape(2, 2, 2, 3)
     with tf.Graph().as_default() as graph:
         dataset = tf2.data.Dataset.from_tensors((values, np.array([1, 2], np.int64))).repeat()
-        iterator = data.make_iterator(dataset, device)
+        iterator = pipeline.make_iterator(dataset, device)
         images, labels = iterator.get_next()
         types = {op.type for op in graph.get_operations()}
         if device:  # copy_to_device (a generator dataset) + prefetch, the iterator and its batches on the GPU

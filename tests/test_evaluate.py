@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune.data import dataset as data
-from finetune.data import synthetic
+from finetune.data import scan, synthetic
 from finetune.data.preprocessing import preprocess_image
 from finetune.runs.run_dir import RunDir
 from finetune.runs.trained_model import TrainedModel
@@ -75,7 +74,7 @@ def run(tmp_path_factory):
     return make_train_dir(train_dir, dataset), dataset
 
 
-def _logits_by_hand(model: TrainedModel, info: data.DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _logits_by_hand(model: TrainedModel, info: scan.DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Logits of every image of the split, one at a time, with its own decode + preprocessing + Saver restore."""
     with tf.Graph().as_default():
         path = tf.placeholder(tf.string, [])
@@ -91,7 +90,7 @@ def _logits_by_hand(model: TrainedModel, info: data.DatasetInfo, split: str) -> 
 def test_metrics_equal_hand_computation(run, tmp_path):
     train_dir, dataset = run
     model = TrainedModel.from_train_dir(str(train_dir))
-    info = data.scan_dataset(str(dataset))
+    info = scan.scan_dataset(str(dataset))
     metrics = evaluate.evaluate(model, info, split="validation", batch_size=5, output_dir=str(tmp_path),
                                 progress=False)
 

@@ -1,4 +1,4 @@
-"""Serve = evaluate: for the same image file, of any size and shape, evaluation's pipeline (finetune.data.dataset +
+"""Serve = evaluate: for the same image file, of any size and shape, evaluation's pipeline (finetune.data.pipeline +
 finetune.serve.evaluate), `finetune predict` on the float .pb, on the jpeg .pb and on the SavedModel, and the
 README's plain-TensorFlow client give the same probabilities.
 
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from test_evaluate import make_train_dir
 
-from finetune.data import dataset as data
+from finetune.data import pipeline, scan
 from finetune.runs.trained_model import TrainedModel
 from finetune.serve import evaluate, export, predict
 from finetune.serve.served import ServedModel
@@ -62,7 +62,7 @@ def served(tmp_path_factory):
     of a small net whose outputs depend on the input (random BatchNorm statistics)."""
     root = tmp_path_factory.mktemp("serve")
     _images(root / "photos")
-    info = data.scan_dataset(str(root / "photos"))
+    info = scan.scan_dataset(str(root / "photos"))
     (root / "train").mkdir()
     model = TrainedModel.from_train_dir(str(make_train_dir(root / "train", root / "photos", image_size=IMAGE_SIZE,
                                                            class_names=CLASSES, seed=3)))
@@ -72,17 +72,17 @@ def served(tmp_path_factory):
     return model, info, models, _evaluation_probabilities(model, info)
 
 
-def _evaluation_probabilities(model: TrainedModel, info: data.DatasetInfo) -> np.ndarray:
-    """Probabilities of every validation image through evaluation's own pipeline (data.build_dataset in
+def _evaluation_probabilities(model: TrainedModel, info: scan.DatasetInfo) -> np.ndarray:
+    """Probabilities of every validation image through evaluation's own pipeline (pipeline.build_dataset in
     evaluation mode, the net restored as evaluate.evaluate restores it), in info.sources order."""
     with tf.Graph().as_default():
-        batches = data.build_dataset(info, "validation", batch_size=3, image_size=model.image_size,
+        batches = pipeline.build_dataset(info, "validation", batch_size=3, image_size=model.image_size,
                                      preprocessing=model.preprocessing, is_training=False, num_epochs=1)
-        iterator = data.make_iterator(batches)
+        iterator = pipeline.make_iterator(batches)
         images, _ = iterator.get_next()
         probabilities = tf.nn.softmax(tf.cast(model.logits(images), tf.float32))
         restore = model.restore_op(tf.global_variables())
-        skipped = data.skipped_images("validation")
+        skipped = pipeline.skipped_images("validation")
         rows = []
         with tf.Session() as session:
             session.run([tf.global_variables_initializer(), tf.local_variables_initializer(), iterator.initializer])

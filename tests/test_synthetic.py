@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetune.data import dataset as data
-from finetune.data import synthetic
+from finetune.data import scan, synthetic
 
 
 def _pixels(path) -> np.ndarray:
@@ -26,7 +25,7 @@ def test_writes_an_image_folder_with_train_and_validation(tmp_path):
             assert len(files) == count
             image = _pixels(files[0])
             assert image.shape == (40, 40, 3) and image.dtype == np.uint8
-    info = data.scan_dataset(str(root))
+    info = scan.scan_dataset(str(root))
     assert info.class_names == ["circle", "ring", "x"]
     assert info.num_examples == {"train": 12, "validation": 6}
 

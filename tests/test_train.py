@@ -195,7 +195,7 @@ def test_bad_images_are_named_once_each_and_their_decoder_messages_kept_off_stde
 
     from PIL import Image
 
-    from finetune.data import dataset as data
+    from finetune.data import records
 
     dataset = tmp_path / "data"
     shutil.copytree(datasets[1], dataset)
@@ -206,7 +206,7 @@ def test_bad_images_are_named_once_each_and_their_decoder_messages_kept_off_stde
     (dataset / "train" / "x" / "empty.jpg").write_bytes(b"")
     with tf.Graph().as_default(), tf.Session() as session:  # TensorFlow's decoder does complain on stderr
         with pytest.raises(tf.errors.InvalidArgumentError):
-            session.run(data.decode_image(tf.constant(jpeg.getvalue()[:-100])))
+            session.run(records.decode_image(tf.constant(jpeg.getvalue()[:-100])))
     assert "Premature end of JPEG" in capfd.readouterr().err
     # 15 files (12 good), 4 per step: 10 steps read each bad file three times or more
     summary = train.train(RunConfig(dataset=str(dataset), train_dir=str(tmp_path / "run"), max_steps=10,

@@ -247,8 +247,7 @@ def bench_input(preprocessing: str, *, image_size: int, batch_size: int, num_ima
     temporary folder of `num_images` JPEGs of source_size px, and over the same images as TFRecords
     (finetune.data.tfrecords). The two take turns (`rounds` times), each timing `batches` batches from a fresh
     iterator, so its parallel readers start empty and do not run ahead while the other is timed."""
-    from finetune.data import dataset as data
-    from finetune.data import synthetic, tfrecords
+    from finetune.data import pipeline, scan, synthetic, tfrecords
 
     with tempfile.TemporaryDirectory(prefix="finetune-bench-input-") as workdir:
         classes = list(synthetic.SHAPE_CLASSES[:4])
@@ -260,10 +259,10 @@ def bench_input(preprocessing: str, *, image_size: int, batch_size: int, num_ima
         with tf.Graph().as_default() as graph:
             pipelines = {}
             for name, root in (("jpeg_folder", folder), ("tfrecords", records)):
-                info = data.scan_dataset(str(root), 0.0)
-                dataset = data.build_dataset(info, "train", batch_size=batch_size, image_size=image_size,
+                info = scan.scan_dataset(str(root), 0.0)
+                dataset = pipeline.build_dataset(info, "train", batch_size=batch_size, image_size=image_size,
                                              preprocessing=preprocessing, is_training=True, drop_remainder=True)
-                iterator = data.make_iterator(dataset)
+                iterator = pipeline.make_iterator(dataset)
                 pipelines[name] = (iterator.initializer, iterator.get_next())
             with tf.Session(graph=graph) as session:
                 session.run(tf.local_variables_initializer())

@@ -52,18 +52,18 @@ def calibrated_checkpoint(net: str, num_classes: int, image_size: int, folder: s
                           images: int = 64) -> str:
     """Random weights of `net` whose BatchNorm moving statistics are the batch statistics of up to `images`
     training images of `folder` (in evaluation preprocessing), layer after layer; DIRECTORY/model.ckpt."""
-    from finetune.data import dataset as data
+    from finetune.data import pipeline, scan
     from finetune.train.graph import _layer_modes
     from nets import nets_factory
     from nets.compat import slim, tf
 
     spec = nets_factory.get_spec(net)
-    info = data.scan_dataset(folder, 0.0)
+    info = scan.scan_dataset(folder, 0.0)
     with tf.Graph().as_default():
         tf.set_random_seed(0)
-        dataset = data.build_dataset(info, "train", batch_size=images, image_size=image_size,
+        dataset = pipeline.build_dataset(info, "train", batch_size=images, image_size=image_size,
                                      preprocessing=spec.preprocessing, is_training=False, num_epochs=1)
-        iterator = data.make_iterator(dataset)
+        iterator = pipeline.make_iterator(dataset)
         batch, _ = iterator.get_next()
         with _layer_modes(None, spec.scope, 0.0):  # decay 0: one update sets the statistics to the batch's
             nets_factory.get_network_fn(net, num_classes, is_training=True)(batch)
@@ -100,12 +100,12 @@ def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_
               logdir: str, seed: int = 0) -> dict:
     """TF-Slim's classifier-only fine-tuning loop over an image folder, then its validation accuracy."""
     from checkpoints.scopes import scope_matches
-    from finetune.data import dataset as data
+    from finetune.data import pipeline, scan
     from nets import nets_factory
     from nets.compat import slim, tf
 
     spec = nets_factory.get_spec(net)
-    info = data.scan_dataset(folder, 0.0)
+    info = scan.scan_dataset(folder, 0.0)
     num_classes = info.num_classes
     from finetune.bench.peers import slim_network
 

@@ -10,7 +10,7 @@ clipped to one global norm, no weight decay:
   whole net in training mode, so frozen BatchNorm layers use batch statistics), its loss, and
   `slim.learning.create_train_op(..., variables_to_train=..., clip_gradient_norm=...)`, run as
   `slim.learning.train_step` runs it (train op and global step).
-- ``finetune-jpeg``: the same step fed by `finetune`'s own input pipeline (finetune.data.dataset: read, decode,
+- ``finetune-jpeg``: the same step fed by `finetune`'s own input pipeline (finetune.data.pipeline: read, decode,
   training augmentation, batch, prefetch) from a temporary folder of JPEGs: the input is hidden when it
   runs as fast as the in-memory ``finetune``.
 - ``finetune-bf16`` (not by default): the ``finetune`` step with --precision mixed_bfloat16.
@@ -109,7 +109,7 @@ def _graph_input(images: np.ndarray, labels: np.ndarray) -> tuple[tf.Tensor, tf.
 def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float,
                    jpeg_folder: str | None = None, precision: str = "float32") -> Iterator[Callable]:
     from finetune.config import RunConfig
-    from finetune.data import dataset as data
+    from finetune.data import pipeline, scan
     from finetune.train import devices
     from finetune.train.graph import build_train_graph
 
@@ -123,10 +123,10 @@ def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: fl
         if jpeg_folder is None:
             images, labels = _graph_input(*batch)
         else:  # what `finetune` trains on: read, decode, augment (training preprocessing), batch, prefetch
-            info = data.scan_dataset(jpeg_folder, 0.0)
-            dataset = data.build_dataset(info, "train", batch_size=len(batch[1]), image_size=size,
+            info = scan.scan_dataset(jpeg_folder, 0.0)
+            dataset = pipeline.build_dataset(info, "train", batch_size=len(batch[1]), image_size=size,
                                          preprocessing=spec.preprocessing, is_training=True, drop_remainder=True)
-            images, labels = data.make_iterator(dataset).get_next()
+            images, labels = pipeline.make_iterator(dataset).get_next()
         model = build_train_graph(config, spec, images, labels, num_classes, steps_per_epoch=100,
                                   max_steps=10**6, places=places)
         init = [tf.global_variables_initializer(), tf.local_variables_initializer(), tf.tables_initializer()]
@@ -199,7 +199,7 @@ def _keras_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float
 
 @contextlib.contextmanager
 def _finetune_jpeg_step(net: str, mode: str, batch: tuple, num_classes: int, clip: float) -> Iterator[Callable]:
-    """`finetune`'s step fed by its input pipeline (finetune.data.dataset) from a temporary folder of drawn JPEGs of twice the
+    """`finetune`'s step fed by its input pipeline (finetune.data.pipeline) from a temporary folder of drawn JPEGs of twice the
     input size, with training augmentation: as fast as the in-memory step when the pipeline keeps ahead."""
     import tempfile
     from pathlib import Path
@@ -321,8 +321,7 @@ def bench_eval(net: str = "resnet_v1_50", *, image_size: int | None = None, batc
     from pathlib import Path
 
     from finetune.bench import core as bench
-    from finetune.data import dataset as data
-    from finetune.data import synthetic
+    from finetune.data import scan, synthetic
     from finetune.runs.trained_model import TrainedModel
     from finetune.serve import evaluate
 
@@ -333,7 +332,7 @@ def bench_eval(net: str = "resnet_v1_50", *, image_size: int | None = None, batc
         folder = synthetic.write_shapes_dataset(Path(workdir) / "images", list(synthetic.SHAPE_CLASSES[:classes]),
                                                 train_per_class=1, validation_per_class=images_per_class,
                                                 image_size=source_size, seed=0, image_format="jpeg")
-        info = data.scan_dataset(str(folder))
+        info = scan.scan_dataset(str(folder))
         checkpoint = bench.random_checkpoint(net, classes, size, workdir, global_step=True)  # slim restores it
         model = TrainedModel.from_checkpoint(checkpoint, net, classes, image_size=size, class_names=info.class_names)
         top_k = min(evaluate.TOP_K, classes)

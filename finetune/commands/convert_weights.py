@@ -12,10 +12,10 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from finetune.weights import FORMATS
+    from finetune.choices import WEIGHT_FORMATS
 
     parser.add_argument("file", metavar="FILE", help="the weights file (.tflite, .h5, .weights.h5)")
-    parser.add_argument("--from", dest="source_format", required=True, choices=FORMATS, help="the file's format")
+    parser.add_argument("--from", dest="source_format", required=True, choices=WEIGHT_FORMATS, help="the file's format")
     parser.add_argument("--net", required=True, help="the zoo net the file holds (`finetune nets`)")
     parser.add_argument("--output", required=True, metavar="CKPT", help="checkpoint prefix to write, e.g. out/model.ckpt")
     parser.add_argument("--images", nargs="+", default=[], metavar="IMAGE",

@@ -47,7 +47,7 @@ def _model(args: argparse.Namespace, info):
 
 
 def _dataset(args: argparse.Namespace):
-    from finetune.data import dataset as data
+    from finetune.data import scan
     from finetune.runs.run_dir import RunDir
 
     path = args.dataset
@@ -55,7 +55,7 @@ def _dataset(args: argparse.Namespace):
         path = RunDir(args.train_dir).final_run().run_config().get("dataset")  # a plan dir: its last stage's
     if not path:
         raise ValueError("no dataset: give --dataset DIR.")
-    return data.scan_dataset(path, validation_fraction=args.validation_fraction)
+    return scan.scan_dataset(path, validation_fraction=args.validation_fraction)
 
 
 def _output_dir(args: argparse.Namespace, checkpoint: str | None) -> str:

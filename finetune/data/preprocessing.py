@@ -207,7 +207,7 @@ def preprocess_image(
     the image's area a random crop keeps, TF-Slim's 0.05 by default) apply to the inception style's
     training mode only. `seed` (int [2], training mode only) seeds this image's random crop, flip and colours:
     every random op is stateless, so the same seed gives the same pixels whichever thread runs it (the
-    input pipeline gives each image of the stream its own, see finetune.data.dataset); None draws one.
+    input pipeline gives each image of the stream its own, see finetune.data.pipeline); None draws one.
     """
     if style not in STYLES:
         raise ValueError(f"Unknown preprocessing style {style!r}: choose one of {', '.join(STYLES)}.")

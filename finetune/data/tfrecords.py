@@ -1,4 +1,4 @@
-"""Write an image folder as TF-Slim TFRecords (`finetune convert`), readable by finetune.data.dataset and TF-Slim."""
+"""Write an image folder as TF-Slim TFRecords (`finetune convert`), readable by finetune.data.scan and TF-Slim."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune.data.dataset import DATASET_LABELS_FILE, SPLITS, decode_image, scan_dataset, tfrecord_files
+from finetune.choices import SPLITS
+from finetune.data.records import decode_image
+from finetune.data.scan import DATASET_LABELS_FILE, scan_dataset, tfrecord_files
 from nets.compat import tf
 
 DEFAULT_SHARDS = 5

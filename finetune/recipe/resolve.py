@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from finetune.config import RunConfig
+from finetune.config import RunConfig, check_multiplier_scopes
 from finetune.recipe.load import LoadedRecipe
 from finetune.recipe.types import GROUPS, START_CKPT, START_SCRATCH, RecipeError, Restore, Stage, group_fields
 from finetune.runs.run_dir import RunDir
@@ -200,13 +200,16 @@ def _check_scopes(stage: Stage, config: RunConfig, values: Mapping[str, tuple[An
     if hub.is_hub(config.net):
         return
     names = list(spec.published_variables())
-    checks = {"trainable": trainable_scopes(spec, config.trainable),
-              "lr_multiplier": tuple(scope for scope, _ in config.lr_multiplier)}
-    for key, scope_list in checks.items():
-        unmatched = scopes.unmatched_scopes(names, scope_list, spec.scope)
-        if unmatched:
-            raise RecipeError(f"{_blame(stage, values, key)}: scope {unmatched[0]!r} matches no variable of "
-                              f"{config.net} (its scopes: {scopes.top_scopes(names)}).")
+    trainable = trainable_scopes(spec, config.trainable)
+    unmatched = scopes.unmatched_scopes(names, trainable, spec.scope)
+    if unmatched:
+        raise RecipeError(f"{_blame(stage, values, 'trainable')}: scope {unmatched[0]!r} matches no variable of "
+                          f"{config.net} (its scopes: {scopes.top_scopes(names)}).")
+    trained = [name for name in names if scopes.matching_scope(name, trainable, spec.scope)]
+    try:  # the run's own check of --lr-multiplier, so that --dry-run refuses what the run would
+        check_multiplier_scopes(trained, [scope for scope, _ in config.lr_multiplier], spec.scope)
+    except ValueError as error:
+        raise RecipeError(f"{_blame(stage, values, 'lr_multiplier')}: {error}") from None
 
 
 __all__ = ["RUN_FIELDS", "ResolvedRecipe", "ResolvedStage", "Source", "flag_name", "resolve", "uncovered_run_fields"]

@@ -6,7 +6,7 @@ read-only) leaves the old file as it was and is one OSError naming the file and 
 
 `LABELS_FILE` (labels.txt in a train dir and an export dir) holds class names, one a line, in label
 order (`write_labels` / `read_labels`). It is not a TFRecord dataset's labels.txt, TF-Slim's
-`label:name` lines (`finetune.data.dataset.DATASET_LABELS_FILE`, read only by the dataset scanner):
+`label:name` lines (`finetune.data.scan.DATASET_LABELS_FILE`, read only by the dataset scanner):
 a train dir's is found through `RunDir`, an export's through the model.json that names it, never
 by looking for a labels.txt beside a file.
 """

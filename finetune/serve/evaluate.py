@@ -94,23 +94,23 @@ def evaluate(
     "num_skipped"}: `num_skipped` counts the split's images that did not decode (skipped, never a crash).
     With `output_dir`, also writes metrics.json and confusion_matrix.png there.
     """
-    from finetune.data import dataset as data
+    from finetune.data import pipeline, scan
 
-    info = data.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
+    info = scan.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
     _check_classes(model, info)
     top_k = min(TOP_K, model.num_classes)
     with tf.Graph().as_default():
-        batches = data.build_dataset(
+        batches = pipeline.build_dataset(
             info, split, batch_size=batch_size, image_size=model.image_size, preprocessing=model.preprocessing,
             is_training=False, num_epochs=1,
         )
-        iterator = data.make_iterator(batches)
+        iterator = pipeline.make_iterator(batches)
         images, labels = iterator.get_next()
         fetches = _eval_tensors(model, images, labels, top_k)
         plan = model.restore_plan(tf.global_variables())
         restore = plan.restore_op()
         init = plan.remainder_initializer()  # the restored variables' random initial values would be overwritten
-        skipped = data.skipped_images(split)
+        skipped = pipeline.skipped_images(split)
         with tf.Session() as session:
             session.run([init, tf.local_variables_initializer(), iterator.initializer])
             session.run(restore)
@@ -240,9 +240,9 @@ def watch(
     confusion image at each checkpoint's global step into output_dir. Stops after `timeout` seconds
     without a new checkpoint (None: waits for ever).
     """
-    from finetune.data import dataset as data
+    from finetune.data import scan
 
-    info = data.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
+    info = scan.scan_dataset(dataset) if isinstance(dataset, str | os.PathLike) else dataset
     with tf.Graph().as_default():
         writer = tf.summary.FileWriter(output_dir)
     try:

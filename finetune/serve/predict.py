@@ -3,7 +3,7 @@
 The model (`finetune.serve.served.ServedModel`) does its own preprocessing on images of any size (see
 finetune.serve.graph), so predict only decodes, and decodes as `finetune eval` does: a float-input
 model gets each image's pixels from
-`finetune.data.dataset.decode_image` (TensorFlow's decoder; PIL for formats TensorFlow does not read), at
+`finetune.data.records.decode_image` (TensorFlow's decoder; PIL for formats TensorFlow does not read), at
 their own size; a jpeg-input model gets the file's bytes (other formats re-encoded as PNG). So
 predict, eval and a plain TensorFlow client give the same probabilities for a file.
 

@@ -9,7 +9,7 @@ names its labels.txt (one name a line). Nothing else is read as class names, so 
 happens to lie beside a .pb (a TFRecord dataset's `label:name` lines, a train dir's) is never taken
 for the model's; without an export's model.json the classes are named by index ('0', '1', ...).
 
-`decode` is evaluation's decoder (`finetune.data.dataset.decode_image`, in its own small graph), so a
+`decode` is evaluation's decoder (`finetune.data.records.decode_image`, in its own small graph), so a
 float-input model gets the pixels `finetune eval` would see.
 """
 
@@ -182,10 +182,10 @@ class ServedModel:
 
 
 class _Decoder:
-    """Evaluation's decoder (finetune.data.dataset.decode_image) in its own small graph: bytes -> uint8 [h, w, 3]."""
+    """Evaluation's decoder (finetune.data.records.decode_image) in its own small graph: bytes -> uint8 [h, w, 3]."""
 
     def __init__(self):
-        from finetune.data.dataset import decode_image
+        from finetune.data.records import decode_image
 
         self.graph = tf.Graph()
         with self.graph.as_default():

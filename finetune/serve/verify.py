@@ -3,7 +3,7 @@
 `verify(model, path, ...)` feeds the written model (`finetune.serve.served.ServedModel`) raw sample images
 of the shapes clients send (`sample_images`: the net's size, tall, wide, smaller than the input, several
 times larger) and compares its outputs with evaluation's own pipeline on the same images
-(`evaluation_outputs`: `finetune.data.dataset.decode_image`, evaluation preprocessing, the checkpoint's
+(`evaluation_outputs`: `finetune.data.records.decode_image`, evaluation preprocessing, the checkpoint's
 net). An image decoded as evaluation decodes it and fed as float, its file's bytes fed to a jpeg-input
 graph, and `finetune eval` on the file give the same probabilities. The check fails (one-line
 ValueError) above `tolerance` (TOLERANCE, 1e-4) for the probabilities or for the logits relative to
@@ -56,9 +56,9 @@ def verify(path: str | Path, samples: Samples, tolerance: float = TOLERANCE) -> 
 
 
 def evaluation_outputs(model: TrainedModel, encoded: Sequence[bytes]) -> dict[str, np.ndarray]:
-    """Outputs of evaluation's own pipeline on encoded images, one at a time: `finetune.data.dataset.decode_image`,
+    """Outputs of evaluation's own pipeline on encoded images, one at a time: `finetune.data.records.decode_image`,
     `preprocess_image` in evaluation mode, the checkpoint's net with its variables restored."""
-    from finetune.data.dataset import decode_image
+    from finetune.data.records import decode_image
     from finetune.data.preprocessing import preprocess_image
 
     size = model.image_size

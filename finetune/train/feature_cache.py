@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from checkpoints.download import home
 from nets.compat import tf
 
 CACHE_VERSION = 1
@@ -42,7 +43,7 @@ MODES = ("auto", "on", "off")
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("FINETUNE_HOME", Path.home() / ".cache" / "finetune")) / "features"
+    return home() / "features"
 
 
 def decide(mode: str, *, classifier_only: bool, augment: str, train_bn_stats: bool, num_devices: int,

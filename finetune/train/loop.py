@@ -19,7 +19,7 @@ import numpy as np
 
 import checkpoints
 from finetune.config import RunConfig
-from finetune.data import dataset as data
+from finetune.data import forensics, pipeline, scan
 from finetune.runs.run_dir import RunDir
 from finetune.train import cluster as clusters
 from finetune.train import devices, feature_cache, hub_run
@@ -64,7 +64,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
 def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None, chief: bool,
            terminate: StopOnSignalHook, hooks: Sequence[tf.train.SessionRunHook], say, progress_bar: bool) -> dict:
     spec = nets_factory.get_spec(config.net)
-    info = data.scan_dataset(config.dataset, config.validation_fraction, config.seed)
+    info = scan.scan_dataset(config.dataset, config.validation_fraction, config.seed)
     if info.num_classes < 2:
         raise ValueError(f"{info.root} has one class ({info.class_names[0]}): a classifier needs at least two; add "
                          "a folder of images per class.")
@@ -92,19 +92,19 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         global_step = tf.train.get_or_create_global_step()
         with tf.device(clusters.input_device(cluster)):
             if use_cache:  # one in-order pass, evaluation preprocessing: what the cache is computed from
-                dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
+                dataset = pipeline.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
                                              preprocessing=spec.preprocessing, is_training=False, num_epochs=1)
             else:
-                dataset = data.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
+                dataset = pipeline.build_dataset(info, "train", batch_size=config.batch_size, image_size=image_size,
                                              preprocessing=spec.preprocessing, is_training=True,
                                              seed=config.seed + (cluster.replica if cluster else 0),
                                              drop_remainder=True, crop_min_area=config.crop_min_area,
                                              augment=config.augment != "none")
             # One GPU: batches are copied to it ahead of the step (not for the cache's one pass, whose values are fed).
-            to_gpu = None if use_cache or cluster else data.prefetch_device(places)
-            images, labels = data.make_iterator(dataset, to_gpu).get_next()
-            skipped = data.skipped_images("train")
-            skipped_names = tf.train.FinalOpsHook(data.skipped_image_names("train"))  # fetched as the run ends
+            to_gpu = None if use_cache or cluster else pipeline.prefetch_device(places)
+            images, labels = pipeline.make_iterator(dataset, to_gpu).get_next()
+            skipped = pipeline.skipped_images("train")
+            skipped_names = tf.train.FinalOpsHook(pipeline.skipped_image_names("train"))  # fetched as the run ends
         model = build_train_graph(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,
                                   max_steps=max_steps, places=places,
                                   sync_cluster=cluster if config.sync_replicas else None)
@@ -169,7 +169,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
                 "raise --max-steps or --epochs to go on.")
         else:
             try:  # a bad image's decoder messages would break the bar: it is named once in the summary instead
-                with data.decoder_messages_dropped(), tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks,
+                with forensics.decoder_messages_dropped(), tf.train.MonitoredSession(session_creator=creator, hooks=run_hooks,
                                                stop_grace_period_secs=clusters.stop_grace_secs(model.optimizer)
                                                ) as session:
                     try:
@@ -191,7 +191,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         how = "Interrupted" if stopped == "interrupted" else f"Stopped by {terminate.received}"
         say(f"{how} at step {progress.step}: saved {run_dir.latest_checkpoint()}.")
     names = skipped_names.final_ops_values
-    skipped = data.describe_skipped(info, [] if names is None else names)
+    skipped = forensics.describe_skipped(info, [] if names is None else names)
     checkpoint = run_dir.latest_checkpoint()
     validation = None
     if chief and not config.skip_eval and info.num_examples.get("validation", 0) and stopped == "max_steps":
@@ -217,7 +217,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
     return summary
 
 
-def _feature_cache_hook(config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo, image_size: int,
+def _feature_cache_hook(config: RunConfig, spec: nets_factory.NetSpec, info: scan.DatasetInfo, image_size: int,
                         model, summary_op, images, labels, say) -> feature_cache.FeatureCacheHook:
     """The hook that feeds the classifier cached trunk features (finetune.train.feature_cache)."""
     from checkpoints import scopes
@@ -241,7 +241,7 @@ def _step_of(checkpoint: str | None) -> int:
     return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else 0
 
 
-def _run_record(config: RunConfig, spec: nets_factory.NetSpec, info: data.DatasetInfo, image_size: int) -> dict:
+def _run_record(config: RunConfig, spec: nets_factory.NetSpec, info: scan.DatasetInfo, image_size: int) -> dict:
     """run_config.json: what rebuilds the run's graph, and every resolved value."""
     return {
         "net": spec.name,
@@ -255,7 +255,7 @@ def _run_record(config: RunConfig, spec: nets_factory.NetSpec, info: data.Datase
     }
 
 
-def validation_accuracy(run_dir: RunDir, checkpoint: str, info: data.DatasetInfo, batch_size: int) -> float:
+def validation_accuracy(run_dir: RunDir, checkpoint: str, info: scan.DatasetInfo, batch_size: int) -> float:
     """Top-1 accuracy of `checkpoint` on the validation split (report in TRAIN_DIR/eval_validation, where
     `finetune eval --train-dir` writes too)."""
     from finetune.runs.trained_model import TrainedModel
@@ -284,5 +284,5 @@ def format_summary(summary: dict) -> str:
         ("checkpoint", summary["checkpoint"]),
         ("train dir", summary["train_dir"]),
     ]
-    skipped = data.format_skipped(summary["skipped_images"])  # each bad image once, however many epochs saw it
+    skipped = forensics.format_skipped(summary["skipped_images"])  # each bad image once, however many epochs saw it
     return tabulate(rows, tablefmt="plain") + (f"\n{skipped}" if skipped else "")

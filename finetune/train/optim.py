@@ -11,8 +11,10 @@ Everything here builds `tf.compat.v1` graph pieces; the training loop (finetune/
     with tf.control_dependencies([apply_op]):
         ema_op = optim.moving_average_op(0.9999, trainable, global_step)
 
-Optimizers and schedules are registries that list themselves (`OPTIMIZERS`, `SCHEDULES`); parameter
-names and defaults are TF-Slim's train_image_classifier flags (`OPTIMIZER_DEFAULTS`).
+Optimizers and schedules are registries that list themselves (`OPTIMIZERS`, `SCHEDULES`) under the names
+of finetune.choices; parameter names and defaults are TF-Slim's train_image_classifier flags, in
+finetune.choices too (`OPTIMIZER_PARAMS`, `OPTIMIZER_DEFAULTS`, `optimizer_params`), so a config resolves
+them without TensorFlow.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from checkpoints import scopes
+from finetune.choices import OPTIMIZER_DEFAULTS, OPTIMIZER_PARAMS, optimizer_params
+from finetune.config import check_multiplier_scopes
 
 
 class _LazyTF:
@@ -38,18 +42,6 @@ tf = _LazyTF()
 log = logging.getLogger(__name__)
 
 GradsAndVars = list[tuple["tf.Tensor", "tf.Variable"]]
-
-# TF-Slim's train_image_classifier flag defaults, plus adamw's decoupled decay (PyTorch's default).
-OPTIMIZER_DEFAULTS: dict[str, float] = {
-    "momentum": 0.9,
-    "rmsprop_decay": 0.9,
-    "rmsprop_momentum": 0.9,
-    "opt_epsilon": 1.0,
-    "adam_beta1": 0.9,
-    "adam_beta2": 0.999,
-    "adamw_weight_decay": 0.01,
-}
-
 
 # ---------------------------------------------------------------------------------------------
 # Optimizers
@@ -68,36 +60,35 @@ class OptimizerOption:
 OPTIMIZERS: dict[str, OptimizerOption] = {}
 
 
-def _register_optimizer(name: str, params: tuple[str, ...], help: str):
+def _register_optimizer(name: str, help: str):
     def decorator(build):
-        OPTIMIZERS[name] = OptimizerOption(name, build, params, help)
+        OPTIMIZERS[name] = OptimizerOption(name, build, OPTIMIZER_PARAMS[name], help)
         return build
 
     return decorator
 
 
-@_register_optimizer("sgd", (), "plain gradient descent")
+@_register_optimizer("sgd", "plain gradient descent")
 def _sgd(lr):
     return tf.train.GradientDescentOptimizer(lr)
 
 
-@_register_optimizer("momentum", ("momentum",), "SGD with momentum")
+@_register_optimizer("momentum", "SGD with momentum")
 def _momentum(lr, momentum):
     return tf.train.MomentumOptimizer(lr, momentum=momentum, name="Momentum")
 
 
-@_register_optimizer("rmsprop", ("rmsprop_decay", "rmsprop_momentum", "opt_epsilon"), "RMSProp (TF-Slim's default)")
+@_register_optimizer("rmsprop", "RMSProp (TF-Slim's default)")
 def _rmsprop(lr, rmsprop_decay, rmsprop_momentum, opt_epsilon):
     return tf.train.RMSPropOptimizer(lr, decay=rmsprop_decay, momentum=rmsprop_momentum, epsilon=opt_epsilon)
 
 
-@_register_optimizer("adam", ("adam_beta1", "adam_beta2", "opt_epsilon"), "Adam")
+@_register_optimizer("adam", "Adam")
 def _adam(lr, adam_beta1, adam_beta2, opt_epsilon):
     return tf.train.AdamOptimizer(lr, beta1=adam_beta1, beta2=adam_beta2, epsilon=opt_epsilon)
 
 
-@_register_optimizer("adamw", ("adam_beta1", "adam_beta2", "opt_epsilon", "adamw_weight_decay"),
-                     "Adam with decoupled weight decay")
+@_register_optimizer("adamw", "Adam with decoupled weight decay")
 def _adamw(lr, adam_beta1, adam_beta2, opt_epsilon, adamw_weight_decay):
     from finetune.train.adamw import AdamWOptimizer
 
@@ -109,19 +100,6 @@ def _option(name: str) -> OptimizerOption:
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}.")
     return OPTIMIZERS[name]
-
-
-def optimizer_params(name: str, **params: float | None) -> dict[str, float]:
-    """The parameters optimizer `name` will use: the given ones (None = default) over TF-Slim's defaults.
-
-    Parameters the optimizer does not read are dropped, so a training loop may pass all of its
-    flags; a name that is no optimizer parameter at all is a ValueError (a typo, not a flag).
-    """
-    option = _option(name)
-    unknown = sorted(set(params) - set(OPTIMIZER_DEFAULTS))
-    if unknown:
-        raise ValueError(f"Unknown optimizer parameter(s) {', '.join(unknown)}; known: {', '.join(OPTIMIZER_DEFAULTS)}.")
-    return {key: OPTIMIZER_DEFAULTS[key] if params.get(key) is None else params[key] for key in option.params}
 
 
 def make_optimizer(name: str, learning_rate: float | tf.Tensor, **params: float | None) -> tf.train.Optimizer:
@@ -253,17 +231,11 @@ def scale_by_scope(multipliers: dict[str, float], root: str | None = None) -> Gr
     """
 
     def step(grads_and_vars: GradsAndVars) -> GradsAndVars:
-        used, out = set(), []
+        check_multiplier_scopes([var.op.name for _, var in grads_and_vars], list(multipliers), root)
+        out = []
         for grad, var in grads_and_vars:
             key = scopes.most_specific_scope(var.op.name, multipliers, root)
-            if key is not None:
-                used.add(key)
-                grad = _scale(grad, multipliers[key])
-            out.append((grad, var))
-        unused = [key for key in multipliers if key not in used]
-        if unused:
-            raise ValueError(f"--lr-multiplier scope(s) {', '.join(unused)} match no trained variable: check the "
-                             "scope names (`finetune inspect` lists them) and --trainable.")
+            out.append((grad if key is None else _scale(grad, multipliers[key]), var))
         return out
 
     return step

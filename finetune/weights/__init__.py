@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-FORMATS = ("tflite", "keras")
+from checkpoints import scopes
+from finetune import choices
+
+FORMATS = choices.WEIGHT_FORMATS
 NUM_CHECK_IMAGES = 2
 
 
@@ -156,8 +159,9 @@ def batch_norm_epsilons(net: str, num_classes: int, image_size: int, net_kwargs:
         return {scope: eps for scope, eps in _batch_norm_epsilons(graph).items()}
 
 
-def _in_scopes(name: str, scopes: Sequence[str]) -> bool:
-    return any(name == scope or name.startswith(scope + "/") for scope in scopes)
+def _in_scopes(name: str, scope_list: Sequence[str]) -> bool:
+    """Whether `name` lies under one of `scope_list` (checkpoints.scopes' rule: at a scope boundary)."""
+    return scopes.matching_scope(name, scope_list) is not None
 
 
 def write_checkpoint(net: str, source: Source, output: str) -> tuple[str, int]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from checkpoints import scopes
 from finetune.weights import ConversionError, Source, batch_norm_epsilons
 
 FORMAT = "keras"
@@ -265,7 +266,7 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     epsilons = batch_norm_epsilons(spec.name, num_classes, size, net_kwargs)
     absent = () if include_top else family.notop_absent
     keras_units = _keras_units(model, creation_order)
-    slim_units = [u for u in _slim_units(shapes) if not any(u.name.startswith(a) for a in absent)]
+    slim_units = [u for u in _slim_units(shapes) if scopes.matching_scope(u.name, absent) is None]
     if len(keras_units) != len(slim_units):
         raise ConversionError(f"{path} has {len(keras_units)} layers with weights, {spec.name} "
                               f"{'with' if num_classes else 'without'} its classifier has {len(slim_units)}: "

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from checkpoints import scopes
 from finetune.weights import ConversionError, Source, batch_norm_epsilons
 
 FORMAT = "tflite"
@@ -168,7 +169,7 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     values: dict[str, np.ndarray] = {}
     unmatched = []
     for name, shape in published.items():
-        if spec.num_classes != num_classes and name.startswith(f"{spec.scope}/Logits/"):
+        if spec.num_classes != num_classes and scopes.scope_matches("Logits", name, spec.scope):
             shape = shape[:-1] + (num_classes,)
         layer = _layer_scope(name, spec.scope)
         leaf = name.rsplit("/", 1)[1]
