@@ -100,7 +100,7 @@ def slim_loop(folder: str, checkpoint: str, net: str, *, image_size: int, batch_
               logdir: str, seed: int = 0) -> dict:
     """TF-Slim's classifier-only fine-tuning loop over an image folder, then its validation accuracy."""
     from checkpoints.scopes import scope_matches
-    from finetune.data import pipeline, scan
+    from finetune.data import scan
     from nets import nets_factory
     from nets.compat import slim, tf
 

@@ -60,8 +60,8 @@ def serving_graph(model: TrainedModel, input_type: str = "float") -> dict[str, t
 
 def _preprocess(model: TrainedModel, one: tf.Tensor, input_type: str) -> tf.Tensor:
     """One raw image (float pixels in [0, 255] of any size, or encoded bytes) -> the net's evaluation input."""
-    from finetune.data.records import decode_image
     from finetune.data.preprocessing import pixels_to_unit, preprocess_image
+    from finetune.data.records import decode_image
 
     image = pixels_to_unit(one) if input_type == "float" else decode_image(one)
     return preprocess_image(image, model.image_size, model.image_size, False, model.preprocessing)

@@ -58,8 +58,8 @@ def verify(path: str | Path, samples: Samples, tolerance: float = TOLERANCE) -> 
 def evaluation_outputs(model: TrainedModel, encoded: Sequence[bytes]) -> dict[str, np.ndarray]:
     """Outputs of evaluation's own pipeline on encoded images, one at a time: `finetune.data.records.decode_image`,
     `preprocess_image` in evaluation mode, the checkpoint's net with its variables restored."""
-    from finetune.data.records import decode_image
     from finetune.data.preprocessing import preprocess_image
+    from finetune.data.records import decode_image
 
     size = model.image_size
     with tf.Graph().as_default() as graph:
