@@ -3,6 +3,8 @@ classifier-only loop (what it trains, what it keeps, its validation accuracy), t
 
 import numpy as np
 import pytest
+from helpers.runs import QUICK_NET as NET
+from helpers.runs import checkpoint_values as _values
 
 from finetune.bench import core as bench
 from finetune.bench import e2e as bench_e2e
@@ -12,19 +14,12 @@ from finetune.data import synthetic
 from nets import nets_factory
 from nets.compat import tf
 
-NET = "mobilenet_v1_025"
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     return str(synthetic.write_shapes_dataset(root / "images", ["circle", "stripes_h"], train_per_class=8,
                                               validation_per_class=2, image_size=40, seed=0, image_format="jpeg"))
-
-
-def _values(checkpoint: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(checkpoint)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.runs import QUICK_NET as NET
+from helpers.runs import checkpoint_values as _values
 
 from finetune.config import RunConfig
 from finetune.data import synthetic
@@ -21,7 +23,6 @@ from nets.compat import tf
 
 pytestmark = pytest.mark.slow  # a ps and two workers in their own processes
 
-NET = "mobilenet_v1_025"
 SMALL = ["--net", NET, "--image-size", "32", "--batch-size", "4", "--save-interval-secs", "3600", "--skip-eval"]
 MAX_STEPS = 3
 ASYNC_MAX_STEPS = 100_000  # never reached: the async test stops its tasks
@@ -67,11 +68,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def _values(checkpoint: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(checkpoint)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def _checkpoint_step(train_dir: Path) -> int:

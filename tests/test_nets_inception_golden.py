@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from netcheck import variable_shapes
-from weights import load_values, named_values
+from helpers.netcheck import variable_shapes
+from helpers.weights import load_values, named_values
 
 from nets import nets_factory
 from nets.compat import tf

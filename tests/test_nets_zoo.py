@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from netcheck import AUX_IN_TRAINING_ONLY, variable_shapes, zoo_params
+from helpers.netcheck import AUX_IN_TRAINING_ONLY, variable_shapes, zoo_params
 
 from nets import nets_factory
 from nets.compat import tf
