@@ -6,7 +6,8 @@
 - `pretrained`: the quick net with 1001 classes and random, physically valid values (seed 0), a str checkpoint
   prefix, made once a session: a 'pretrained' checkpoint whose classifier does not fit the dataset's classes.
 
-`--check-slow[=SECONDS]` (or `FINETUNE_CHECK_SLOW=SECONDS`) fails an unmarked test over the limit (helpers/slow_check).
+`--check-slow` (limit 8 s, `--slow-limit SECONDS`; or `FINETUNE_CHECK_SLOW=SECONDS`) fails a test not marked slow
+whose call takes longer (helpers/slow_check.py).
 """
 
 import os
@@ -15,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 from helpers.runs import random_net_checkpoint  # noqa: E402
-from helpers.slow_check import pytest_addoption, pytest_runtest_makereport  # noqa: E402, F401
+from helpers.slow_check import pytest_addoption, pytest_configure, pytest_runtest_makereport  # noqa: E402, F401
 
 from finetune.data import synthetic  # noqa: E402
 from nets.compat import tf  # noqa: E402

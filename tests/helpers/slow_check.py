@@ -1,8 +1,8 @@
 """pytest plugin: keep the `slow` marker honest.
 
-Asked with `--check-slow[=SECONDS]` (default 8) or `FINETUNE_CHECK_SLOW=SECONDS`, a test that is not marked slow
-and whose call phase took longer than SECONDS fails, with one line naming the test and its time. Without either,
-nothing changes. Setup (a module fixture building a dataset) is not counted: it is shared by the module's tests.
+Asked with `--check-slow` (limit 8 s, or `--slow-limit SECONDS`) or with `FINETUNE_CHECK_SLOW=SECONDS`, a test that
+is not marked slow and whose call phase took longer than the limit fails, with one line naming the test and its
+time. Without either, nothing changes. Setup is not counted: a module fixture is shared by the module's tests.
 """
 
 from __future__ import annotations
@@ -13,31 +13,39 @@ import pytest
 
 DEFAULT_LIMIT = 8.0
 ENV = "FINETUNE_CHECK_SLOW"
+LIMIT = pytest.StashKey[float | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("finetune").addoption(
-        "--check-slow", type=float, nargs="?", const=DEFAULT_LIMIT, default=None, metavar="SECONDS",
-        help=f"fail a test not marked slow whose call takes over SECONDS (default {DEFAULT_LIMIT:g}; "
-             f"or set {ENV}=SECONDS)")
+    group = parser.getgroup("finetune")
+    group.addoption("--check-slow", action="store_true",
+                    help=f"fail a test not marked slow whose call takes longer than --slow-limit (or set {ENV}=SECONDS)")
+    group.addoption("--slow-limit", type=float, default=None, metavar="SECONDS",
+                    help=f"the limit of --check-slow (default: ${ENV}, else {DEFAULT_LIMIT:g})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[LIMIT] = slow_limit(config)
 
 
 def slow_limit(config: pytest.Config) -> float | None:
-    """The limit in seconds asked for by --check-slow or $FINETUNE_CHECK_SLOW (the option wins); None: no check."""
-    limit = config.getoption("--check-slow")
-    if limit is None and os.environ.get(ENV, "").strip():
-        try:
-            limit = float(os.environ[ENV])
-        except ValueError:
-            raise pytest.UsageError(f"{ENV}={os.environ[ENV]!r} is not a number of seconds") from None
-    return limit
+    """The limit in seconds that --check-slow/--slow-limit or $FINETUNE_CHECK_SLOW ask for; None: no check."""
+    text = os.environ.get(ENV, "").strip()
+    if not config.getoption("--check-slow") and not text:
+        return None
+    if config.getoption("--slow-limit") is not None:
+        return config.getoption("--slow-limit")
+    try:
+        return float(text) if text else DEFAULT_LIMIT
+    except ValueError:
+        raise pytest.UsageError(f"{ENV}={text!r} is not a number of seconds") from None
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
-    limit = slow_limit(item.config)
+    limit = item.config.stash.get(LIMIT, None)
     if (limit is None or call.when != "call" or not report.passed
             or item.get_closest_marker("slow") is not None or call.duration <= limit):
         return
