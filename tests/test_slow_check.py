@@ -1,5 +1,5 @@
-"""The `slow` marker is kept honest: under --check-slow (or FINETUNE_CHECK_SLOW=SECONDS) a test not marked slow whose call
-takes over the limit fails with one line naming it and its time; marked slow, or without the option, it passes."""
+"""The `slow` marker is kept honest: under --check-slow (or FINETUNE_CHECK_SLOW=SECONDS) a test not marked slow
+whose call takes over the limit fails with one line naming it and its time; marked slow, or unasked, it passes."""
 
 import pytest
 

@@ -19,7 +19,7 @@ LIMIT = pytest.StashKey[float | None]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("finetune")
     group.addoption("--check-slow", action="store_true",
-                    help=f"fail a test not marked slow whose call takes longer than --slow-limit (or set {ENV}=SECONDS)")
+                    help=f"fail a test not marked slow whose call takes over --slow-limit (or set {ENV}=SECONDS)")
     group.addoption("--slow-limit", type=float, default=None, metavar="SECONDS",
                     help=f"the limit of --check-slow (default: ${ENV}, else {DEFAULT_LIMIT:g})")
 
