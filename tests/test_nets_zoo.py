@@ -1,7 +1,7 @@
 """Every registered net against its manifest: published variables, fine-tuning builds, end points, errors.
 
 Parametrized over `nets_factory.specs()`, so each net a family file registers is covered. Graphs are
-only built (batch-1 placeholders), never run; outside netcheck.QUICK_NETS (one net per family) the
+only built (batch-1 placeholders), never run; outside helpers.netcheck.QUICK_NETS (one net per family) the
 builds are marked slow.
 """
 
