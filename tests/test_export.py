@@ -39,7 +39,7 @@ def _logits_tolerance(logits: np.ndarray) -> float:
     return export.TOLERANCE * max(1.0, float(np.abs(logits).max()))
 
 
-def test_frozen_graph_reproducescheckpoint_logits(exported):
+def test_frozen_graph_reproduces_checkpoint_logits(exported):
     model, result = exported
     pixels = _pixels(3)
     outputs = export.run_graph_def(export.load_graph_def(result.graph), pixels)
