@@ -1,4 +1,7 @@
-"""finetune.bench.core's input-pipeline and start-up figures on tiny inputs: every figure is there and positive."""
+"""finetune.bench.core's input-pipeline and start-up figures on tiny inputs: every figure is there, its images per
+second follow from its time, and every time lies within the wall time of the call that measured it."""
+
+import time
 
 import pytest
 
@@ -6,22 +9,31 @@ from finetune.bench import core as bench
 
 
 def test_input_pipeline_reads_jpeg_folder_and_tfrecords():
+    began = time.perf_counter()
     result = bench.bench_input("inception", image_size=32, batch_size=4, num_images=8, source_size=48, batches=2,
                                rounds=1)
+    wall = time.perf_counter() - began
     for source in ("jpeg_folder", "tfrecords"):
-        assert result[source]["images_per_second"] > 0 and result[source]["runs"] == 1
+        seconds = result[source]["median_ms"] / 1000
+        assert result[source]["runs"] == 1 and 0 < seconds < wall
+        assert result[source]["images_per_second"] == pytest.approx(2 * 4 / seconds)  # 2 batches of 4
 
 
 @pytest.mark.slow
 def test_train_reports_start_to_first_step_and_peak_memory():
+    began = time.perf_counter()
     result = bench.bench_train("mobilenet_v1_025", image_size=32, batch_size=2, steps=1, num_classes=3,
                                input_pipeline=False)
+    wall = time.perf_counter() - began
     start = result["start_to_first_step"]
     parts = ("build_graph_s", "plan_restore_s", "init_s", "restore_s", "first_step_s")
-    assert all(start[p] > 0 for p in parts)
-    assert abs(start["total_s"] - sum(start[p] for p in parts)) < 1e-6
-    assert result["images_per_second"] > 0 and result["peak_memory_mib"] > 100
-    assert all(result["init_in_fresh_session"][which]["median_ms"] > 0 for which in ("all", "not_restored"))
+    assert abs(start["total_s"] - sum(start[p] for p in parts)) < 1e-6 and 0 < start["total_s"] < wall
+    assert start["init_and_restore_s"] == pytest.approx(start["init_s"] + start["restore_s"])
+    step_seconds = result["step"]["median_ms"] / 1000
+    assert 0 < step_seconds < wall and result["images_per_second"] == pytest.approx(2 / step_seconds)
+    assert result["peak_memory_mib"] > 100
+    init = result["init_in_fresh_session"]
+    assert all(0 < init[which]["median_ms"] / 1000 < wall for which in ("all", "not_restored"))
 
 
 def test_random_checkpoint_has_random_batch_norm_statistics_and_a_global_step_when_asked(tmp_path):
@@ -41,22 +53,29 @@ def test_random_checkpoint_has_random_batch_norm_statistics_and_a_global_step_wh
 def test_eval_against_tf_slim_gives_the_same_accuracy_on_the_same_checkpoint_and_images():
     from finetune.bench import peers as bench_peers
 
+    began = time.perf_counter()
     result = bench_peers.bench_eval("mobilenet_v1_025", image_size=32, batch_size=4, images_per_class=3,
                                     source_size=48, rounds=1)
+    wall = time.perf_counter() - began
     rows = {row["framework"]: row for row in result["rows"]}
     assert set(rows) == {"finetune", "tf-slim"} and result["images"] == 12
     assert rows["finetune"]["accuracy"] == rows["tf-slim"]["accuracy"]
     assert rows["finetune"]["recall_4"] == rows["tf-slim"]["recall_4"]
-    assert all(row["images_per_second"] > 0 for row in rows.values())
+    for row in rows.values():  # 12 images in one timed round
+        seconds = row["median_ms"] / 1000
+        assert 0 < seconds < wall and row["images_per_second"] == pytest.approx(12 / seconds)
 
 
 @pytest.mark.slow  # three graphs and sessions
 def test_precision_times_each_contender_against_float32():
+    began = time.perf_counter()
     result = bench.bench_precision("mobilenet_v1_025", image_size=32, batch_size=2, steps=1, num_classes=3)
+    wall = time.perf_counter() - began
     rows = {r["precision"]: r for r in result["rows"]}
     assert list(rows) == list(bench.PRECISION_CONTENDERS)
     assert rows["float32"]["speedup"] == 1.0
-    assert all(r["median_ms"] > 0 and r["runs"] == 1 for r in rows.values())
+    assert all(0 < r["median_ms"] / 1000 < wall and r["runs"] == 1 for r in rows.values())
+    assert all(r["speedup"] == pytest.approx(rows["float32"]["median_ms"] / r["median_ms"]) for r in rows.values())
 
 
 def test_bench_cache_reads_finetunes_numbers_through_run_dir(tmp_path):

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from weights import save_random_checkpoint
+from helpers.weights import save_random_checkpoint
 
 import checkpoints
 from checkpoints import plan as plan_module

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
+from helpers.weights import save_random_checkpoint
 from tf_slim.nets import inception_v1
-from weights import save_random_checkpoint
 
 import checkpoints
 from finetune import cli

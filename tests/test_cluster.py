@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.runs import QUICK_NET as NET
+from helpers.runs import checkpoint_values as _values
 
 from finetune.config import RunConfig
-from finetune.data import synthetic
 from finetune.train import cluster
 from finetune.train import loop as train
 from nets.compat import tf
 
 pytestmark = pytest.mark.slow  # a ps and two workers in their own processes
 
-NET = "mobilenet_v1_025"
 SMALL = ["--net", NET, "--image-size", "32", "--batch-size", "4", "--save-interval-secs", "3600", "--skip-eval"]
 MAX_STEPS = 3
 ASYNC_MAX_STEPS = 100_000  # never reached: the async test stops its tasks
@@ -67,11 +67,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def _values(checkpoint: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(checkpoint)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def _checkpoint_step(train_dir: Path) -> int:
@@ -155,13 +150,8 @@ class _LocalCluster:
                 process.wait(timeout=30)
 
 
-def _shapes(tmp_path: Path) -> Path:
-    return synthetic.write_shapes_dataset(tmp_path / "data", ["plus", "x"], train_per_class=6, validation_per_class=2,
-                                          image_size=36, seed=1)
-
-
-def test_ps_and_two_sync_workers_train_the_chiefs_checkpoint(tmp_path):
-    data = _shapes(tmp_path)
+def test_ps_and_two_sync_workers_train_the_chiefs_checkpoint(dataset, tmp_path):
+    data = Path(dataset)
     source = train.train(RunConfig(net=NET, dataset=str(data), train_dir=str(tmp_path / "source"), trainable="all",
                                    batch_size=4, image_size=32, max_steps=2, skip_eval=True,
                                    save_interval_secs=3600), verbose=False)["checkpoint"]
@@ -201,13 +191,13 @@ def test_ps_and_two_sync_workers_train_the_chiefs_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_async_cluster_survives_a_killed_worker_and_a_killed_chief(tmp_path):
+def test_async_cluster_survives_a_killed_worker_and_a_killed_chief(dataset, tmp_path):
     """SIGKILL worker 1: the chief keeps training, and worker 1 restarted with the same command rejoins.
     SIGKILL the chief: worker 1 keeps training, and the chief restarted resumes from its last checkpoint.
 
     The run is far longer than the test (a restart takes as long as hundreds of steps of this tiny net);
     the test watches each phase happen, then stops the tasks."""
-    data = _shapes(tmp_path)
+    data = Path(dataset)
     train_dir = tmp_path / "run"
     command = [sys.executable, "-m", "finetune.cli", *SMALL, "--dataset", str(data), "--train-dir", str(train_dir),
                "--max-steps", str(ASYNC_MAX_STEPS), "--trainable", "all", "--save-interval-steps", str(SAVE_EVERY)]

@@ -21,36 +21,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from weights import save_random_checkpoint
+from helpers.runs import QUICK_NET as NET
+from helpers.runs import checkpoint_values as _values
 
 from finetune import cli
 from finetune.config import RunConfig
-from finetune.data import synthetic
 from finetune.runs.run_dir import RunDir, RunDirError
 from finetune.train import loop as train
-from nets import nets_factory
 from nets.compat import tf
 
-NET = "mobilenet_v1_025"
 REPO = Path(__file__).resolve().parents[1]
 FLAGS = ["--net", NET, "--batch-size", "4", "--image-size", "32", "--trainable", "logits", "--skip-eval"]
 SUBPROCESS_TIMEOUT = 240
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> str:
-    return str(synthetic.write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", ["plus", "x"],
-                                              train_per_class=6, validation_per_class=2, image_size=36, seed=1))
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory) -> str:
-    """The 'pretrained' checkpoint: the net with 1001 classes and random, physically valid values."""
-    path = str(tmp_path_factory.mktemp("source") / "model.ckpt")
-    with tf.Graph().as_default():
-        nets_factory.get_network_fn(NET, 1001)(tf.zeros([1, 32, 32, 3]))
-        save_random_checkpoint(path)
-    return path
+def source(pretrained) -> str:
+    """The 'pretrained' checkpoint: the net with 1001 classes and random, physically valid values (conftest)."""
+    return pretrained
 
 
 def _config(dataset: str, source: str, train_dir, **overrides) -> RunConfig:
@@ -70,11 +58,6 @@ def base_run(dataset, source, tmp_path_factory) -> Path:
 
 def _copy(run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(run, tmp_path / "run"))
-
-
-def _values(checkpoint: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(checkpoint)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def _assert_frozen_bit_equal(checkpoint: str, source: str) -> None:

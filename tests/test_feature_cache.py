@@ -5,33 +5,19 @@ import shutil
 
 import numpy as np
 import pytest
-from weights import save_random_checkpoint
+from helpers.runs import QUICK_NET as NET
+from helpers.runs import checkpoint_values as _values
 
 from finetune.config import RunConfig
-from finetune.data import synthetic
 from finetune.train import feature_cache
 from finetune.train import loop as train
-from nets import nets_factory
-from nets.compat import tf
 
-NET = "mobilenet_v1_025"
 CLASSIFIER = "MobilenetV1/Logits"
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return synthetic.write_shapes_dataset(root / "shapes", ["plus", "x"], train_per_class=6,
-                                          validation_per_class=2, image_size=36, seed=1)
-
-
-@pytest.fixture(scope="module")
-def source_ckpt(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("source") / "model.ckpt")
-    with tf.Graph().as_default():
-        nets_factory.get_network_fn(NET, 1001)(tf.zeros([1, 32, 32, 3]))
-        save_random_checkpoint(path)
-    return path
+def source_ckpt(pretrained):
+    return pretrained
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +31,6 @@ def _config(dataset, source_ckpt, train_dir, **changes):
               "trainable": "logits", "augment": "none", "learning_rate": 0.1, "optimizer": "sgd",
               "batch_size": 12, "image_size": 32, "max_steps": 3, "save_interval_secs": 3600, **changes}
     return RunConfig(**values)
-
-
-def _values(checkpoint: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(checkpoint)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def _entries(home):

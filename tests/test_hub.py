@@ -143,7 +143,12 @@ def test_zoo_net_exports_as_a_hub_model(dataset, tmp_path):
                      str(train_dir)]) == 0
     loaded, expected = _export_and_reload(train_dir, tmp_path)
     assert np.abs(np.array(loaded["logits"]) - expected).max() <= 1e-4
-    assert loaded["trainable"] > 0 and loaded["grads"] == loaded["trainable"]
+    from nets.compat import tf
+
+    names = tf.train.load_checkpoint(str(train_dir)).get_variable_to_shape_map()
+    backbone = [n for n in names if n.startswith("MobilenetV1/") and not n.startswith("MobilenetV1/Logits/")
+                and n.endswith(("weights", "/beta", "/gamma"))]  # what trains in the features (no slots, no statistics)
+    assert loaded["trainable"] == len(backbone) and loaded["grads"] == loaded["trainable"]
     # + BatchNorm statistics (variables, not trained by gradients) and the classifier (not in the features)
     assert loaded["variables"] > loaded["trainable"] + 2
     assert loaded["features"] == 256  # mobilenet_v1_025's pre-logits width

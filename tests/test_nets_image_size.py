@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from netcheck import AUX_IN_TRAINING_ONLY, QUICK_NETS, variable_shapes
+from helpers.netcheck import AUX_IN_TRAINING_ONLY, QUICK_NETS, variable_shapes
 from tf_slim.nets import inception_v1 as slim_inception_v1
 from tf_slim.nets import inception_v3 as slim_inception_v3
 from tf_slim.nets import vgg as slim_vgg

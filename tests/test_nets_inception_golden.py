@@ -4,15 +4,15 @@ classifier variables that change shape, and training mode without classes.
 Golden values: Logits and AuxLogits of TF-Slim's reference code (tensorflow/models research/slim/nets/
 inception_resnet_v2.py @ 608bd221 under its arg scope; inception_v4.py @ 03cdc5fe under
 inception_utils.inception_arg_scope; is_training=False, 5 classes) for golden_images() with
-weights.named_values() loaded: the same weights must give the same outputs.
+helpers.weights.named_values() loaded: the same weights must give the same outputs.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 import pytest
-from netcheck import variable_shapes
-from weights import load_values, named_values
+from helpers.netcheck import variable_shapes
+from helpers.weights import load_values, named_values
 
 from nets import nets_factory
 from nets.compat import tf

@@ -5,7 +5,7 @@ Only one build at 299 px (a placeholder, never run); everything that runs uses 7
 """
 
 import pytest
-from netcheck import build_published, variable_shapes
+from helpers.netcheck import build_published, variable_shapes
 
 from nets import _inception_common, nets_factory
 from nets.compat import slim, tf

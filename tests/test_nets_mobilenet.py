@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from netcheck import variable_shapes
+from helpers.netcheck import variable_shapes
 
 from nets import mobilenet_v1, mobilenet_v2, nets_factory
 from nets.compat import slim, tf

@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 import pytest
-from netcheck import variable_shapes
+from helpers.netcheck import variable_shapes
 
 from nets import mobilenet_v3, nets_factory
 from nets.compat import tf

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from netcheck import variable_shapes
+from helpers.netcheck import variable_shapes
 
 from finetune.train import graph as train_graph
 from nets import _cell_net, nasnet, nets_factory, pnasnet

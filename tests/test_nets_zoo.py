@@ -1,7 +1,7 @@
 """Every registered net against its manifest: published variables, fine-tuning builds, end points, errors.
 
 Parametrized over `nets_factory.specs()`, so each net a family file registers is covered. Graphs are
-only built (batch-1 placeholders), never run; outside netcheck.QUICK_NETS (one net per family) the
+only built (batch-1 placeholders), never run; outside helpers.netcheck.QUICK_NETS (one net per family) the
 builds are marked slow.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from netcheck import AUX_IN_TRAINING_ONLY, variable_shapes, zoo_params
+from helpers.netcheck import AUX_IN_TRAINING_ONLY, variable_shapes, zoo_params
 
 from nets import nets_factory
 from nets.compat import tf
@@ -63,7 +63,7 @@ def test_published_file_exists_and_says_where_it_comes_from(name):
     spec = SPECS[name]
     first_line = (nets_factory._PUBLISHED_DIR / f"{name}.txt").read_text().splitlines()[0]
     assert first_line.startswith("# ") and len(first_line) > 20
-    assert spec.published_variables() and spec.num_parameters > 0
+    assert spec.published_variables() and all(d > 0 for shape in spec.published_variables().values() for d in shape)
     if spec.scope:  # NASNet and PNASNet have no top scope (spec.scope '')
         assert all(_in_scopes(n, (spec.scope,)) or n == "global_step" for n in spec.published_variables()), (
             f"{name}: published variables outside its scope {spec.scope!r}"

@@ -8,9 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers.runs import CLASSES, IMAGE_SIZE, checkpoint_logits, make_train_dir
 from PIL import Image
-from test_evaluate import CLASSES, IMAGE_SIZE, make_train_dir
-from test_export import _checkpoint_logits
 
 from finetune.data import synthetic
 from finetune.serve import export, predict, served
@@ -33,7 +32,7 @@ def setup(tmp_path_factory):
 
 def _expected_top(model, images, k):
     pixels = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in images])
-    logits = _checkpoint_logits(model, pixels)
+    logits = checkpoint_logits(model, pixels)
     return [[model.class_names[c] for c in np.argsort(-row)[:k]] for row in logits], logits
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from weights import save_random_checkpoint
+from helpers.runs import QUICK_NET as NET
+from helpers.runs import checkpoint_values as _values
 
 from finetune import cli
-from finetune.data import synthetic
 from finetune.recipe import demo
 from finetune.recipe import runner as recipe_runner
 from finetune.recipe.resolve import RUN_FIELDS
@@ -24,8 +24,6 @@ from finetune.runs.trained_model import TrainedModel
 from nets import nets_factory
 from nets.compat import tf
 from recipes import demo as recipes
-
-NET = "mobilenet_v1_025"
 
 TWO_STAGES = '''"""Two stages on a tiny net."""
 from finetune.recipe.types import Data, Model, Recipe, Restore, Training
@@ -45,32 +43,10 @@ RECIPE = Recipe(
 '''
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return str(synthetic.write_shapes_dataset(root / "target", ["plus", "x"], train_per_class=6,
-                                              validation_per_class=2, image_size=36, seed=1))
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    """A 1001-class checkpoint of the net with random (physically valid) values: its classifier does not fit."""
-    path = str(tmp_path_factory.mktemp("pretrained") / "model.ckpt")
-    with tf.Graph().as_default():
-        nets_factory.get_network_fn(NET, 1001)(tf.zeros([1, 32, 32, 3]))
-        save_random_checkpoint(path)
-    return path
-
-
 def _recipe(path: Path, ckpt: str, *, logits_lr=0.1, all_steps=3, save_every=1000, size=32) -> str:
     path.write_text(TWO_STAGES.format(net=NET, ckpt=ckpt, logits_lr=logits_lr, all_steps=all_steps,
                                       save_every=save_every, size=size))
     return str(path)
-
-
-def _values(checkpoint: str) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(checkpoint)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def _model_names(values: dict) -> list[str]:

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from weights import save_random_checkpoint
+from helpers.runs import QUICK_NET as NET
+from helpers.weights import save_random_checkpoint
 
 import checkpoints
 from checkpoints import scopes
@@ -11,7 +12,6 @@ from finetune.train import optim
 from nets import nets_factory
 from nets.compat import tf
 
-NET = "mobilenet_v1_025"
 CLASSIFIER = ["MobilenetV1/Logits/Conv2d_1c_1x1/biases", "MobilenetV1/Logits/Conv2d_1c_1x1/weights"]
 # the same scope written three ways: relative to the net's scope, absolute, and as a regex
 WAYS = ("Logits", "MobilenetV1/Logits", "Logi[t]s")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.runs import make_train_dir
 from PIL import Image
-from test_evaluate import make_train_dir
 
 from finetune.data import pipeline, scan
 from finetune.runs.trained_model import TrainedModel
