@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, metavar="CKPT", help="checkpoint prefix to write, e.g. out/model.ckpt")
     parser.add_argument("--images", nargs="+", default=[], metavar="IMAGE",
                         help="images to verify on; without them, two seeded random images")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier conversion at --output (a checkpoint convert-weights did not write "
+                             "is never replaced)")
     parser.add_argument("--image-size", type=int,
                         help="size to verify at; without it, the source's input size, else the net's")
 
@@ -28,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune import weights
 
     # The CLI turns ValueError (ConversionError is one) into one line and exit status 2.
-    result = weights.convert(args.source_format, args.file, args.net, args.output, args.images, args.image_size)
+    result = weights.convert(args.source_format, args.file, args.net, args.output, args.images, args.image_size,
+                             overwrite=args.overwrite)
     print(result.summary())
     return 0

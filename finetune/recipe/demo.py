@@ -23,6 +23,7 @@ from finetune.recipe.load import LoadedRecipe, load_recipe
 from finetune.recipe.resolve import ResolvedRecipe, resolve
 from finetune.recipe.runner import changed_stages, run_recipe
 from finetune.recipe.types import RecipeError
+from finetune.runs.files import write_json
 from finetune.runs.run_dir import RunDir
 
 DEMO_SUMMARY_FILE = "demo_summary.json"
@@ -103,7 +104,7 @@ def run_demo(work_dir: str | Path | None = None, recipe: LoadedRecipe | None = N
         "train_dir": str(Path(summaries[fine_tuned]["checkpoint"]).parent),
         "work_dir": str(work_dir),
     }
-    (work_dir / DEMO_SUMMARY_FILE).write_text(json.dumps(result, indent=1) + "\n")
+    write_json(work_dir / DEMO_SUMMARY_FILE, result)
     print(format_result(result))
     return result
 

@@ -3,6 +3,9 @@
 `write_atomically` writes text or bytes to a temporary file beside the target, flushed, then renamed
 over it: a reader sees the old file or the new one, never a part; a failed write (disk full,
 read-only) leaves the old file as it was and is one OSError naming the file and the space it needs.
+The file gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's 0600, so a
+serving account can read an exported model. `write_json` writes strict JSON: a non-finite float
+(NaN, Infinity) becomes null, never a token other readers refuse.
 
 `LABELS_FILE` (labels.txt in a train dir and an export dir) holds class names, one a line, in label
 order (`write_labels` / `read_labels`). It is not a TFRecord dataset's labels.txt, TF-Slim's
@@ -14,6 +17,7 @@ by looking for a labels.txt beside a file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -33,6 +37,7 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
     temporary = None
     try:
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
             f.write(data)
             f.flush()
@@ -49,8 +54,30 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
             Path(temporary).unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def finite_json(value):
+    """`value` with every non-finite float replaced by None (JSON's null), in nested dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def json_text(value, indent: int = 1) -> str:
+    """Strict JSON text of `value` (non-finite floats as null), ending in a newline."""
+    return json.dumps(finite_json(value), indent=indent, allow_nan=False) + "\n"
+
+
 def write_json(path: str | Path, value: dict) -> None:
-    write_atomically(path, json.dumps(value, indent=1) + "\n")
+    write_atomically(path, json_text(value))
 
 
 def read_json(path: str | Path) -> dict | None:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from finetune.runs.files import (
     LABELS_FILE,
+    json_text,
     megabytes,
     read_json,
     read_labels,
@@ -360,6 +361,6 @@ def write_eval_report(directory: str | Path, metrics: dict, confusion_png: bytes
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path, png_path = directory / METRICS_FILE, directory / CONFUSION_PNG
-    write_atomically(json_path, json.dumps(metrics, indent=2) + "\n")
+    write_atomically(json_path, json_text(metrics, indent=2))
     write_atomically(png_path, confusion_png)
     return json_path, png_path

@@ -10,8 +10,10 @@ graph, restores the new checkpoint by name and runs it on the same images as the
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import importlib
-import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +22,12 @@ import numpy as np
 
 from checkpoints import scopes
 from finetune import choices
+from finetune.runs.files import write_json
 
 FORMATS = choices.WEIGHT_FORMATS
 NUM_CHECK_IMAGES = 2
+CONVERSION_SUFFIX = ".conversion.json"  # beside a checkpoint convert-weights wrote: what it was verified against
+_CHECKPOINT_FILE = re.compile(r"\.(index|data-\d+-of-\d+)$")
 
 
 class ConversionError(ValueError):
@@ -192,7 +197,7 @@ def write_checkpoint(net: str, source: Source, output: str) -> tuple[str, int]:
             assigns.append(variable.assign(value))
         with tf.Session() as session:
             session.run(assigns, feeds)
-            path = saver.save(session, output, write_meta_graph=False)
+            path = saver.save(session, output, write_meta_graph=False, write_state=False)
     return path, len(names)
 
 
@@ -224,30 +229,80 @@ def compare(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float, floa
     return difference, mean, relative, top1
 
 
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse, in one line and before any work, an --output that holds a checkpoint: one convert-weights did not
+    write (no `.conversion.json` beside it) always, an earlier conversion unless `overwrite`. Export's rule."""
+    existing = [p.name for p in _checkpoint_files(output)] + ([Path(output).name] if Path(output).is_file() else [])
+    if not existing:
+        return
+    if not Path(output + CONVERSION_SUFFIX).is_file():
+        raise ConversionError(f"{output} is a checkpoint convert-weights did not write ({existing[0]}): it is never "
+                              "replaced; give another --output.")
+    if not overwrite:
+        raise ConversionError(f"{output} holds an earlier conversion: give --overwrite to replace it, or another "
+                              "--output.")
+
+
+def _move_checkpoint(source: str, target: str) -> None:
+    """The checkpoint files of prefix `source` renamed to prefix `target` (data before index: a reader finds the
+    index last), and whatever else `target` held removed."""
+    for path in _checkpoint_files(target):
+        path.unlink()
+    moved = sorted(_checkpoint_files(source), key=lambda p: p.name.endswith(".index"))
+    for path in moved:
+        path.replace(target + path.name[len(Path(source).name):])
+
+
+def _checkpoint_files(prefix: str) -> list[Path]:
+    """The V2 checkpoint files of `prefix` (.index, .data-*), sorted."""
+    name = Path(prefix).name
+    return sorted(p for p in Path(prefix).parent.glob(glob.escape(name) + ".*")
+                  if _CHECKPOINT_FILE.fullmatch(p.name[len(name):]))
+
+
+def _remove_checkpoint(prefix: str) -> None:
+    for path in _checkpoint_files(prefix):
+        path.unlink(missing_ok=True)
+
+
 def convert(source_format: str, path: str, net: str, output: str, image_paths: Sequence[str] = (),
-            image_size: int | None = None) -> Result:
-    """Convert `path` into a TF-Slim checkpoint of `net` at `output`, verified against the source's runtime."""
+            image_size: int | None = None, *, overwrite: bool = False) -> Result:
+    """Convert `path` into a TF-Slim checkpoint of `net` at `output`, verified against the source's runtime.
+
+    The checkpoint is written beside `output` under a temporary name and takes its place only once verified, so
+    a failed conversion leaves `output` as it was; `check_output` says what may be replaced."""
     from nets import nets_factory
 
     spec = nets_factory.get_spec(net)
     if not Path(path).is_file():
         raise ConversionError(f"weights file {path} not found: give the {source_format} file to convert.")
+    check_output(output, overwrite)
     source = reader(source_format).read(path, spec, image_size)
     images = (load_images(image_paths, source.image_size) if image_paths
               else random_images(source.image_size))
-    checkpoint, count = write_checkpoint(net, source, output)
+    staging = str(Path(output).parent / f".{Path(output).name}.converting")
+    try:
+        checkpoint, count = write_checkpoint(net, source, staging)
+        result = _verify(source_format, path, net, source, images, checkpoint, count)
+        _move_checkpoint(staging, output)
+    finally:
+        _remove_checkpoint(staging)
+    result = dataclasses.replace(result, checkpoint=output)
+    write_json(output + CONVERSION_SUFFIX,
+               dict(result.__dict__) | {"source": str(path), "format": source_format})
+    return result
+
+
+def _verify(source_format: str, path: str, net: str, source: Source, images: np.ndarray, checkpoint: str,
+            count: int) -> Result:
+    """The conversion's Result, or ConversionError when the net on `checkpoint` does not reproduce the source."""
     reference = np.asarray(source.reference(images), np.float64)
     ours = net_outputs(net, checkpoint, source, images)
     difference, mean, relative, top1 = compare(ours, reference)
-    result = Result(checkpoint, net, source.num_classes, count, difference, mean, relative, source.tolerance,
-                    source.relative, source.end_point, source.image_size, len(images), top1, source.notes)
     measured = relative if source.relative else difference
     if not measured <= source.tolerance:  # NaN fails too
-        for suffix in (".index", ".data-00000-of-00001"):
-            Path(checkpoint + suffix).unlink(missing_ok=True)
         raise ConversionError(
             f"the converted {net} does not reproduce {path}: {source.end_point} differ by {difference:.3g} "
             f"(relative {relative:.3g}) > tolerance {source.tolerance:.3g}; the checkpoint was not kept.")
-    Path(checkpoint + ".conversion.json").write_text(json.dumps(
-        {k: v for k, v in result.__dict__.items()} | {"source": str(path), "format": source_format}, indent=2) + "\n")
-    return result
+    return Result(checkpoint, net, source.num_classes, count, difference, mean, relative, source.tolerance,
+                  source.relative, source.end_point, source.image_size, len(images), top1, source.notes)
