@@ -38,7 +38,6 @@ import numpy as np
 from nets.compat import tf
 
 CACHE_VERSION = 1
-MODES = ("auto", "on", "off")
 
 
 def cache_root() -> Path:

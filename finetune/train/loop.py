@@ -103,7 +103,6 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
             # One GPU: batches are copied to it ahead of the step (not for the cache's one pass, whose values are fed).
             to_gpu = None if use_cache or cluster else data.prefetch_device(places)
             images, labels = data.make_iterator(dataset, to_gpu).get_next()
-            skipped = data.skipped_images("train")
             skipped_names = tf.train.FinalOpsHook(data.skipped_image_names("train"))  # fetched as the run ends
         model = build_train_graph(config, spec, images, labels, info.num_classes, steps_per_epoch=steps_per_epoch,
                                   max_steps=max_steps, places=places,
@@ -137,7 +136,7 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         if chief and (not resume_from or not run_dir.run_config(required=False)):
             run_dir.write_run_files(record, info.class_names, plan.to_dict() if plan else hub_report)
 
-        progress = ProgressHook(model, global_step, skipped, _step_of(resume_from), max_steps, config.batch_size,
+        progress = ProgressHook(model, global_step, _step_of(resume_from), max_steps, config.batch_size,
                                 progress_bar)
         run_hooks = [
             *cache_hooks,
