@@ -16,6 +16,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from finetune.config import RunConfig
 from finetune.data import dataset as data
@@ -24,6 +25,9 @@ from finetune.train import devices, feature_cache
 from finetune.train.graph import RunScopes
 from finetune.train.precision import Precision
 from nets import hub, nets_factory
+
+if TYPE_CHECKING:
+    from checkpoints import RestoreOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +46,7 @@ class ResolvedRun:
     precision: Precision
     use_cache: bool  # the feature cache feeds the classifier (finetune.train.feature_cache)
     cache_reason: str  # the line saying why
-    restore_options: object  # checkpoints.RestoreOptions of the restore flags
+    restore_options: RestoreOptions  # of the restore flags (a warm start's)
     cluster: clusters.Cluster | None = None  # None: one process
 
     @property
