@@ -1,5 +1,5 @@
 """A run is resolved once (finetune.train.resolve) and starts one way (finetune.train.start): the scopes are
-computed once per run and the graph builder takes them. (The restore reports' one schema: test_hub.py.)"""
+computed once per run and the graph builder takes them; the final validation is the caller's. (The restore reports' one schema: test_hub.py.)"""
 
 import pytest
 
@@ -46,8 +46,10 @@ def test_a_run_computes_its_scopes_once_and_the_graph_takes_them(dataset, tmp_pa
                         lambda spec, trainable: calls.append(tuple(trainable)) or scopes_of(spec, trainable))
     monkeypatch.setattr(train, "build_train_graph", lambda *a, **k: given.append(k) or build(*a, **k))
     summary = train.train(RunConfig(dataset=str(dataset), train_dir=str(tmp_path), trainable="Conv2d_13_pointwise,logits",
-                                    max_steps=1, skip_eval=True, **SMALL), verbose=False)
+                                    max_steps=1, **SMALL), verbose=False)
     assert summary["final_step"] == 1
+    # no `validate` given (finetune.serve.evaluate.validation_accuracy): no final validation, no eval dir
+    assert summary["validation_accuracy"] is None and not (tmp_path / "eval_validation").exists()
     assert calls == [("Conv2d_13_pointwise", "logits"), ("all",)]  # once each, in resolve
     assert given[0]["run_scopes"].trainable == ("Conv2d_13_pointwise", "MobilenetV1/Logits")
     assert given[0]["precision"].name == "float32" and given[0]["input_range"] is None

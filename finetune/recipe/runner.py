@@ -402,6 +402,7 @@ def run_plan(plan: Plan, *, restart_from: str | None = None, verbose: bool = Tru
              progress_bar: bool | None = None) -> dict[str, dict]:
     """Run the plan's stages in order in TRAIN_DIR/<stage>; returns {stage: run summary} of the stages run or
     found done. Stops (without error) after a stage that did not finish (interrupted): rerun to continue."""
+    from finetune.serve.evaluate import validation_accuracy
     from finetune.train.loop import train
 
     names = [p.name for p in plan.stages]
@@ -459,7 +460,7 @@ def run_plan(plan: Plan, *, restart_from: str | None = None, verbose: bool = Tru
         print(header)
         record.update(state="running", values=planned.compared_values())
         _write_plan(plan, records)
-        summary = train(config, verbose=verbose, progress_bar=progress_bar)
+        summary = train(config, verbose=verbose, progress_bar=progress_bar, validate=validation_accuracy)
         summaries[stage.name] = summary
         if summary["stopped"] != "max_steps":
             record["state"] = "stopped"

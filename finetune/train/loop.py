@@ -7,9 +7,11 @@ named phases:
               (finetune.train.start); the run's files written before the first step
     hooks     stop, NaN guard, progress, summaries, checkpoints, SIGTERM, the caller's
     run       MonitoredSession until max steps, Ctrl-C or SIGTERM
-    summarise validation accuracy, run_summary.json, the end-of-run screen
+    summarise validation accuracy (the caller's `validate`), run_summary.json, the end-of-run screen
 
-The train dir's files, its lock and the resume decision are finetune.runs.run_dir's.
+The train dir's files, its lock and the resume decision are finetune.runs.run_dir's. The final validation
+is the serving layer's (finetune.serve.evaluate.validation_accuracy), given by the caller: train and serve
+are one layer, neither imports the other.
 """
 
 from __future__ import annotations
@@ -39,14 +41,18 @@ from finetune.train.resolve import ResolvedRun, resolve, run_length  # noqa: F40
 from nets.compat import tf
 
 Say = Callable[[str], None]
+Validate = Callable[[RunDir, str, data.DatasetInfo, int], float]  # (run dir, checkpoint, dataset, batch) -> top-1
 
 
 def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), verbose: bool = True,
-          progress_bar: bool | None = None) -> dict:
+          progress_bar: bool | None = None, validate: Validate | None = None) -> dict:
     """Train as `config` says; returns the run summary (also written to train_dir/run_summary.json).
 
     verbose prints the resolved config, the restore plan and the final summary; progress_bar
     (default: verbose) shows the tqdm bar. The chief holds the train dir's lock from start to end.
+    validate: the final validation of a finished run (unless --skip-eval), e.g.
+    finetune.serve.evaluate.validation_accuracy as `finetune train` and recipes give it; None: none (the
+    summary's validation_accuracy is None).
     """
     say = print if verbose else (lambda *a, **k: None)
     cluster = clusters.from_env()  # None: one process
@@ -56,11 +62,11 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
     run_dir = RunDir(config.train_dir)
     with run_dir.lock(say) if chief else contextlib.nullcontext(), StopOnSignalHook() as terminate:
         return _train(config, run_dir, cluster, terminate, hooks, say,
-                      verbose if progress_bar is None else progress_bar)
+                      verbose if progress_bar is None else progress_bar, validate)
 
 
 def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None, terminate: StopOnSignalHook,
-           hooks: Sequence[tf.train.SessionRunHook], say: Say, progress_bar: bool) -> dict:
+           hooks: Sequence[tf.train.SessionRunHook], say: Say, progress_bar: bool, validate: Validate | None) -> dict:
     run = resolve(config, cluster, say)
     server = clusters.start_server(cluster) if cluster else None
     with tf.Graph().as_default(), clusters.device_scope(cluster), devices.op_determinism(config.deterministic):
@@ -71,7 +77,8 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
                                 progress_bar)
         run_hooks = _hooks(run, run_dir, built, progress, terminate, hooks)
         stopped, seconds = _run(run, built, start, run_hooks, progress, server, terminate, say)
-    return _summarise(run, run_dir, built, progress, stopped, seconds, terminate, say)
+    validation = _validation(run, run_dir, stopped, validate)
+    return _summarise(run, run_dir, built, progress, stopped, seconds, validation, terminate, say)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,9 +203,18 @@ def _run(run: ResolvedRun, built: _Built, start: starts.Start, run_hooks: list, 
     return stopped, seconds
 
 
+def _validation(run: ResolvedRun, run_dir: RunDir, stopped: str, validate: Validate | None) -> float | None:
+    """Top-1 accuracy of the final checkpoint on the validation split: the chief's, of a finished run."""
+    config, info = run.config, run.info
+    if validate and run.chief and not config.skip_eval and info.num_examples.get("validation", 0) \
+            and stopped == "max_steps":
+        return validate(run_dir, run_dir.latest_checkpoint(), info, config.batch_size)
+    return None
+
+
 def _summarise(run: ResolvedRun, run_dir: RunDir, built: _Built, progress: ProgressHook, stopped: str,
-               seconds: float, terminate: StopOnSignalHook, say: Say) -> dict:
-    """Validation accuracy, run_summary.json (the chief's) and the end-of-run screen; returns the summary."""
+               seconds: float, validation: float | None, terminate: StopOnSignalHook, say: Say) -> dict:
+    """run_summary.json (the chief's) and the end-of-run screen; returns the summary."""
     config, info = run.config, run.info
     if stopped != "max_steps":
         how = "Interrupted" if stopped == "interrupted" else f"Stopped by {terminate.received}"
@@ -206,9 +222,6 @@ def _summarise(run: ResolvedRun, run_dir: RunDir, built: _Built, progress: Progr
     names = built.skipped_names.final_ops_values
     skipped = data.describe_skipped(info, [] if names is None else names)
     checkpoint = run_dir.latest_checkpoint()
-    validation = None
-    if run.chief and not config.skip_eval and info.num_examples.get("validation", 0) and stopped == "max_steps":
-        validation = validation_accuracy(run_dir, checkpoint, info, config.batch_size)
     summary = {
         "net": config.net,
         "stopped": stopped,
@@ -246,18 +259,6 @@ def _feature_cache_hook(run: ResolvedRun, model: TrainGraph, summary_op: tf.Tens
                                                                 run.info.labels.get("train", []))}
     return feature_cache.FeatureCacheHook(cut, frozen, tf.train.get_global_step(), batch_size=run.config.batch_size,
                                           seed=run.config.seed, description=description, say=say)
-
-
-def validation_accuracy(run_dir: RunDir, checkpoint: str, info: data.DatasetInfo, batch_size: int) -> float:
-    """Top-1 accuracy of `checkpoint` on the validation split (report in TRAIN_DIR/eval_validation, where
-    `finetune eval --train-dir` writes too)."""
-    from finetune.runs.trained_model import TrainedModel
-    from finetune.serve import evaluate
-
-    model = TrainedModel.from_train_dir(str(run_dir), checkpoint)
-    metrics = evaluate.evaluate(model, info, split="validation", batch_size=batch_size,
-                                output_dir=run_dir.report_dir("validation"), progress=False)
-    return float(metrics["top1"])
 
 
 def format_summary(summary: dict) -> str:
