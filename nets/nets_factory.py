@@ -101,9 +101,9 @@ def specs() -> dict[str, NetSpec]:
 
 
 def get_spec(name: str) -> NetSpec:
-    from nets import hub
+    if name.startswith("hub:"):  # a TF Hub feature-vector SavedModel as the backbone (nets/hub.py), made on demand
+        from nets import hub
 
-    if hub.is_hub(name):  # a TF Hub feature-vector SavedModel as the backbone (nets/hub.py), made on demand
         return hub.spec(name)
     registered = specs()
     if name not in registered:
