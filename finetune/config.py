@@ -218,14 +218,16 @@ class RunConfig:
         "SyncReplicasOptimizer) instead of asynchronous updates; no effect in one process", group="devices"))
 
     def __post_init__(self):
+        from nets.hub import handle_of, is_hub  # after _validate has loaded the nets (and TensorFlow)
+
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: resolve once)
         _parse_python_values(self, set_)
         _validate(self)
         if not self.train_dir:
-            set_("train_dir", f"runs/{self.net}" if not self.net.startswith("hub:") else
-                 "runs/hub_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in self.net[4:]).strip("_"))
+            set_("train_dir", f"runs/{self.net}" if not is_hub(self.net) else
+                 "runs/hub_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in handle_of(self.net)).strip("_"))
         if self.learning_rate is None:
-            pretrained = self.ckpt or self.net.startswith("hub:")  # a hub backbone comes with its weights
+            pretrained = self.ckpt or is_hub(self.net)  # a hub backbone comes with its weights
             more_than_logits = pretrained and self.trainable != (TRAINABLE_LOGITS,)
             set_("learning_rate", ALL_LAYERS_LEARNING_RATE if more_than_logits else LOGITS_LEARNING_RATE)
         if self.max_steps is None and self.epochs is None:
@@ -282,8 +284,8 @@ def _validate(c: RunConfig) -> None:
     if not c.net:
         raise ValueError("--net is required: a network name from the zoo (`finetune nets` lists them).")
     spec = nets_factory.get_spec(c.net)
-    if c.net.startswith("hub:"):
-        hub.resolve_input(hub.inspect(c.net[len("hub:"):]), c.image_size, c.input_range)
+    if hub.is_hub(c.net):
+        hub.run_input(c.net, c.image_size, c.input_range)
     elif c.input_range is not None:
         raise ValueError(f"--input-range is for hub:PATH nets; {spec.name} takes its own preprocessing: drop the flag.")
     if not c.dataset:

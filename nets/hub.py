@@ -31,6 +31,7 @@ from nets.compat import slim, tf
 PREFIX = "hub:"
 SCOPE = "HubNet"
 BACKBONE = "backbone"
+BACKBONE_SCOPE = f"{SCOPE}/{BACKBONE}"  # the SavedModel's own variables live under it
 METADATA = "assets.extra/finetune_hub.json"
 INPUT_RANGES = ((0.0, 1.0), (-1.0, 1.0))
 DEFAULT_IMAGE_SIZE = 224
@@ -38,7 +39,13 @@ DEFAULT_INPUT_RANGE = (0.0, 1.0)  # TF Hub's convention for image models
 
 
 def is_hub(name: str) -> bool:
+    """True for a net named `hub:PATH` (the one test of the project for a hub net)."""
     return name.startswith(PREFIX)
+
+
+def handle_of(name: str) -> str:
+    """PATH of the net `hub:PATH`."""
+    return name[len(PREFIX):]
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,19 @@ def resolve_input(model: HubModel, image_size: int | None, input_range) -> tuple
     line = (f"hub model {model.handle}: image size {size} (from {size_source}), input range "
             f"{_range_text(value_range)} (from {range_source}), {model.feature_dim} features")
     return size, value_range, line
+
+
+def run_input(name: str, image_size: int | None, input_range) -> tuple[int, tuple[float, float], str]:
+    """resolve_input for the net `hub:PATH`, given the run's --image-size and --input-range."""
+    return resolve_input(inspect(handle_of(name)), image_size, input_range)
+
+
+def net_kwargs(name: str, input_range, backbone_training: bool = False) -> dict:
+    """The network function's extra arguments for the net `name` ({} for a zoo net): its input range, and
+    whether the backbone runs in training mode (the caller decides, from its trainable scopes)."""
+    if not is_hub(name):
+        return {}
+    return {"input_range": tuple(input_range), "backbone_training": backbone_training}
 
 
 def _range_text(value_range) -> str:

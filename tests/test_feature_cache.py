@@ -9,6 +9,7 @@ from helpers.runs import QUICK_NET as NET
 from helpers.runs import checkpoint_values as _values
 
 from finetune.config import RunConfig
+from finetune.serve import evaluate
 from finetune.train import feature_cache
 from finetune.train import loop as train
 
@@ -42,11 +43,11 @@ def test_cached_run_trains_the_classifier_as_the_uncached_one(dataset, source_ck
     # One batch is the whole training split (12 images), so both runs see the same images each step.
     # No step-0 checkpoint is written (it would only copy --ckpt): compare what steps 2 and 3 moved.
     cached = train.train(_config(dataset, source_ckpt, tmp_path / "cached", cache_features="on",
-                                 save_interval_steps=1), progress_bar=False)
+                                 save_interval_steps=1), progress_bar=False, validate=evaluate.validation_accuracy)
     out = capsys.readouterr().out
     assert "--cache-features on: on" in out and "computing" in out
     plain = train.train(_config(dataset, source_ckpt, tmp_path / "plain", cache_features="off",
-                                save_interval_steps=1), verbose=False)
+                                save_interval_steps=1), verbose=False, validate=evaluate.validation_accuracy)
     source, with_cache, without = _values(source_ckpt), _values(cached["checkpoint"]), _values(plain["checkpoint"])
     start = _values(str(tmp_path / "cached" / "model.ckpt-1"))
     start_plain = _values(str(tmp_path / "plain" / "model.ckpt-1"))
@@ -67,7 +68,7 @@ def test_cached_run_trains_the_classifier_as_the_uncached_one(dataset, source_ck
                 np.testing.assert_allclose(moved, moved_plain, rtol=0.05, atol=1e-5, err_msg=name)
         else:
             np.testing.assert_array_equal(with_cache[name], source[name], err_msg=name)
-    assert cached["validation_accuracy"] == plain["validation_accuracy"]
+    assert cached["validation_accuracy"] is not None and cached["validation_accuracy"] == plain["validation_accuracy"]
 
 
 @pytest.mark.slow

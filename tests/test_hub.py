@@ -79,7 +79,8 @@ def test_fine_tunes_a_hub_model(hub_model, dataset, trainable, tmp_path, capsys)
     config = json.loads((train_dir / "run_config.json").read_text())
     assert config["input_range"] == [0.0, 1.0] and config["image_size"] == 32
     report = json.loads((train_dir / "restore_report.json").read_text())
-    assert report["restored"] == 6 and report["new"] == 2
+    assert len(report["restored"]) == 6 and len(report["fresh"]) == 2 and report["source"] == "hub SavedModel"
+    assert all(e["variable"].startswith("HubNet/backbone/") for e in report["restored"])
     # resume: the train dir's checkpoint holds everything
     assert cli.main(["--net", f"hub:{path}", "--dataset", str(dataset), "--batch-size", "4", "--max-steps", "3",
                      "--train-dir", str(train_dir), "--trainable", trainable, "--skip-eval"]) == 0
@@ -245,3 +246,60 @@ def test_export_needs_an_output_or_a_hub_dir(tmp_path, capsys):
     assert cli.main(["export", "--train-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--output model.pb (frozen graph) and/or --hub DIR" in err[0]
+
+
+def test_hub_restore_report_has_the_warm_start_schema(hub_model, tmp_path):
+    from finetune.train import start
+    from nets import nets_factory
+    from nets.compat import slim, tf
+
+    net = f"hub:{hub_model[0]}"
+    with tf.Graph().as_default():
+        nets_factory.get_network_fn(net, 2)(tf.zeros([1, 32, 32, 3]))
+        begun = start.hub_backbone(net, slim.get_model_variables())
+    report = json.loads(json.dumps(begun.report))
+    _check_report_schema(report)
+    warm = _warm_start_report(tmp_path)
+    _check_report_schema(warm)  # one schema, whatever the start
+    assert warm["source"] == "checkpoint" and warm["restored"] and not warm["fresh"][0]["variable"].startswith("HubNet")
+    assert {e["variable"] for e in warm["skipped"]} == {"MobilenetV1/Logits/Conv2d_1c_1x1/weights",
+                                                        "MobilenetV1/Logits/Conv2d_1c_1x1/biases"}
+    assert report["source"] == "hub SavedModel" and report["checkpoint"] == str(hub_model[0])
+    assert len(report["restored"]) == 6 and [e["variable"] for e in report["fresh"]] == ["HubNet/Logits/weights",
+                                                                                       "HubNet/Logits/biases"]
+    assert begun.text.startswith("6 of 8 variables restored from the hub SavedModel")
+
+
+def _warm_start_report(tmp_path) -> dict:
+    """restore_report.json of a warm start of mobilenet_v1_025 (5 classes) from a 1001-class checkpoint."""
+    from weights import save_random_checkpoint
+
+    from checkpoints import plan_restore
+    from finetune.train import start
+    from nets import nets_factory
+    from nets.compat import slim, tf
+
+    NET = "mobilenet_v1_025"
+    spec = nets_factory.get_spec(NET)
+    with tf.Graph().as_default():
+        nets_factory.get_network_fn(NET, 1001)(tf.zeros([1, 32, 32, 3]))
+        save_random_checkpoint(str(tmp_path / "k1001" / "model.ckpt"))
+    with tf.Graph().as_default():
+        nets_factory.get_network_fn(NET, 5)(tf.zeros([1, 32, 32, 3]))
+        plan = plan_restore(slim.get_model_variables(), str(tmp_path / "k1001" / "model.ckpt"), net=spec)
+        return json.loads(json.dumps(start.restore_report(plan)))
+
+
+def _check_report_schema(report: dict) -> None:
+    """The one restore_report.json schema (finetune.train.start)."""
+    from finetune.train import start
+
+    assert list(report) == list(start.REPORT_KEYS)
+    assert isinstance(report["checkpoint"], str) and report["source"] in (start.SOURCE_CHECKPOINT, start.SOURCE_HUB)
+    assert isinstance(report["summary"], str) and isinstance(report["options"], dict)
+    for key in ("restored", "skipped", "fresh", "errors"):
+        assert isinstance(report[key], list), key
+        for entry in report[key]:
+            assert isinstance(entry["variable"], str) and isinstance(entry["shape"], list), entry
+            assert isinstance(entry["status"], str) and isinstance(entry["size"], int), entry
+    assert isinstance(report["renamed"], list) and isinstance(report["unused"], list)

@@ -63,16 +63,7 @@ def test_finetune_never_imports_the_recipes_package():
     assert offenders == []
 
 
-_PENDING = {  # today's tree breaks these; the helper named fixes it in its branch of issue 17
-    "config": "config imports finetune.train (optim, precision) for its choice names: house-config's choices.py",
-    "runs": "runs.trained_model imports finetune.train.hub_run: house-train dissolves hub_run",
-    "train": "train.loop imports finetune.serve.evaluate (train and serve are one layer): house-train",
-}
-
-
-@pytest.mark.parametrize("package", [
-    pytest.param(p, marks=pytest.mark.xfail(reason=_PENDING[p], strict=False)) if p in _PENDING else p
-    for p in sorted({*LAYER, *BESIDE})])
+@pytest.mark.parametrize("package", sorted({*LAYER, *BESIDE}))
 def test_a_package_imports_only_lower_layers(package):
     graph = _graph()
     upward = []
@@ -126,12 +117,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-_PENDING_CYCLES = {"nets": "nets.hub and nets.nets_factory import each other: house-nets' nets/spec.py"}
-
-
-@pytest.mark.parametrize("package", [
-    pytest.param(p, marks=pytest.mark.xfail(reason=_PENDING_CYCLES[p], strict=False)) if p in _PENDING_CYCLES else p
-    for p in sorted({*LAYER, *BESIDE})])
+@pytest.mark.parametrize("package", sorted({*LAYER, *BESIDE}))
 def test_no_module_imports_itself_back(package):
     # A package's __init__ re-exporting its modules is no cycle: edges into a package's own __init__ are left out.
     graph = {m: {n for n in names if not m.startswith(n + ".")} for m, names in _graph().items()}

@@ -12,6 +12,7 @@ from helpers.runs import checkpoint_values as _values
 
 from finetune.config import RunConfig
 from finetune.data import synthetic
+from finetune.serve import evaluate
 from finetune.train import graph as train_graph
 from finetune.train import hooks
 from finetune.train import loop as train
@@ -45,7 +46,8 @@ def _model_names(values: dict) -> list[str]:
 def test_logits_only_run_keeps_every_other_variable_and_bn_statistics(datasets, source_ckpt, tmp_path):
     summary = train.train(RunConfig(dataset=str(datasets[1]), train_dir=str(tmp_path), ckpt=source_ckpt,
                                     trainable="logits", learning_rate=0.1, max_steps=3, save_interval_steps=1,
-                                    keep_checkpoints=5, **{**SMALL, "save_interval_secs": None}), verbose=False)
+                                    keep_checkpoints=5, **{**SMALL, "save_interval_secs": None}), verbose=False,
+                          validate=evaluate.validation_accuracy)
     # no model.ckpt-0 (it would only copy --ckpt): the first save is after step 1
     pretrained, initial, final = _values(source_ckpt), _values(str(tmp_path / "model.ckpt-1")), \
         _values(summary["checkpoint"])

@@ -83,5 +83,5 @@ def _parameters(spec) -> int:
     if _is_hub(spec):
         from nets import hub
 
-        return hub.inspect(spec.name[len(hub.PREFIX):]).num_parameters
+        return hub.inspect(hub.handle_of(spec.name)).num_parameters
     return spec.num_parameters

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_recipe(args)
     if args.dry_run or args.restart_from:
         raise ValueError(f"--{'dry-run' if args.dry_run else 'restart-from'} goes with --recipe NAME: give one.")
+    from finetune.serve import evaluate
     from finetune.train import loop as train
 
-    summary = train.train(config.from_namespace(args))
+    summary = train.train(config.from_namespace(args), validate=evaluate.validation_accuracy)
     # 128 + the signal, as a shell reports it: the run stopped early, saved, and resumes when rerun
     return {"interrupted": 130, "terminated": 143}.get(summary["stopped"], 0)

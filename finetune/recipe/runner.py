@@ -118,11 +118,12 @@ def _header(i: int, resolved: ResolvedRecipe, stage: ResolvedStage, run_dir: Run
 def _run_stage(resolved: ResolvedRecipe, stage: ResolvedStage, record: dict, records: Mapping[str, dict], *,
                verbose: bool, progress_bar: bool | None) -> dict:
     """Train one stage (after saying so) and record how it ended; its run summary."""
+    from finetune.serve.evaluate import validation_accuracy
     from finetune.train.loop import train
 
     record.update(state="running", values=stage.compared_values())
     _write_plan_json(resolved, records)
-    summary = train(stage.config, verbose=verbose, progress_bar=progress_bar)
+    summary = train(stage.config, verbose=verbose, progress_bar=progress_bar, validate=validation_accuracy)
     if summary["stopped"] != "max_steps":
         record["state"] = "stopped"
         _write_plan_json(resolved, records)

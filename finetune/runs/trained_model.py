@@ -29,7 +29,7 @@ class TrainedModel:
     preprocessing: str  # 'inception' | 'vgg'
     class_names: tuple[str, ...]
     use_moving_average: bool = False
-    input_range: tuple[float, float] | None = None  # of a hub:PATH net (finetune.train.hub_run)
+    input_range: tuple[float, float] | None = None  # of a hub:PATH net (nets.hub)
 
     @classmethod
     def from_train_dir(
@@ -90,10 +90,10 @@ class TrainedModel:
 
     def logits(self, images: tf.Tensor) -> tf.Tensor:
         """The net's logits [B, num_classes] for preprocessed `images`, in inference mode, in the default graph."""
-        from finetune.train import hub_run
+        from nets import hub
 
         network_fn = nets_factory.get_network_fn(self.net, self.num_classes, is_training=False)
-        kwargs = hub_run.net_kwargs(self.net, self.input_range, None) if self.input_range else {}
+        kwargs = hub.net_kwargs(self.net, self.input_range) if self.input_range else {}
         logits, _ = network_fn(images, **kwargs)
         return logits
 

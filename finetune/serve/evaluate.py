@@ -129,6 +129,16 @@ def evaluate(
     return metrics
 
 
+def validation_accuracy(run_dir, checkpoint: str, info, batch_size: int) -> float:
+    """Top-1 accuracy of `checkpoint` of the run dir (finetune.runs.run_dir.RunDir) on the validation split of
+    `info`, the report in TRAIN_DIR/eval_validation (where `finetune eval --train-dir` writes too): the final
+    validation a training run is given (finetune.train.loop.train's `validate`)."""
+    model = TrainedModel.from_train_dir(str(run_dir), checkpoint)
+    metrics = evaluate(model, info, split="validation", batch_size=batch_size,
+                       output_dir=run_dir.report_dir("validation"), progress=False)
+    return float(metrics["top1"])
+
+
 def _progress(enabled: bool, info, split: str, batch_size: int):
     from tqdm import tqdm
 

@@ -21,8 +21,7 @@ Collections filled by the model (UPDATE_OPS, LOSSES) can be read per tower with 
 regularization losses exist once (variables are created by the first tower only).
 
 On a CPU-only machine `select_devices(n)` names n logical CPUs, which `session_config(devices=...)`
-creates for its session (at any time; `split_cpu(n)` does it process-wide, before TF's eager runtime
-starts), so the multi-device path runs and is tested without GPUs.
+creates for its session (at any time), so the multi-device path runs and is tested without GPUs.
 """
 
 from __future__ import annotations
@@ -51,8 +50,8 @@ _XLA_CPU_FLAG = "--tf_xla_cpu_global_jit"
 def visible_devices() -> list[str]:
     """The devices to place towers on: every GPU TensorFlow sees, else the (logical) CPUs.
 
-    Without GPUs and without `split_cpu` this is ['/cpu:0']. Uses physical/configured device lists,
-    so it does not initialize the runtime (split_cpu may still follow).
+    Without GPUs this is ['/cpu:0'], or one name per logical CPU configured for the process. Uses
+    physical/configured device lists, so it does not initialize the runtime.
     """
     gpus = tf2.config.list_physical_devices("GPU")
     if gpus:
@@ -204,8 +203,8 @@ def session_config(xla: bool = False, *, devices: Sequence[str] = (), allow_soft
     demand, one pass of Grappler's optimizers instead of two (the second pass cost ~2 s of
     inception_resnet_v2's first training step, and its steps ran no faster for it), and with
     xla=True XLA auto-clustering (global_jit_level ON_1), on the CPU too (see `_enable_xla_on_cpu`). `devices` are those the graph is placed on (select_devices): the
-    session gets as many CPU devices as they name, at least split_cpu's count (a session given a
-    config does not inherit split_cpu's devices). Unlike split_cpu this works at any time.
+    session gets as many CPU devices as they name, at least the process's logical CPU count (a session
+    given a config does not inherit the process's logical devices). This works at any time.
     """
     config = tf.ConfigProto(allow_soft_placement=allow_soft_placement, log_device_placement=log_device_placement)
     config.gpu_options.allow_growth = allow_growth

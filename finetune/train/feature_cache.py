@@ -39,7 +39,6 @@ from checkpoints.download import home
 from nets.compat import tf
 
 CACHE_VERSION = 1
-MODES = ("auto", "on", "off")
 
 
 def cache_root() -> Path:

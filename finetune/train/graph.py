@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from checkpoints import scopes
 from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, RunConfig
 from finetune.train import cluster as clusters
-from finetune.train import devices, hub_run, optim
-from nets import nets_factory
+from finetune.train import devices, optim
+from finetune.train.precision import Precision
+from nets import hub, nets_factory
 from nets.compat import slim, tf
 
 AUX_LOGITS = "AuxLogits"
@@ -43,6 +44,28 @@ def trainable_scopes(spec: nets_factory.NetSpec, trainable: Sequence[str]) -> tu
     a top scope (NASNet: spec.scope '') takes scopes as written; its 'all' is every top-level scope."""
     keywords = {TRAINABLE_LOGITS: spec.classifier_scopes, TRAINABLE_ALL: (spec.scope or "[^/]+",)}
     return tuple(dict.fromkeys(s for scope in trainable for s in keywords.get(scope, (scope,))))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunScopes:
+    """What trains, resolved once from --trainable: the trainable scopes and the net's own scopes (the net
+    minus the trainable scopes is frozen), both relative to `root`, the net's scope (checkpoints.scopes)."""
+
+    trainable: tuple[str, ...]
+    net: tuple[str, ...]
+    root: str
+
+    @classmethod
+    def of(cls, spec: nets_factory.NetSpec, trainable: Sequence[str]) -> RunScopes:
+        return cls(trainable_scopes(spec, trainable), trainable_scopes(spec, (TRAINABLE_ALL,)), spec.scope)
+
+    def trains(self, name: str) -> bool:
+        """True when the variable or layer `name` lies under a trainable scope."""
+        return scopes.matching_scope(name, self.trainable, self.root) is not None
+
+    def classifier_only(self, spec: nets_factory.NetSpec) -> bool:
+        """Only the net's classifier trains (what lets the feature cache run)."""
+        return set(self.trainable) == set(spec.classifier_scopes)
 
 
 def select_trainable(variables: Sequence[tf.Variable], scope_list: Sequence[str], root: str) -> list[tf.Variable]:
@@ -137,9 +160,10 @@ def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int
     """
     network_fn = nets_factory.get_network_fn(spec.name, num_classes, weight_decay=weight_decay, is_training=True,
                                              total_training_steps=total_steps)
+    # a hub backbone runs in training mode only when it trains (or with train_bn_stats)
+    backbone_training = train_bn_stats or bool(scopes.matching_scope(hub.BACKBONE_SCOPE, scope_list, spec.scope))
     with _layer_modes(None if train_bn_stats else scope_list, spec.scope, batch_norm_decay) as training_bn:
-        logits, end_points = network_fn(images, **hub_run.net_kwargs(spec.name, input_range, scope_list,
-                                                                     train_bn_stats))
+        logits, end_points = network_fn(images, **hub.net_kwargs(spec.name, input_range, backbone_training))
     if not train_bn_stats:
         _check_frozen_batch_norm(images.graph, images.graph.get_name_scope(), training_bn)
     return logits, end_points
@@ -166,16 +190,21 @@ def regularization_loss(trained: Sequence[tf.Variable]) -> tf.Tensor:
 
 def build_train_graph(config: RunConfig, spec: nets_factory.NetSpec, images: tf.Tensor, labels: tf.Tensor,
                       num_classes: int, *, steps_per_epoch: int, max_steps: int, places: Sequence[str],
-                      sync_cluster: clusters.Cluster | None = None) -> TrainGraph:
+                      sync_cluster: clusters.Cluster | None = None, run_scopes: RunScopes | None = None,
+                      input_range: tuple[float, float] | None = None, precision: Precision | None = None
+                      ) -> TrainGraph:
     """Net, loss and train op: one tower per device; gradients of the trainable scopes, averaged over the
     towers, processed (multipliers, global-norm clip), applied; then BatchNorm updates and EMA.
 
-    sync_cluster: apply the gradients of all its workers together (SyncReplicasOptimizer)."""
+    sync_cluster: apply the gradients of all its workers together (SyncReplicasOptimizer). run_scopes,
+    input_range and precision as the run resolved them (finetune.train.resolve); resolved from `config`
+    here when not given (the benchmarks build without a resolved run)."""
     global_step = tf.train.get_or_create_global_step()
-    scope_list = trainable_scopes(spec, config.trainable)
-    precision = devices.get_precision(config.precision)
-    input_range = hub_run.resolve_input(spec.name, config.image_size, config.input_range)[1] \
-        if hub_run.is_hub(spec.name) else None
+    run_scopes = run_scopes or RunScopes.of(spec, config.trainable)
+    scope_list = run_scopes.trainable
+    precision = precision or devices.get_precision(config.precision)
+    if input_range is None and hub.is_hub(spec.name):
+        input_range = hub.run_input(spec.name, config.image_size, config.input_range)[1]
 
     def tower(batch):
         tower_images, tower_labels = batch
@@ -191,8 +220,7 @@ def build_train_graph(config: RunConfig, spec: nets_factory.NetSpec, images: tf.
         return loss, tf.reduce_mean(correct)
 
     towers = devices.build_towers(tower, devices.split_batch((images, labels), len(places)), places)
-    net_scopes = trainable_scopes(spec, (TRAINABLE_ALL,))
-    model_variables = [v for v in slim.get_model_variables() if scopes.matching_scope(v.op.name, net_scopes)]
+    model_variables = [v for v in slim.get_model_variables() if scopes.matching_scope(v.op.name, run_scopes.net)]
     trained = select_trainable(tf.trainable_variables(), scope_list, spec.scope)
     with tf.name_scope("loss"):
         regularization = regularization_loss(trained)

@@ -40,14 +40,13 @@ class NonFiniteLossHook(tf.train.SessionRunHook):
 class ProgressHook(tf.train.SessionRunHook):
     """A tqdm bar (step, loss, images/s, ETA) that also keeps the run's numbers for the summary."""
 
-    def __init__(self, model: TrainGraph, global_step: tf.Tensor, skipped: tf.Tensor, start_step: int, max_steps: int,
-                 batch_size: int, show: bool):
-        self._fetches = {"step": global_step, "loss": model.loss, "accuracy": model.accuracy, "skipped": skipped}
+    def __init__(self, model: TrainGraph, global_step: tf.Tensor, start_step: int, max_steps: int, batch_size: int,
+                 show: bool):
+        self._fetches = {"step": global_step, "loss": model.loss, "accuracy": model.accuracy}
         self.start_step = self.step = start_step
         self._max_steps, self._batch_size, self._show = max_steps, batch_size, show
         self.accuracies: list[float] = []
         self.loss = float("nan")
-        self.skipped = 0
         self.images_per_second = 0.0
         self._bar = None
 
@@ -65,7 +64,7 @@ class ProgressHook(tf.train.SessionRunHook):
         results = run_values.results
         step = int(results["step"]) + 1
         self._bar.update(step - self.step)
-        self.step, self.loss, self.skipped = step, float(results["loss"]), int(results["skipped"])
+        self.step, self.loss = step, float(results["loss"])
         self.accuracies = (self.accuracies + [float(results["accuracy"])])[-TRAIN_ACCURACY_WINDOW:]
         now = time.perf_counter()
         if self._timed_from is None:

@@ -1,0 +1,68 @@
+"""A run is resolved once (finetune.train.resolve) and starts one way (finetune.train.start): the scopes are
+computed once per run and the graph builder takes them; the final validation is the caller's. (The restore reports' one schema: test_hub.py.)"""
+
+import pytest
+
+from finetune.config import RunConfig
+from finetune.data import synthetic
+from finetune.train import graph as train_graph
+from finetune.train import loop as train
+from finetune.train import resolve, start
+from nets import nets_factory
+
+NET = "mobilenet_v1_025"
+SMALL = {"net": NET, "batch_size": 4, "image_size": 32, "save_interval_secs": 3600}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return synthetic.write_shapes_dataset(tmp_path_factory.mktemp("data") / "shapes", ["plus", "x"],
+                                          train_per_class=6, validation_per_class=2, image_size=36, seed=1)
+
+
+def test_resolve_decides_the_run_once_and_prints_each_decision(dataset, tmp_path):
+    lines = []
+    run = resolve.resolve(RunConfig(dataset=str(dataset), train_dir=str(tmp_path), max_steps=5, **SMALL),
+                          say=lines.append)
+    spec = nets_factory.get_spec(NET)
+    assert run.spec is spec and run.num_classes == 2 and run.image_size == 32 and run.input_range is None
+    assert (run.steps_per_epoch, run.max_steps) == (3, 5)  # 12 training images, batch 4
+    assert run.places == ["/cpu:0"] and run.chief and run.precision.name == "float32"
+    assert run.scopes.trainable == spec.classifier_scopes and run.scopes.net == (spec.scope,)
+    assert run.scopes.trains("MobilenetV1/Logits/Conv2d_1c_1x1/weights")
+    assert not run.scopes.trains("MobilenetV1/Conv2d_13_pointwise/weights")
+    assert not run.use_cache and run.cache_reason == lines[-1] and "augmented" in run.cache_reason
+    assert lines[0].startswith(f"finetune: {NET} on ") and len(lines) == 3
+    record = run.record()
+    assert record["image_size"] == 32 and record["labels"] == ["plus", "x"] and record["input_range"] is None
+    with pytest.raises(ValueError, match="--batch-size 3 does not divide over 2 devices"):
+        resolve.resolve(RunConfig(dataset=str(dataset), **{**SMALL, "batch_size": 3}, num_devices=2), say=print)
+
+
+def test_a_run_computes_its_scopes_once_and_the_graph_takes_them(dataset, tmp_path, monkeypatch):
+    calls, given = [], []
+    scopes_of, build = train_graph.trainable_scopes, train.build_train_graph
+    monkeypatch.setattr(train_graph, "trainable_scopes",
+                        lambda spec, trainable: calls.append(tuple(trainable)) or scopes_of(spec, trainable))
+    monkeypatch.setattr(train, "build_train_graph", lambda *a, **k: given.append(k) or build(*a, **k))
+    summary = train.train(RunConfig(dataset=str(dataset), train_dir=str(tmp_path), trainable="Conv2d_13_pointwise,logits",
+                                    max_steps=1, **SMALL), verbose=False)
+    assert summary["final_step"] == 1
+    # no `validate` given (finetune.serve.evaluate.validation_accuracy): no final validation, no eval dir
+    assert summary["validation_accuracy"] is None and not (tmp_path / "eval_validation").exists()
+    assert calls == [("Conv2d_13_pointwise", "logits"), ("all",)]  # once each, in resolve
+    assert given[0]["run_scopes"].trainable == ("Conv2d_13_pointwise", "MobilenetV1/Logits")
+    assert given[0]["precision"].name == "float32" and given[0]["input_range"] is None
+    assert not (tmp_path / "restore_report.json").exists()  # scratch: nothing restored, no report
+
+
+def test_starts_without_a_checkpoint(dataset, tmp_path):
+    run = resolve.resolve(RunConfig(dataset=str(dataset), train_dir=str(tmp_path), max_steps=5, **SMALL),
+                          say=lambda line: None)
+    scratch = start.begin(run, [], None, str(tmp_path))
+    assert isinstance(scratch, start.Scratch) and scratch.text == f"No --ckpt: {NET} trains from scratch."
+    assert scratch.report is None and scratch.init_fn() is None and scratch.init_op() is None
+    assert scratch.start_step == 0 and scratch.checkpoint is None
+    resume = start.begin(run, [], str(tmp_path / "model.ckpt-3"), str(tmp_path))
+    assert isinstance(resume, start.Resume) and resume.start_step == 3 and resume.report is None
+    assert resume.text.startswith(f"Resuming from {tmp_path / 'model.ckpt-3'} (step 3 of 5)")
