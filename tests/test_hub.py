@@ -272,7 +272,7 @@ def test_hub_restore_report_has_the_warm_start_schema(hub_model, tmp_path):
 
 def _warm_start_report(tmp_path) -> dict:
     """restore_report.json of a warm start of mobilenet_v1_025 (5 classes) from a 1001-class checkpoint."""
-    from weights import save_random_checkpoint
+    from helpers.weights import save_random_checkpoint
 
     from checkpoints import plan_restore
     from finetune.train import start
