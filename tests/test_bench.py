@@ -50,6 +50,7 @@ def test_random_checkpoint_has_random_batch_norm_statistics_and_a_global_step_wh
     assert all(((v >= 0.8) & (v <= 1.2) & (v != 1)).all() for v in values["gamma"])
 
 
+@pytest.mark.slow
 def test_eval_against_tf_slim_gives_the_same_accuracy_on_the_same_checkpoint_and_images():
     from finetune.bench import peers as bench_peers
 

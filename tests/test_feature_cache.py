@@ -112,6 +112,7 @@ def test_resnet_classifier_trains_every_step_from_the_cache(dataset, tmp_path):
     assert summary["final_step"] == 5 and summary["steps"] == 5
 
 
+@pytest.mark.slow
 def test_resumed_run_reuses_the_cache_and_goes_on(dataset, source_ckpt, tmp_path, cache_home, capsys):
     train.train(_config(dataset, source_ckpt, tmp_path / "run", max_steps=2, batch_size=4, skip_eval=True),
                 progress_bar=False)
