@@ -35,16 +35,17 @@ def _run_recipe(args: argparse.Namespace) -> int:
     for name, value in flags.items():  # repeatable flags arrive as lists
         if isinstance(value, list):
             flags[name] = tuple(value)
+    given_dir = getattr(args, "train_dir", None)  # flags not given are no attributes (argparse.SUPPRESS)
     with contextlib.ExitStack() as held:
         # One recipe process per plan dir, before it reads or rewrites plan.json or clears a stage (--restart-from);
         # each stage's run then holds its own train dir's lock.
         if not args.dry_run:
-            _lock_early(held, args.train_dir)
+            _lock_early(held, given_dir)
         resolved = recipe_runner.resolve(recipe_runner.load_recipe(args.recipe), flags.pop("train_dir", None), flags)
         if args.dry_run:
             print(recipe_runner.format_resolved(resolved))
             return 0
-        if not args.train_dir:  # the default plan dir (runs/RECIPE) is the resolved recipe's
+        if not given_dir:  # the default plan dir (runs/RECIPE) is the resolved recipe's
             held.enter_context(resolved.train_dir.lock())
         from finetune.train.hooks import SignalReceived
 
@@ -77,11 +78,12 @@ def run(args: argparse.Namespace) -> int:
     # One process: the train dir's lock first (see _lock_early). In a cluster (TF_CONFIG, finetune.train.cluster)
     # only the chief takes it, in train().
     one_process = not os.environ.get("TF_CONFIG", "").strip()
+    given_dir = getattr(args, "train_dir", None)  # flags not given are no attributes (argparse.SUPPRESS)
     with contextlib.ExitStack() as held:
         if one_process:
-            _lock_early(held, args.train_dir)
+            _lock_early(held, given_dir)
         run_config = config.from_namespace(args)
-        if one_process and not args.train_dir:  # the default train dir (runs/NET) is the config's
+        if one_process and not given_dir:  # the default train dir (runs/NET) is the config's
             held.enter_context(RunDir(run_config.train_dir).lock())
         from finetune.serve import evaluate
         from finetune.train import loop as train
