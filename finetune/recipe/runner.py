@@ -24,7 +24,7 @@ from finetune.recipe.load import LoadedRecipe, load_recipe, recipe_names
 from finetune.recipe.resolve import ResolvedRecipe, ResolvedStage, Source, resolve, uncovered_run_fields
 from finetune.recipe.show import format_resolved, override_lines, shown, start_words
 from finetune.recipe.types import RecipeError
-from finetune.runs.run_dir import RunDir
+from finetune.runs.run_dir import LOCK_FILE, RunDir
 
 PLAN_VERSION = 1  # of plan.json's content
 
@@ -75,7 +75,7 @@ def _restart_index(resolved: ResolvedRecipe, restart_from: str | None) -> int:
                          f"({'; '.join(changes)}): rerun with --restart-from {stage} to train it and the later stages "
                          "again, or use another --train-dir.")
     recorded = resolved.records()
-    if train_dir.path.is_dir() and not recorded and any(train_dir.path.iterdir()):
+    if train_dir.path.is_dir() and not recorded and any(p.name != LOCK_FILE for p in train_dir.path.iterdir()):
         raise ValueError(f"{train_dir} is not empty and holds no {name} plan: give a new --train-dir for the recipe.")
     if recorded and train_dir.plan().get("recipe") != name:
         raise ValueError(f"{train_dir} holds a plan of recipe {train_dir.plan().get('recipe')!r}, not "

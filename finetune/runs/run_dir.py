@@ -22,6 +22,9 @@ for an evaluation's report); no other module names these files. Every file is wr
 the old one); labels.txt is the one-name-a-line format of `finetune.runs.files`, not a TFRecord
 dataset's `label:name` labels.txt.
 
+Importing this module imports no TensorFlow (what needs it imports it inside), so that `finetune train` takes
+the lock before anything else: a busy train dir is refused at once.
+
 A run is never lost: one process trains in a dir at a time (`RunDir.lock`); a dir that holds any
 model.ckpt-* resumes from its newest complete checkpoint (`resume_point`), never warm-starts over it;
 a run that changed what the checkpoint means (net, classes, image size, preprocessing) is refused; a
@@ -51,7 +54,6 @@ from finetune.runs.files import (
     write_json,
     write_labels,
 )
-from nets.compat import tf
 
 PLAN_FILE = "plan.json"  # a recipe's plan dir (see the module docstring)
 KEPT_DIR = "kept"
@@ -327,6 +329,8 @@ class RunDir:
     def copy_checkpoint(self, checkpoint: str, destination: RunDir) -> str:
         """Copy `checkpoint` (one of this run's) with run_config.json and labels.txt into `destination`, a train
         dir that eval, export and --ckpt read; returns the copy's prefix."""
+        from nets.compat import tf
+
         destination.create()
         for path in tf.io.gfile.glob(checkpoint + ".*"):
             shutil.copyfile(path, destination.path / Path(path).name)

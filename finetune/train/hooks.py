@@ -1,11 +1,14 @@
 """The training loop's hooks (tf.train.SessionRunHook): NaN guard, progress bar with the run's numbers,
-checkpoints, and a stop on SIGTERM."""
+checkpoints, and a stop on SIGTERM (`StopOnSignalHook`: after the current step while steps run, at once before
+and after them)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -73,6 +76,12 @@ class ProgressHook(tf.train.SessionRunHook):
         self._bar.set_postfix(loss=f"{self.loss:.3f}", img_s=f"{self.images_per_second:.0f}", refresh=False)
 
     def end(self, session):
+        # A Ctrl-C inside a step's session.run lets that step finish (the global step moves) but no after_run see
+        # it; the checkpoint hook saves the session's step, so that is the run's final step too.
+        step = int(session.run(self._fetches["step"]))
+        if self._bar is not None:
+            self._bar.update(step - self.step)
+        self.step = step
         self.close()
 
     def close(self) -> None:
@@ -133,12 +142,26 @@ class CheckpointHook(tf.train.SessionRunHook):
         self._run_dir.prune(self._keep, step)
 
 
+class SignalReceived(BaseException):
+    """SIGTERM while no step runs (start-up, the final validation): the run stops at once. A BaseException, as
+    KeyboardInterrupt is, so that no `except Exception` on the way holds it up."""
+
+    def __init__(self, name: str):
+        super().__init__(f"stopped by {name}")
+        self.name = name
+
+
 class StopOnSignalHook(tf.train.SessionRunHook):
-    """While installed (`with hook:`), SIGTERM (kill, docker stop, schedulers, pre-emption) ends the run after
-    the current step, as Ctrl-C does: the checkpoint hook then saves, and the run summary is written."""
+    """While installed (`with hook:`), SIGTERM (kill, docker stop, schedulers, pre-emption) stops the run.
+
+    While steps run (from the session's creation to its end) it ends the run after the current step, as Ctrl-C
+    does: the checkpoint hook then saves, and the run summary is written. Before (resolving, building the graph,
+    creating the session: nothing new to save yet) and after (the final validation, `raising()`) it raises
+    SignalReceived at once, so the time from the signal to the exit is at most one step and a save."""
 
     def __init__(self, signals=(signal.SIGTERM,)):
         self._signals, self._previous, self.received = tuple(signals), {}, None
+        self._raise = True  # until the session is up
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # Python delivers signals there only
@@ -151,8 +174,26 @@ class StopOnSignalHook(tf.train.SessionRunHook):
             signal.signal(number, handler)
         self._previous = {}
 
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        """Within: a signal (or one received before) raises SignalReceived."""
+        self._raise = True
+        try:
+            if self.received:
+                raise SignalReceived(self.received)
+            yield
+        finally:
+            self._raise = False
+
     def _handle(self, number, frame):
         self.received = signal.Signals(number).name
+        if self._raise:
+            raise SignalReceived(self.received)
+
+    def after_create_session(self, session, coord):
+        self._raise = False  # steps run now: stop after the current one
+        if self.received:
+            raise SignalReceived(self.received)
 
     def after_run(self, run_context, run_values):
         if self.received:

@@ -9,6 +9,12 @@ named phases:
     run       MonitoredSession until max steps, Ctrl-C or SIGTERM
     summarise validation accuracy (the caller's `validate`), run_summary.json, the end-of-run screen
 
+A rerun with nothing to train (the newest checkpoint is at max steps) keeps the run_summary.json of the run
+that got there, and says so; a summary a signal cut short (no validation) is completed, its numbers kept.
+SIGTERM (finetune.train.hooks.StopOnSignalHook) stops the run at once before the first step
+(SignalReceived: nothing new to save) and during the final validation (skipped, and the summary says why),
+after the current step and a save while steps run: the signal's exit takes at most one step and a save.
+
 The train dir's files, its lock and the resume decision are finetune.runs.run_dir's. The final validation
 is the serving layer's (finetune.serve.evaluate.validation_accuracy), given by the caller: train and serve
 are one layer, neither imports the other.
@@ -25,7 +31,7 @@ import numpy as np
 
 from finetune.config import RunConfig
 from finetune.data import forensics, pipeline, scan
-from finetune.runs.run_dir import RunDir
+from finetune.runs.run_dir import RUN_SUMMARY_FILE, RunDir
 from finetune.train import cluster as clusters
 from finetune.train import devices, feature_cache
 from finetune.train import start as starts
@@ -35,6 +41,7 @@ from finetune.train.hooks import (
     CheckpointHook,
     NonFiniteLossHook,
     ProgressHook,
+    SignalReceived,
     StopOnSignalHook,
 )
 from finetune.train.resolve import ResolvedRun, resolve, run_length  # noqa: F401 (run_length: the loop's API)
@@ -45,14 +52,16 @@ Validate = Callable[[RunDir, str, scan.DatasetInfo, int], float]  # (run dir, ch
 
 
 def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), verbose: bool = True,
-          progress_bar: bool | None = None, validate: Validate | None = None) -> dict:
+          progress_bar: bool | None = None, validate: Validate | None = None, locked: bool = False) -> dict:
     """Train as `config` says; returns the run summary (also written to train_dir/run_summary.json).
 
     verbose prints the resolved config, the restore plan and the final summary; progress_bar
     (default: verbose) shows the tqdm bar. The chief holds the train dir's lock from start to end.
     validate: the final validation of a finished run (unless --skip-eval), e.g.
     finetune.serve.evaluate.validation_accuracy as `finetune train` and recipes give it; None: none (the
-    summary's validation_accuracy is None).
+    summary's validation_accuracy is None, its `validation` says why).
+    locked: the caller holds the train dir's lock already (`finetune train` takes it before importing TensorFlow).
+    SignalReceived: SIGTERM before the first step (nothing new was saved; the lock is released).
     """
     say = print if verbose else (lambda *a, **k: None)
     cluster = clusters.from_env()  # None: one process
@@ -60,7 +69,7 @@ def train(config: RunConfig, *, hooks: Sequence[tf.train.SessionRunHook] = (), v
         clusters.serve(cluster)  # until killed
     chief = cluster is None or cluster.is_chief
     run_dir = RunDir(config.train_dir)
-    with run_dir.lock(say) if chief else contextlib.nullcontext(), StopOnSignalHook() as terminate:
+    with run_dir.lock(say) if chief and not locked else contextlib.nullcontext(), StopOnSignalHook() as terminate:
         return _train(config, run_dir, cluster, terminate, hooks, say,
                       verbose if progress_bar is None else progress_bar, validate)
 
@@ -76,8 +85,14 @@ def _train(config: RunConfig, run_dir: RunDir, cluster: clusters.Cluster | None,
         progress = ProgressHook(built.model, built.global_step, start.start_step, run.max_steps, config.batch_size,
                                 progress_bar)
         run_hooks = _hooks(run, run_dir, built, progress, terminate, hooks)
-        stopped, seconds = _run(run, built, start, run_hooks, progress, server, terminate, say)
-    validation = _validation(run, run_dir, stopped, validate)
+        stopped, seconds = _run(run, built, start, run_hooks, progress, server, terminate)
+    if progress.start_step >= run.max_steps:
+        kept = _nothing_trained(run, run_dir, start.checkpoint, progress.start_step, validate, terminate, say)
+        if kept is not None:
+            return kept
+    validation = _validation(run, run_dir, stopped, validate, terminate, say)
+    if terminate.received and stopped == "max_steps":  # it came during the validation: the run was cut
+        stopped = "terminated"
     return _summarise(run, run_dir, built, progress, stopped, seconds, validation, terminate, say)
 
 
@@ -166,7 +181,7 @@ def _hooks(run: ResolvedRun, run_dir: RunDir, built: _Built, progress: ProgressH
 
 
 def _run(run: ResolvedRun, built: _Built, start: starts.Start, run_hooks: list, progress: ProgressHook,
-         server, terminate: StopOnSignalHook, say: Say) -> tuple[str, float]:
+         server, terminate: StopOnSignalHook) -> tuple[str, float]:
     """Run the steps; (how the run stopped: max_steps | interrupted | terminated, seconds)."""
     max_steps, optimizer = run.max_steps, built.model.optimizer
     scaffold = tf.train.Scaffold(saver=built.saver, init_op=start.init_op(), init_fn=start.init_fn(),
@@ -177,11 +192,7 @@ def _run(run: ResolvedRun, built: _Built, start: starts.Start, run_hooks: list, 
     creator = clusters.session_creator(run.cluster, server, scaffold, session_config, start.checkpoint)
     stopped = "max_steps"
     began = time.perf_counter()
-    if progress.start_step >= max_steps:
-        # StopAtStepHook checks after a step: without this a finished run would take one more.
-        say(f"{start.checkpoint} is already at step {progress.start_step} (>= {max_steps}): nothing to train; "
-            "raise --max-steps or --epochs to go on.")
-    else:
+    if progress.start_step < max_steps:  # StopAtStepHook checks after a step: a finished run would take one more
         try:  # a bad image's decoder messages would break the bar: it is named once in the summary instead
             with forensics.decoder_messages_dropped(), tf.train.MonitoredSession(
                     session_creator=creator, hooks=run_hooks,
@@ -193,7 +204,7 @@ def _run(run: ResolvedRun, built: _Built, start: starts.Start, run_hooks: list, 
                     stopped = "interrupted"  # leaving the block runs the hooks' end(): the saver saves a checkpoint
         finally:
             progress.close()
-    if terminate.received and stopped == "max_steps" and progress.step < max_steps:
+    if terminate.received and stopped == "max_steps":  # the step in flight ended the run, maybe its last
         stopped = "terminated"
     seconds = time.perf_counter() - began
     if built.cache_hooks and stopped == "max_steps" and progress.step < max_steps:
@@ -203,17 +214,49 @@ def _run(run: ResolvedRun, built: _Built, start: starts.Start, run_hooks: list, 
     return stopped, seconds
 
 
-def _validation(run: ResolvedRun, run_dir: RunDir, stopped: str, validate: Validate | None) -> float | None:
-    """Top-1 accuracy of the final checkpoint on the validation split: the chief's, of a finished run."""
+def _validation(run: ResolvedRun, run_dir: RunDir, stopped: str, validate: Validate | None,
+                terminate: StopOnSignalHook, say: Say) -> tuple[float | None, str]:
+    """Top-1 accuracy of the final checkpoint on the validation split (the chief's, of a finished run) and what
+    the summary's `validation` says: "done" or "skipped: why". SIGTERM, before or during it, skips it at once."""
     config, info = run.config, run.info
-    if validate and run.chief and not config.skip_eval and info.num_examples.get("validation", 0) \
-            and stopped == "max_steps":
-        return validate(run_dir, run_dir.latest_checkpoint(), info, config.batch_size)
-    return None
+    reasons = [(not run.chief, "not the chief"), (validate is None, "not asked"), (config.skip_eval, "--skip-eval"),
+               (not info.num_examples.get("validation", 0), "no validation split"),
+               (stopped == "interrupted", "interrupted (Ctrl-C)"),
+               (stopped == "terminated", f"stopped by {terminate.received}")]
+    if why := next((why for skip, why in reasons if skip), None):
+        return None, f"skipped: {why}"
+    try:
+        with terminate.raising():
+            return validate(run_dir, run_dir.latest_checkpoint(), info, config.batch_size), "done"
+    except SignalReceived as signal:
+        say(f"Stopped by {signal.name}: skipped the final validation (rerun the command to validate).")
+        return None, f"skipped: stopped by {signal.name}"
+
+
+def _nothing_trained(run: ResolvedRun, run_dir: RunDir, checkpoint: str, step: int, validate: Validate | None,
+                     terminate: StopOnSignalHook, say: Say) -> dict | None:
+    """A rerun whose checkpoint is at max steps already: the run summary of the run that got there, kept (its
+    validation done now when a signal cut the run short; its other numbers kept), said in one line. None when
+    there is no such summary (a kill before it was written): the caller writes one."""
+    done = f"{checkpoint} is already at step {step} (>= {run.max_steps}): nothing to train"
+    go_on = "raise --max-steps or --epochs to go on."
+    kept = run_dir.summary() if run.chief else None
+    if not kept or kept.get("final_step") != step:
+        say(f"{done}; {go_on}")
+        return None
+    if kept.get("stopped") == "max_steps":
+        say(f"{done}; {RUN_SUMMARY_FILE} kept as it was; {go_on}")
+        return kept
+    accuracy, validation = _validation(run, run_dir, "max_steps", validate, terminate, say)
+    kept = {**kept, "stopped": "terminated" if terminate.received else "max_steps",
+            "validation_accuracy": accuracy, "validation": validation}
+    run_dir.write_summary(kept)
+    say(f"{done}; {RUN_SUMMARY_FILE} completed (validation {validation}), its other numbers kept; {go_on}")
+    return kept
 
 
 def _summarise(run: ResolvedRun, run_dir: RunDir, built: _Built, progress: ProgressHook, stopped: str,
-               seconds: float, validation: float | None, terminate: StopOnSignalHook, say: Say) -> dict:
+               seconds: float, validation: tuple[float | None, str], terminate: StopOnSignalHook, say: Say) -> dict:
     """run_summary.json (the chief's) and the end-of-run screen; returns the summary."""
     config, info = run.config, run.info
     if stopped != "max_steps":
@@ -232,7 +275,8 @@ def _summarise(run: ResolvedRun, run_dir: RunDir, built: _Built, progress: Progr
         "images_per_second": round(progress.images_per_second, 1),
         "final_loss": progress.loss,
         "train_accuracy": float(np.mean(progress.accuracies)) if progress.accuracies else None,
-        "validation_accuracy": validation,
+        "validation_accuracy": validation[0],
+        "validation": validation[1],
         "skipped_images": skipped,
         "checkpoint": checkpoint,
         "train_dir": str(run_dir.path.absolute()),
@@ -272,7 +316,7 @@ def format_summary(summary: dict) -> str:
         ("steps", f"{summary['steps']} (step {summary['start_step']} -> {summary['final_step']}, {summary['stopped']})"),
         ("time", f"{summary['seconds']:.1f} s"),
         ("images/s", f"{summary['images_per_second']:.1f}"),
-        ("final loss", f"{summary['final_loss']:.4f}"),
+        ("final loss", "-" if summary["final_loss"] is None else f"{summary['final_loss']:.4f}"),
         (f"train accuracy (last {TRAIN_ACCURACY_WINDOW} batches)", percent(summary["train_accuracy"])),
         ("validation accuracy", percent(summary["validation_accuracy"])),
         ("checkpoint", summary["checkpoint"]),
