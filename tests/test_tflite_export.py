@@ -125,6 +125,7 @@ def test_an_op_tflite_lacks_is_named_in_one_line(run, tmp_path, capsys, monkeypa
     (["--tflite", "int8"], "int8 needs calibration images: give --calibration DIR"),
     (["--tflite", "int8", "--calibration", "EMPTY"], "holds no images"),
     (["--tflite", "float32", "--saved-model", "sm"], "--tflite writes one .tflite"),
+    (["--tflite", "float16", "--tflite-input", "int8"], "--tflite-input is the int8 model's input type"),
 ])
 def test_ckpt_export_mistakes_are_one_line(run, tmp_path, capsys, extra, words):
     train_dir, _, _ = run
@@ -183,3 +184,16 @@ def test_real_weights_fine_tuned_exported_int8_agree_with_the_pb_on_held_out_pho
     assert max(abs(a[1] - b[1]) for a, b in zip(tops[".tflite"], tops[".pb"])) < 0.05
     info = json.loads((tmp_path / "lite" / "m.json").read_text())
     assert info["input"]["dtype"] == "uint8" and info["verification"]["top1_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_bench_export_times_the_tflite_variants_beside_the_pb():
+    from finetune.bench import core as bench
+
+    result = bench.bench_export("mobilenet_v1_025", num_classes=4, image_size=32, repeats=2,
+                                tflite_variants=("float32", "int8"))
+    assert set(result["tflite"]) == {"float32", "int8"} and result["tflite_threads"] == 2
+    float32, int8 = result["tflite"]["float32"], result["tflite"]["int8"]
+    assert float32["top1_agreement"] == 1.0 and float32["max_probability_difference"] < 1e-4
+    assert int8["bytes"] < 0.5 * float32["bytes"] and abs(float32["bytes"] - result["pb_bytes"]) < 0.1 * result["pb_bytes"]
+    assert all(row["latency"]["runs"] == 2 and row["latency"]["median_ms"] > 0 for row in result["tflite"].values())

@@ -99,6 +99,9 @@ def _run_tflite(args: argparse.Namespace) -> int:
     if not args.output or args.hub or args.saved_model or args.input_type != "float":
         raise ValueError("--tflite writes one .tflite: give --output DIR/model.tflite, without --hub, --saved-model "
                          "or --input-type (export those in another run).")
+    if args.tflite_input != "uint8" and args.tflite != "int8":
+        raise ValueError(f"--tflite-input is the int8 model's input type; a {args.tflite} model takes float32 "
+                         "pixels: drop --tflite-input, or give --tflite int8.")
     calibration = tflite_export.folder_images(args.calibration) if args.calibration else None
     splits = {}
     if args.train_dir:  # the run's images; needed only to calibrate an int8 model without --calibration

@@ -149,6 +149,7 @@ def export_tflite(model: TrainedModel, output: str | Path, quantization: str, *,
     reference = _float_probabilities(graph_def, pixels)
     with tflite.TFLiteModel(output, content=content) as converted:
         probabilities = converted.run(pixels, ("probabilities",))["probabilities"]
+        input_detail = converted.input
     agreement = float(np.mean(reference.argmax(1) == probabilities.argmax(1)))
     least = MIN_AGREEMENT[quantization] if min_agreement is None else min_agreement
     difference = float(np.abs(reference - probabilities).max())
@@ -165,8 +166,6 @@ def export_tflite(model: TrainedModel, output: str | Path, quantization: str, *,
                           max_probability_difference=difference, min_agreement=least,
                           calibration=calibration.source if quantization == "int8" else None,
                           calibration_images=len(calibration_pixels) if quantization == "int8" else 0)
-    with tflite.TFLiteModel(output) as written:
-        input_detail = written.input
     write_sidecars(output.parent, info_path(output), model, tflite_info(model, result, input_detail))
     return result
 
