@@ -125,6 +125,7 @@ def test_an_op_tflite_lacks_is_named_in_one_line(run, tmp_path, capsys, monkeypa
     (["--tflite", "int8"], "int8 needs calibration images: give --calibration DIR"),
     (["--tflite", "int8", "--calibration", "EMPTY"], "holds no images"),
     (["--tflite", "float32", "--saved-model", "sm"], "--tflite writes one .tflite"),
+    (["--tflite", "float32", "--min-agreement", "95"], "--min-agreement is a fraction in [0, 1]"),
     (["--tflite", "float16", "--tflite-input", "int8"], "--tflite-input is the int8 model's input type"),
 ])
 def test_ckpt_export_mistakes_are_one_line(run, tmp_path, capsys, extra, words):

@@ -1,4 +1,5 @@
-"""`finetune export`: a frozen inference graph (.pb) and optionally a SavedModel, verified against the checkpoint."""
+"""`finetune export`: a frozen inference graph (.pb) and optionally a SavedModel, verified against the checkpoint;
+or a TensorFlow Lite model (--tflite), verified against the float graph."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ HELP = (
     "preprocessing inside; input `input`: decoded images of any size or their encoded bytes; outputs `logits`, "
     "`probabilities`, `classes`) with labels.txt and a JSON beside it, optionally a SavedModel; then verify both "
     "against finetune eval's pipeline on raw images of several sizes. --hub DIR writes a reusable TF Hub "
-    "SavedModel instead of (or beside) the frozen graph."
+    "SavedModel instead of (or beside) the frozen graph; --tflite float32|float16|dynamic|int8 a TensorFlow Lite model "
+    "instead, checked by its top-1 agreement with the float graph."
 )
 
 

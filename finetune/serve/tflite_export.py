@@ -122,6 +122,8 @@ def export_tflite(model: TrainedModel, output: str | Path, quantization: str, *,
     output = Path(output)
     if output.suffix != ".tflite":
         raise ValueError(f"--output {output} must end in .tflite with --tflite, e.g. {output.with_suffix('.tflite')}.")
+    if min_agreement is not None and not 0 <= min_agreement <= 1:
+        raise ValueError(f"--min-agreement is a fraction in [0, 1], got {min_agreement}.")
     check_destination(output, None, overwrite)
     if quantization == "int8" and calibration is None:
         raise ValueError("int8 needs calibration images: give --calibration DIR (a folder of images), or export "
