@@ -124,4 +124,35 @@ import tf_slim as slim  # noqa: E402  (must come after the fixes)
 
 tf = _tf.compat.v1
 
-__all__ = ["apply", "slim", "tf"]
+TFLITE_DELEGATE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate"
+
+
+@contextlib.contextmanager
+def without_stderr_lines(prefixes: tuple[str, ...] = (TFLITE_DELEGATE_NOTICE,)):
+    """What the block writes to file descriptor 2 (the C++ runtime's stderr, which Python's sys.stderr cannot
+    catch), written back after it less the lines starting with one of `prefixes` (by default the TFLite
+    runtime's notice that it made its default XNNPACK delegate)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to filter
+        yield
+        return
+    _flush_stderr()
+    try:
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                held.seek(0)
+                lines = held.read().decode(errors="replace").splitlines(keepends=True)
+                data = "".join(line for line in lines if not line.startswith(prefixes)).encode()
+                while data:
+                    data = data[os.write(2, data):]
+    finally:
+        os.close(saved)
+
+
+__all__ = ["apply", "slim", "tf", "without_stderr_lines"]

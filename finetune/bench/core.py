@@ -7,7 +7,10 @@ TensorFlow drops such a BiasAdd, which changes the kernels the frozen graph runs
 after warm-up runs; they measure this machine at this moment, so compare them side by side only.
 
 - `bench_export`: export the net (`finetune.serve.export.export`, verification included), then the .pb's
-  size and the per-batch latency of the frozen graph versus the checkpoint graph it came from.
+  size and the per-batch latency of the frozen graph versus the checkpoint graph it came from; and each
+  `.tflite` variant (`finetune.serve.tflite_export`: float32, float16, dynamic, int8 calibrated on the
+  verification's sample images; the agreement bar is off, the weights being random): its size and the
+  latency of `tf.lite.Interpreter` with `TFLITE_THREADS` threads on the same images.
 - `bench_restore`: planning (`checkpoints.plan_restore`) and running the restore op, next to a plain
   `tf.train.Saver` restore of the same variables.
 - `bench_train`: images/s of the training step `finetune.train.graph.build_train_graph` builds, on random images
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune.runs.trained_model import TrainedModel
-from finetune.serve import export, verify
+from finetune.serve import export, tflite, tflite_export, verify
 from finetune.serve.graph import INPUT, serving_graph
 from finetune.serve.served import ServedModel
 from nets import nets_factory
@@ -101,20 +104,28 @@ def bench_export(
     image_size: int | None = None,
     batch_size: int = 1,
     repeats: int = 10,
+    tflite_variants: tuple[str, ...] = tflite.QUANTIZATIONS,
 ) -> dict:
-    """Export the net to a temporary .pb; its size, export time and latency against the checkpoint graph."""
+    """Export the net to a temporary .pb and .tflite variants; their sizes, export times and latencies against
+    the checkpoint graph."""
     with tempfile.TemporaryDirectory(prefix="finetune-bench-") as workdir:
         model = _model(net, checkpoint, num_classes, image_size, workdir)
         start = time.perf_counter()
         result = export.export(model, Path(workdir) / "model.pb")
         export_seconds = time.perf_counter() - start
+        lite = _tflite_exports(model, Path(workdir), tflite_variants)
         inputs = verify.sample_inputs("float", model.image_size, batch_size)
         with contextlib.ExitStack() as stack:
             runs = {
                 "frozen": stack.enter_context(_frozen_runner(result.graph, inputs)),
                 "checkpoint": stack.enter_context(_checkpoint_runner(model, inputs)),
             }
+            for name, row in lite.items():
+                served = stack.enter_context(tflite.TFLiteModel(row.pop("path"), threads=TFLITE_THREADS))
+                runs[f"tflite_{name}"] = lambda s=served: s.run(inputs, ("probabilities",))
             latency = timed(runs, repeats)
+        for name, row in lite.items():
+            row["latency"] = latency[f"tflite_{name}"]
     return {
         "net": net,
         "image_size": model.image_size,
@@ -127,7 +138,29 @@ def bench_export(
         "max_difference": result.max_difference,
         "latency_frozen": latency["frozen"],
         "latency_checkpoint": latency["checkpoint"],
+        "tflite_threads": TFLITE_THREADS,
+        "tflite": lite,
     }
+
+
+TFLITE_THREADS = 2
+
+
+def _tflite_exports(model: TrainedModel, workdir: Path, variants: tuple[str, ...]) -> dict[str, dict]:
+    """Per variant: the .tflite's path, size, export seconds and agreement (int8 calibrated on sample images)."""
+    from finetune.serve.served import encode
+
+    images = tflite_export.ImageSet([encode(image, "PNG") for image in verify.sample_images(model.image_size)],
+                                    "the verification's sample images")
+    rows = {}
+    for name in variants:
+        start = time.perf_counter()
+        result = tflite_export.export_tflite(model, workdir / name / "model.tflite", name, calibration=images,
+                                             min_agreement=0.0)
+        rows[name] = {"path": result.path, "bytes": result.size_bytes, "export_seconds": time.perf_counter() - start,
+                      "top1_agreement": result.agreement, "max_probability_difference":
+                      result.max_probability_difference}
+    return rows
 
 
 @contextlib.contextmanager

@@ -65,6 +65,9 @@ def _export_text(r: dict) -> str:
         f"latency, batch {r['batch_size']}: frozen .pb {_ms(r['latency_frozen'])}",
         f"                   checkpoint graph {_ms(r['latency_checkpoint'])}",
         f"checkpoint graph / frozen .pb: {graph / frozen:.2f}x",
+        *(f"{name + ' .tflite:':18s} {row['bytes'] / 2**20:.2f} MiB, {_ms(row['latency'])} "
+          f"({r['tflite_threads']} threads), {frozen / row['latency']['median_ms']:.2f}x the .pb's speed"
+          for name, row in r.get("tflite", {}).items()),
     ])
 
 

@@ -1,4 +1,5 @@
-"""`finetune export`: a frozen inference graph (.pb) and optionally a SavedModel, verified against the checkpoint."""
+"""`finetune export`: a frozen inference graph (.pb) and optionally a SavedModel, verified against the checkpoint;
+or a TensorFlow Lite model (--tflite), verified against the float graph."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ HELP = (
     "preprocessing inside; input `input`: decoded images of any size or their encoded bytes; outputs `logits`, "
     "`probabilities`, `classes`) with labels.txt and a JSON beside it, optionally a SavedModel; then verify both "
     "against finetune eval's pipeline on raw images of several sizes. --hub DIR writes a reusable TF Hub "
-    "SavedModel instead of (or beside) the frozen graph."
+    "SavedModel instead of (or beside) the frozen graph; --tflite float32|float16|dynamic|int8 a TensorFlow Lite model "
+    "instead, checked by its top-1 agreement with the float graph."
 )
 
 
@@ -38,6 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "export's, or files export did not write) and an earlier export's --saved-model dir")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="fail when the exported outputs differ from the checkpoint graph's by more")
+    lite = parser.add_argument_group("TensorFlow Lite (--tflite: --output is the .tflite to write)")
+    lite.add_argument("--tflite", choices=("float32", "float16", "dynamic", "int8"),
+                      help="write a .tflite of the serving graph, input fixed at the image size: float32; float16 or "
+                      "dynamic (int8) weights; int8: full-integer, calibrated on the run's training images")
+    lite.add_argument("--tflite-input", default="uint8", choices=("uint8", "int8", "float32"),
+                      help="the int8 model's input type (pixels 0-255, quantized by the input's scale and zero point)")
+    lite.add_argument("--calibration", metavar="DIR",
+                      help="a folder of images to calibrate int8 on (and verify on, without a validation split); "
+                      "required with --ckpt outside a train dir")
+    lite.add_argument("--min-agreement", type=float, metavar="FRACTION",
+                      help="refuse the .tflite when its top-1 agrees with the float graph's on fewer of the "
+                      "verification images (default: 1.0 float32, 0.99 float16, 0.98 dynamic, 0.95 int8)")
 
 
 def _model(args: argparse.Namespace):
@@ -56,6 +70,8 @@ def _model(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from finetune.serve import export
 
+    if args.tflite:
+        return _run_tflite(args)
     if not (args.output or args.hub):
         raise ValueError("say what to write: --output model.pb (frozen graph) and/or --hub DIR (TF Hub SavedModel).")
     if args.hub:
@@ -77,3 +93,41 @@ def run(args: argparse.Namespace) -> int:
           f"({', '.join(result.sample_sizes)}): max |difference| logits {difference['logits']:.2e} "
           f"(relative {difference['logits_relative']:.2e}), probabilities {difference['probabilities']:.2e}")
     return 0
+
+
+def _run_tflite(args: argparse.Namespace) -> int:
+    from finetune.serve import tflite_export
+
+    if not args.output or args.hub or args.saved_model or args.input_type != "float":
+        raise ValueError("--tflite writes one .tflite: give --output DIR/model.tflite, without --hub, --saved-model "
+                         "or --input-type (export those in another run).")
+    if args.tflite_input != "uint8" and args.tflite != "int8":
+        raise ValueError(f"--tflite-input is the int8 model's input type; a {args.tflite} model takes float32 "
+                         "pixels: drop --tflite-input, or give --tflite int8.")
+    calibration = tflite_export.folder_images(args.calibration) if args.calibration else None
+    splits = {}
+    if args.train_dir:  # the run's images; needed only to calibrate an int8 model without --calibration
+        splits = _run_splits(args.train_dir, required=args.tflite == "int8" and calibration is None)
+    result = tflite_export.export_tflite(
+        _model(args), args.output, args.tflite, input_type=args.tflite_input, calibration=calibration or splits.get("train"),
+        validation=splits.get("validation"), min_agreement=args.min_agreement, overwrite=args.overwrite)
+    kind = result.quantization + (f", {result.input_dtype} input" if result.quantization == "int8" else "")
+    print(f"wrote {result.path} ({kind}, {result.size_bytes / 2**20:.2f} MiB)")
+    print(f"      {result.labels}, {result.info}")
+    if result.calibration:
+        print(f"calibrated on {result.calibration_images} images ({result.calibration})")
+    print(f"verified against the float graph on {result.images} images ({result.verified_on}): top-1 agreement "
+          f"{result.agreement:.1%} (at least {result.min_agreement:.0%}), max probability difference "
+          f"{result.max_probability_difference:.2e}")
+    return 0
+
+
+def _run_splits(train_dir: str, required: bool) -> dict:
+    from finetune.serve import tflite_export
+
+    try:
+        return tflite_export.run_images(train_dir)
+    except ValueError:  # the run's dataset is gone or unreadable
+        if required:
+            raise
+        return {}

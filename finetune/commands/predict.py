@@ -6,13 +6,13 @@ import argparse
 import sys
 
 HELP = (
-    "Classify images with an exported model (.pb or SavedModel dir): the top-k labels and probabilities of "
+    "Classify images with an exported model (.pb, SavedModel dir or .tflite): the top-k labels and probabilities of "
     "each image, as a table or JSON. Unreadable images are reported by name (exit status 1); the rest still run."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="the .pb or SavedModel directory `finetune export` wrote")
+    parser.add_argument("--model", required=True, help="the .pb, SavedModel directory or .tflite `finetune export` wrote")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--top-k", type=int, default=5, help="labels per image")
     parser.add_argument("--batch-size", type=int, default=32, help="images per run of the model")

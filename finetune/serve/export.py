@@ -102,9 +102,9 @@ def export(
         write_saved_model(graph_def, saved_model_dir)
         result.saved_model_max_difference = verify.verify(saved_model_dir, samples, tolerance)
     info = model_info(model, input_type, result)
-    _write_sidecars(output.parent, info_path(output), model, info)
+    write_sidecars(output.parent, info_path(output), model, info)
     if saved_model_dir:
-        _write_sidecars(saved_model_dir / SAVED_MODEL_EXTRA, info_path(saved_model_dir), model, info)
+        write_sidecars(saved_model_dir / SAVED_MODEL_EXTRA, info_path(saved_model_dir), model, info)
     return result
 
 
@@ -144,8 +144,6 @@ def check_destination(output: Path, saved_model_dir: Path | None, overwrite: boo
 def model_info(model: TrainedModel, input_type: str, result: ExportResult) -> dict:
     """The JSON written beside the graph: the serving contract (input/output names, dtypes, shapes,
     preprocessing, the labels file) and provenance, with the verification and the tolerance it used."""
-    from finetune.data.preprocessing import describe_evaluation
-
     size = model.image_size
     if input_type == "float":
         input_info = {"dtype": "float32", "shape": [None, None, None, 3],
@@ -169,14 +167,7 @@ def model_info(model: TrainedModel, input_type: str, result: ExportResult) -> di
             "probabilities": {"name": "probabilities:0", "dtype": "float32", "shape": [None, classes]},
             "classes": {"name": "classes:0", "dtype": "int64", "shape": [None]},
         },
-        "preprocessing": {
-            "style": model.preprocessing,
-            "in_graph": True,
-            "mode": "evaluation (finetune.data.preprocessing.preprocess_image, is_training=False), as finetune eval",
-            "steps": describe_evaluation(model.preprocessing, size, size),
-            "decoding": "as finetune eval decodes (tf.io.decode_image, channels=3, a GIF's first frame, "
-                        "EXIF orientation not applied); the jpeg input decodes inside the graph",
-        },
+        "preprocessing": preprocessing_info(model),
         "signature": SIGNATURE,
         "verification": {
             "against": "finetune eval's pipeline (decode, evaluation preprocessing, checkpoint) on raw images",
@@ -190,7 +181,22 @@ def model_info(model: TrainedModel, input_type: str, result: ExportResult) -> di
     }
 
 
-def _write_sidecars(directory: Path, info_file: Path, model: TrainedModel, info: dict) -> None:
+def preprocessing_info(model: TrainedModel) -> dict:
+    """model.json's preprocessing: evaluation's, inside the graph."""
+    from finetune.data.preprocessing import describe_evaluation
+
+    size = model.image_size
+    return {
+        "style": model.preprocessing,
+        "in_graph": True,
+        "mode": "evaluation (finetune.data.preprocessing.preprocess_image, is_training=False), as finetune eval",
+        "steps": describe_evaluation(model.preprocessing, size, size),
+        "decoding": "as finetune eval decodes (tf.io.decode_image, channels=3, a GIF's first frame, "
+                    "EXIF orientation not applied); the jpeg input decodes inside the graph",
+    }
+
+
+def write_sidecars(directory: Path, info_file: Path, model: TrainedModel, info: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     write_labels(directory / LABELS_FILE, model.class_names)
     write_json(info_file, info)

@@ -39,16 +39,26 @@ def check_input_type(input_type: str) -> None:
         raise ValueError(f"input type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}.")
 
 
-def serving_graph(model: TrainedModel, input_type: str = "float") -> dict[str, tf.Tensor]:
-    """Build input -> preprocessing -> net -> outputs in the default graph; return them by name."""
+def serving_graph(model: TrainedModel, input_type: str = "float", *, fixed_size: bool = False) -> dict[str, tf.Tensor]:
+    """Build input -> preprocessing -> net -> outputs in the default graph; return them by name.
+
+    `fixed_size` (float input only): the input is one image of the net's size, float32 [1, size, size, 3]
+    in [0, 255], preprocessed by the same function without the loop over the batch (the graph a TFLite
+    export converts: TFLite wants static shapes)."""
     check_input_type(input_type)
     size = model.image_size
-    if input_type == "float":
-        inputs = tf.placeholder(tf.float32, [None, None, None, 3], name=INPUT)
+    if fixed_size:
+        if input_type != "float":
+            raise ValueError("a fixed-size serving graph takes float input only.")
+        inputs = tf.placeholder(tf.float32, [1, size, size, 3], name=INPUT)
+        images = _preprocess(model, inputs[0], input_type)[None]
     else:
-        inputs = tf.placeholder(tf.string, [None], name=INPUT)
-    images = tf.map_fn(lambda one: _preprocess(model, one, input_type), inputs,
-                       fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32), name="preprocess")
+        if input_type == "float":
+            inputs = tf.placeholder(tf.float32, [None, None, None, 3], name=INPUT)
+        else:
+            inputs = tf.placeholder(tf.string, [None], name=INPUT)
+        images = tf.map_fn(lambda one: _preprocess(model, one, input_type), inputs,
+                           fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32), name="preprocess")
     logits = tf.identity(tf.cast(model.logits(images), tf.float32), name="logits")
     return {
         INPUT: inputs,
@@ -67,10 +77,11 @@ def _preprocess(model: TrainedModel, one: tf.Tensor, input_type: str) -> tf.Tens
     return preprocess_image(image, model.image_size, model.image_size, False, model.preprocessing)
 
 
-def frozen_serving_graph(model: TrainedModel, input_type: str) -> tuple[tf.GraphDef, int]:
+def frozen_serving_graph(model: TrainedModel, input_type: str, *,
+                         fixed_size: bool = False) -> tuple[tf.GraphDef, int]:
     """(the frozen serving graph of `model`'s restored checkpoint, its BatchNorm count before freezing)."""
     with tf.Graph().as_default() as graph:
-        serving_graph(model, input_type)
+        serving_graph(model, input_type, fixed_size=fixed_size)
         restore = model.restore_op(tf.global_variables())
         with tf.Session(graph=graph) as session:
             session.run(tf.global_variables_initializer())

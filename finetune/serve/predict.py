@@ -1,4 +1,5 @@
-"""Classify image files with an exported model (a frozen .pb or a SavedModel directory from `finetune export`).
+"""Classify image files with an exported model (a frozen .pb, a SavedModel directory or a .tflite from
+`finetune export`).
 
 The model (`finetune.serve.served.ServedModel`) does its own preprocessing on images of any size (see
 finetune.serve.graph), so predict only decodes, and decodes as `finetune eval` does: a float-input
@@ -10,7 +11,8 @@ predict, eval and a plain TensorFlow client give the same probabilities for a fi
 Images go through in chunks of `batch_size` files (a float batch holds one size, so a chunk runs
 once per size). An image that is missing, does not decode, or whose header says it is larger than
 `MAX_PIXELS` (checked before decoding: a 20000x20000 PNG or a decompression bomb is not decoded) is
-reported by name and the others still run.
+reported by name and the others still run. A .tflite (`finetune.serve.tflite.TFLiteModel`, the same
+interface) takes decoded pixels too, each resized to its fixed input size.
 
 Class names come from the labels.txt that the export's model.json names (beside the .pb, or in the
 SavedModel's assets.extra/); without the export's model.json, classes are shown by index: a labels.txt
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune.serve.served import ServedModel, encode
+from finetune.serve.tflite import TFLiteModel
 from nets.compat import tf
 
 _TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP")
@@ -34,10 +37,10 @@ _TF_DECODABLE = ("JPEG", "PNG", "GIF", "BMP")
 MAX_PIXELS = 89_478_485
 
 
-def load_model(path: str | Path) -> ServedModel:
-    """The exported model at `path` with its class names (ValueError now, not at the first image, when the
-    export's labels.txt does not fit the model)."""
-    model = ServedModel(path)
+def load_model(path: str | Path) -> ServedModel | TFLiteModel:
+    """The exported model at `path` (a .pb, a SavedModel dir, or a .tflite) with its class names (ValueError
+    now, not at the first image, when the export's labels.txt does not fit the model)."""
+    model = TFLiteModel(path) if Path(path).suffix == ".tflite" else ServedModel(path)
     try:
         _ = model.labels  # read now, so a labels.txt of another model fails here
     except BaseException:

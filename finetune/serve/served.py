@@ -56,6 +56,19 @@ def export_labels_path(model_path: str | Path) -> Path | None:
     return info.parent / read_json(info).get("labels", LABELS_FILE) if is_export_info(info) else None
 
 
+def model_labels(model_path: str | Path, num_classes: int) -> list[str]:
+    """The class names of the exported model at `model_path`: the labels.txt the export's model.json names,
+    else '0'..'N-1' (see the module docstring); ValueError when that file's count is not the model's."""
+    labels_path = export_labels_path(model_path)
+    if labels_path is None or not labels_path.is_file():
+        return [str(i) for i in range(num_classes)]
+    names = read_labels(labels_path)
+    if len(names) != num_classes:
+        raise ValueError(f"{labels_path} has {len(names)} names for a {num_classes}-class model: "
+                         "use the labels.txt written with this model.")
+    return names
+
+
 def load_graph_def(path: str | Path) -> tf.GraphDef:
     path = Path(path)
     if not path.is_file():
@@ -95,7 +108,7 @@ class ServedModel:
             raise FileNotFoundError(f"model {path} not found: give the .pb or SavedModel dir `finetune export` wrote.")
         self.graph = tf.Graph()
         self.session = tf.Session(graph=self.graph)
-        self._decoder: _Decoder | None = None
+        self._decoder: Decoder | None = None
         try:
             self._load()
         except BaseException:
@@ -127,16 +140,8 @@ class ServedModel:
 
     @functools.cached_property
     def labels(self) -> list[str]:
-        """The class names: the labels.txt the export's model.json names, else '0'..'N-1' (see the module
-        docstring); ValueError when that file's count is not the model's."""
-        labels_path = export_labels_path(self.path)
-        if labels_path is None or not labels_path.is_file():
-            return [str(i) for i in range(self.num_classes)]
-        names = read_labels(labels_path)
-        if len(names) != self.num_classes:
-            raise ValueError(f"{labels_path} has {len(names)} names for a {self.num_classes}-class model: "
-                             "use the labels.txt written with this model.")
-        return names
+        """The class names (`model_labels`)."""
+        return model_labels(self.path, self.num_classes)
 
     def run(self, inputs: np.ndarray, names: Sequence[str] = OUTPUTS) -> dict[str, np.ndarray]:
         """The outputs `names` for one batch: float images of one size [B, h, w, 3], or encoded bytes [B]."""
@@ -166,7 +171,7 @@ class ServedModel:
     def decode(self, encoded: bytes) -> np.ndarray:
         """An image file's bytes as evaluation decodes them: uint8 [h, w, 3]."""
         if self._decoder is None:
-            self._decoder = _Decoder()
+            self._decoder = Decoder()
         return self._decoder(encoded)
 
     def close(self) -> None:
@@ -181,7 +186,7 @@ class ServedModel:
         self.close()
 
 
-class _Decoder:
+class Decoder:
     """Evaluation's decoder (finetune.data.records.decode_image) in its own small graph: bytes -> uint8 [h, w, 3]."""
 
     def __init__(self):

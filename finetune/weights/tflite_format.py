@@ -20,17 +20,13 @@ activation, so the tolerance is counted in quantization steps of the logits tens
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
-import tempfile
-from collections.abc import Iterator
 
 import numpy as np
 
 from checkpoints import scopes
 from finetune.weights import ConversionError, Source, batch_norm_epsilons
+from nets.compat import without_stderr_lines as _without_delegate_notice
 
 FORMAT = "tflite"
 TOLERANCE_STEPS = 8  # the logits' own quantization steps (measured on real photos: max 7, mean 1)
@@ -52,36 +48,6 @@ def _interpreter(path: str):
     except (ValueError, RuntimeError) as error:
         raise ConversionError(f"{path} is not a TFLite model TensorFlow can read ({str(error).splitlines()[0]}).") from None
     return interpreter
-
-
-_DELEGATE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate"
-
-
-@contextlib.contextmanager
-def _without_delegate_notice() -> Iterator[None]:
-    """What the block writes to file descriptor 2 (the C++ runtime's stderr, which Python's sys.stderr cannot
-    catch), written back after it less the runtime's notice that it made its default XNNPACK delegate."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to filter
-        yield
-        return
-    sys.stderr.flush()
-    try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                held.seek(0)
-                lines = held.read().decode(errors="replace").splitlines(keepends=True)
-                data = "".join(line for line in lines if not line.startswith(_DELEGATE_NOTICE)).encode()
-                while data:
-                    data = data[os.write(2, data):]
-    finally:
-        os.close(saved)
 
 
 def _dequantize(interpreter, detail: dict) -> np.ndarray:
