@@ -28,6 +28,7 @@ from nets._cell_net import (
     stem_steps,
 )
 from nets.compat import slim
+from nets.nasnet.nasnet_utils import HParams, to_config
 
 NORMAL_CELL = Cell(  # NASNet-A normal cell: output depth 6 x filters
     combinations=(
@@ -121,3 +122,50 @@ def nasnet_large_arg_scope(weight_decay: float = 0.00005, **kwargs) -> dict:
 
 register_cell_net("nasnet_mobile", nasnet_mobile, nasnet_arg_scope, MOBILE_CONFIG)
 register_cell_net("nasnet_large", nasnet_large, nasnet_large_arg_scope, LARGE_CONFIG)
+
+
+# TF-Slim's API (research/slim nets/nasnet/nasnet.py): configs as HParams, build_* network functions.
+
+
+def mobile_imagenet_config() -> HParams:
+    """NASNet-A Mobile's hyper-parameters, as TF-Slim's (change them with set_hparam before building)."""
+    return HParams(stem_multiplier=1.0, dense_dropout_keep_prob=0.5, num_cells=12, filter_scaling_rate=2.0,
+                   drop_path_keep_prob=1.0, num_conv_filters=44, use_aux_head=1, num_reduction_layers=2,
+                   data_format="NHWC", skip_reduction_layer_input=0, total_training_steps=250000,
+                   use_bounded_activation=False)
+
+
+def large_imagenet_config() -> HParams:
+    """NASNet-A Large's hyper-parameters, as TF-Slim's."""
+    return HParams(stem_multiplier=3.0, dense_dropout_keep_prob=0.5, num_cells=18, filter_scaling_rate=2.0,
+                   num_conv_filters=168, drop_path_keep_prob=0.7, use_aux_head=1, num_reduction_layers=2,
+                   data_format="NHWC", skip_reduction_layer_input=1, total_training_steps=250000,
+                   use_bounded_activation=False)
+
+
+def nasnet_mobile_arg_scope(weight_decay: float = 4e-5, batch_norm_decay: float = 0.9997,
+                            batch_norm_epsilon: float = 0.001) -> dict:
+    """TF-Slim's nasnet_mobile_arg_scope (nasnet_arg_scope with weight decay 4e-5)."""
+    return nasnet_arg_scope(weight_decay, batch_norm_decay, batch_norm_epsilon)
+
+
+def _build(network_fn, base_config: Config, images, num_classes, is_training, final_endpoint, config, current_step):
+    if final_endpoint is not None:
+        raise ValueError("final_endpoint is not supported by this nets package; read it from the end points")
+    zoo_config = to_config(config, base_config) if config is not None else None
+    with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
+        return network_fn(images, num_classes, is_training, config=zoo_config, current_step=current_step)
+
+
+def build_nasnet_mobile(images, num_classes, is_training=True, final_endpoint=None, config=None, current_step=None):
+    """TF-Slim's build_nasnet_mobile: (logits, end_points) of NASNet-A Mobile; config from mobile_imagenet_config()."""
+    return _build(nasnet_mobile, MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
+
+
+def build_nasnet_large(images, num_classes, is_training=True, final_endpoint=None, config=None, current_step=None):
+    """TF-Slim's build_nasnet_large: (logits, end_points) of NASNet-A Large; config from large_imagenet_config()."""
+    return _build(nasnet_large, LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
+
+
+build_nasnet_mobile.default_image_size = 224
+build_nasnet_large.default_image_size = 331
