@@ -50,3 +50,44 @@ def test_arg_scopes_take_batch_norm_scale(graph, arg_scope):
         slim.conv2d(images, 4, 3, scope="Scaled")
     shapes = variable_shapes()
     assert "Plain/BatchNorm/gamma" not in shapes and shapes["Scaled/BatchNorm/gamma"] == (4,)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth_multiplier", [1.0, 0.5])
+def test_inception_v2_base_equals_tf_slims_variables_end_points_and_outputs(graph, depth_multiplier):
+    from tf_slim.nets import inception_v2 as slim_inception_v2
+
+    images = tf.placeholder(tf.float32, [1, 64, 64, 3])
+    with slim.arg_scope(inception.inception_v2_arg_scope()):
+        reference, reference_points = slim_inception_v2.inception_v2_base(
+            images, depth_multiplier=depth_multiplier, scope="InceptionV2")
+        reference_variables = variable_shapes()
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+            net, end_points = inception.inception_v2_base(images, depth_multiplier=depth_multiplier,
+                                                          scope="InceptionV2")
+    assert variable_shapes() == reference_variables
+    assert list(end_points) == list(reference_points)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        a, b = session.run([reference, net], {images: np.random.RandomState(2).rand(1, 64, 64, 3)})
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_inception_v2_base_options(graph):
+    from nets import inception_v2
+
+    images = tf.placeholder(tf.float32, [1, 64, 64, 3])
+    with slim.arg_scope(inception.inception_v2_arg_scope()):
+        inception_v2.inception_v2_base(images, final_endpoint="Conv2d_1a_7x7", use_separable_conv=False, scope="Full")
+        nchw, _ = inception_v2.inception_v2_base(tf.placeholder(tf.float32, [1, 3, 64, 64]), final_endpoint="Mixed_3b",
+                                                 use_separable_conv=False, data_format="NCHW", scope="Nchw")
+        mixed, points = inception_v2.inception_v2_base(tf.placeholder(tf.float32, [1, 8, 8, 192]),
+                                                       final_endpoint="Mixed_3c", include_root_block=False,
+                                                       scope="NoRoot")
+        with pytest.raises(ValueError, match="NHWC"):
+            inception_v2.inception_v2_base(images, data_format="NCHW", scope="Bad")
+    assert variable_shapes()["Full/Conv2d_1a_7x7/weights"] == (7, 7, 3, 64)
+    assert nchw.shape.as_list() == [1, 256, 8, 8]  # channels first
+    assert list(points) == ["Mixed_3b", "Mixed_3c"] and mixed.shape.as_list() == [1, 8, 8, 320]
+    assert not [n for n in variable_shapes() if n.startswith("NoRoot/Conv2d")]
