@@ -17,7 +17,7 @@ from tf_slim.nets import resnet_v1 as slim_resnet_v1
 
 from nets import resnet_utils
 from nets._slim_heads import resnet_head
-from nets.compat import tf
+from nets.compat import slim, tf
 from nets.spec import NetSpec, register
 
 resnet_arg_scope = resnet_utils.resnet_arg_scope
@@ -41,15 +41,36 @@ def resnet_v1(
     """A ResNet v1 of `blocks` (TF-Slim's generator): logits [B, num_classes] (spatial_squeeze=False: [B, 1, 1, C])
     or, with num_classes None/0, the features ([B, 1, 1, C] with global_pool, else the last block's map).
 
-    store_non_strided_activations (a TF-Slim option for dense prediction) is not supported: it raises.
+    store_non_strided_activations keeps each block's end point at the block's input resolution (the stride
+    moves after it), for dense prediction.
     """
-    if store_non_strided_activations:
-        raise ValueError("store_non_strided_activations=True is not supported by this nets package")
     with tf.variable_scope(scope, "resnet_v1", [inputs], reuse=reuse) as sc:
-        net, end_points = slim_resnet_v1.resnet_v1(
-            inputs, blocks, None, is_training, global_pool, output_stride, include_root_block, reuse=reuse, scope=sc
-        )
+        net, end_points = _body(inputs, blocks, is_training, global_pool, output_stride, include_root_block,
+                                store_non_strided_activations, sc)
         return resnet_head(net, end_points, sc.name, num_classes, global_pool, spatial_squeeze)
+
+
+def _body(inputs: tf.Tensor, blocks: Sequence[resnet_utils.Block], is_training: bool, global_pool: bool,
+          output_stride: int | None, include_root_block: bool, store_non_strided_activations: bool,
+          sc: tf.VariableScope) -> tuple[tf.Tensor, dict]:
+    """Root block (7x7/2 conv1, 3x3/2 pool1), the blocks, the global mean: tf_slim's layers and end points."""
+    collection = sc.original_name_scope + "_end_points"
+    with (
+        slim.arg_scope([slim.conv2d, bottleneck, resnet_utils.stack_blocks_dense], outputs_collections=collection),
+        slim.arg_scope([slim.batch_norm], is_training=is_training),
+    ):
+        net = inputs
+        if include_root_block:
+            if output_stride is not None:
+                if output_stride % 4 != 0:
+                    raise ValueError("The output_stride needs to be a multiple of 4.")
+                output_stride //= 4
+            net = resnet_utils.conv2d_same(net, 64, 7, stride=2, scope="conv1")
+            net = slim.max_pool2d(net, [3, 3], stride=2, scope="pool1")
+        net = resnet_utils.stack_blocks_dense(net, blocks, output_stride, store_non_strided_activations)
+        if global_pool:
+            net = tf.reduce_mean(net, [1, 2], name="pool5", keepdims=True)
+    return net, slim.utils.convert_collection_to_dict(collection)
 
 
 resnet_v1.default_image_size = 224
