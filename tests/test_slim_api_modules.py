@@ -205,3 +205,23 @@ def test_nasnet_utils_helpers(graph):
     with slim.arg_scope([slim.conv2d], normalizer_fn=None):
         reduced = nasnet_utils.factorized_reduction(net, 10, 2)
     assert reduced.shape.as_list() == [2, 4, 4, 10]
+
+
+@pytest.mark.slow
+def test_nasnet_and_pnasnet_builders_stop_at_final_endpoint(graph):
+    from nets.nasnet import nasnet, pnasnet
+
+    images = tf.placeholder(tf.float32, [1, 64, 64, 3])
+    with slim.arg_scope(nasnet.nasnet_mobile_arg_scope()):
+        net, end_points = nasnet.build_nasnet_mobile(images, 10, is_training=False, final_endpoint="Cell_1")
+    assert list(end_points) == ["Stem", "Cell_0", "Cell_1"] and net is end_points["Cell_1"]
+    assert not [n for n in variable_shapes() if n.startswith(("cell_2/", "final_layer"))]
+    with tf.Graph().as_default():
+        config = pnasnet.mobile_imagenet_config()
+        config.set_hparam("num_conv_filters", 8)
+        with slim.arg_scope(pnasnet.pnasnet_mobile_arg_scope()):
+            stem, points = pnasnet.build_pnasnet_mobile(images=tf.placeholder(tf.float32, [1, 64, 64, 3]),
+                                                        num_classes=10, config=config, final_endpoint="Stem")
+        assert list(points) == ["Stem"] and stem.shape.as_list()[-1] == 5 * 4  # 5 x (8 / 2) filters
+        with pytest.raises(ValueError, match="final_endpoint"):
+            pnasnet.build_pnasnet_mobile(tf.placeholder(tf.float32, [1, 64, 64, 3]), 10, final_endpoint="Cell_99")

@@ -22,6 +22,7 @@ from nets._cell_net import (
     Pool,
     Separable,
     Step,
+    build_classifier,
     cell_net,
     reduction_indices,
     register_cell_net,
@@ -149,22 +150,20 @@ def nasnet_mobile_arg_scope(weight_decay: float = 4e-5, batch_norm_decay: float 
     return nasnet_arg_scope(weight_decay, batch_norm_decay, batch_norm_epsilon)
 
 
-def _build(network_fn, base_config: Config, images, num_classes, is_training, final_endpoint, config, current_step):
-    if final_endpoint is not None:
-        raise ValueError("final_endpoint is not supported by this nets package; read it from the end points")
-    zoo_config = to_config(config, base_config) if config is not None else None
-    with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-        return network_fn(images, num_classes, is_training, config=zoo_config, current_step=current_step)
+def _build(layout, base_config: Config, images, num_classes, is_training, final_endpoint, config, current_step):
+    zoo_config = to_config(config, base_config) if config is not None else base_config
+    return build_classifier(images, zoo_config, layout(zoo_config), num_classes, is_training, current_step, None,
+                            final_endpoint)
 
 
 def build_nasnet_mobile(images, num_classes, is_training=True, final_endpoint=None, config=None, current_step=None):
     """TF-Slim's build_nasnet_mobile: (logits, end_points) of NASNet-A Mobile; config from mobile_imagenet_config()."""
-    return _build(nasnet_mobile, MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
+    return _build(nasnet_layout, MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
 
 
 def build_nasnet_large(images, num_classes, is_training=True, final_endpoint=None, config=None, current_step=None):
     """TF-Slim's build_nasnet_large: (logits, end_points) of NASNet-A Large; config from large_imagenet_config()."""
-    return _build(nasnet_large, LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
+    return _build(nasnet_layout, LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
 
 
 build_nasnet_mobile.default_image_size = 224

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from nets.compat import slim
+from nets._cell_net import build_classifier
 from nets.nasnet.nasnet import nasnet_arg_scope
 from nets.nasnet.nasnet_utils import HParams, to_config
 from nets.pnasnet import CELL, LARGE_CONFIG, MOBILE_CONFIG, pnasnet_large, pnasnet_layout, pnasnet_mobile
@@ -36,22 +36,20 @@ def pnasnet_large_arg_scope(weight_decay: float = 4e-5, batch_norm_decay: float 
 pnasnet_mobile_arg_scope = pnasnet_large_arg_scope
 
 
-def _build(network_fn, base, images, num_classes, is_training, final_endpoint, config):
-    if final_endpoint is not None:
-        raise ValueError("final_endpoint is not supported by this nets package; read it from the end points")
-    zoo_config = to_config(config, base) if config is not None else None
-    with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-        return network_fn(images, num_classes, is_training, config=zoo_config)
+def _build(base, images, num_classes, is_training, final_endpoint, config):
+    zoo_config = to_config(config, base) if config is not None else base
+    return build_classifier(images, zoo_config, pnasnet_layout(zoo_config), num_classes, is_training, None, None,
+                            final_endpoint)
 
 
 def build_pnasnet_large(images, num_classes, is_training=True, final_endpoint=None, config=None):
     """TF-Slim's build_pnasnet_large: (logits, end_points) of PNASNet-5 Large."""
-    return _build(pnasnet_large, LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config)
+    return _build(LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config)
 
 
 def build_pnasnet_mobile(images, num_classes, is_training=True, final_endpoint=None, config=None):
     """TF-Slim's build_pnasnet_mobile: (logits, end_points) of PNASNet-5 Mobile."""
-    return _build(pnasnet_mobile, MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config)
+    return _build(MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config)
 
 
 build_pnasnet_large.default_image_size = 331
