@@ -165,7 +165,7 @@ def mobilenet_v1_base(
 
 def mobilenet_v1(
     inputs: tf.Tensor,
-    num_classes: int = 1001,
+    num_classes: int = 1000,
     dropout_keep_prob: float = 0.999,
     is_training: bool = True,
     min_depth: int = 8,
@@ -226,12 +226,15 @@ def mobilenet_v1_arg_scope(
     regularize_depthwise: bool = False,
     batch_norm_decay: float = 0.9997,
     batch_norm_epsilon: float = 0.001,
+    batch_norm_updates_collections: str | None = tf.GraphKeys.UPDATE_OPS,
 ) -> dict:
-    """TF-Slim's training settings for MobileNet v1: initializer, L2 weight decay, BatchNorm decay/epsilon.
+    """TF-Slim's training settings for MobileNet v1: initializer, L2 weight decay, BatchNorm decay/epsilon (and
+    where its moving-average updates go: None updates them in place).
 
     is_training=None leaves BatchNorm's mode to the network function (which always sets it).
     """
-    batch_norm_params = {"center": True, "scale": True, "decay": batch_norm_decay, "epsilon": batch_norm_epsilon}
+    batch_norm_params = {"center": True, "scale": True, "decay": batch_norm_decay, "epsilon": batch_norm_epsilon,
+                         "updates_collections": batch_norm_updates_collections}
     if is_training is not None:
         batch_norm_params["is_training"] = is_training
     regularizer = slim.l2_regularizer(weight_decay)

@@ -67,3 +67,11 @@ def test_batch_norm_scale_follows_the_outer_arg_scope(graph):
     shapes = variable_shapes()
     assert "Plain/Conv2d_0/BatchNorm/gamma" not in shapes and "Plain/Conv2d_0/BatchNorm/beta" in shapes
     assert shapes["Published/Conv2d_0/BatchNorm/gamma"] == (32,)
+
+
+def test_tf_slims_defaults_and_updates_collections(graph):
+    images = tf.placeholder(tf.float32, [1, 32, 32, 3])
+    with slim.arg_scope(mobilenet_v1.mobilenet_v1_arg_scope(batch_norm_updates_collections=None)):
+        logits, _ = mobilenet_v1.mobilenet_v1(images, depth_multiplier=0.25)
+    assert logits.shape.as_list() == [1, 1000]  # TF-Slim's default num_classes
+    assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)  # updated in place instead
