@@ -53,6 +53,8 @@ CONV_DEFS: list[Conv | DepthSepConv] = [
     DepthSepConv((3, 3), stride=1, depth=1024),  # 7 x 7 x 1024
 ]
 
+MOBILENETV1_CONV_DEFS = CONV_DEFS  # TF-Slim's name
+
 FINAL_ENDPOINT = "Conv2d_13_pointwise"
 
 

@@ -101,6 +101,8 @@ def _network_fn(name: str):
 vgg_a = _network_fn("vgg_a")
 vgg_16 = _network_fn("vgg_16")
 vgg_19 = _network_fn("vgg_19")
+vgg_d = vgg_16  # TF-Slim's aliases (not registered under these names)
+vgg_e = vgg_19
 
 for _network in (vgg_a, vgg_16, vgg_19):
     register_net(_network, vgg_arg_scope)

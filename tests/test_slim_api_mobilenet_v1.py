@@ -75,3 +75,13 @@ def test_tf_slims_defaults_and_updates_collections(graph):
         logits, _ = mobilenet_v1.mobilenet_v1(images, depth_multiplier=0.25)
     assert logits.shape.as_list() == [1, 1000]  # TF-Slim's default num_classes
     assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)  # updated in place instead
+
+
+def test_custom_conv_defs_the_tf_slim_way(graph):
+    conv_defs = [mobilenet_v1.Conv(kernel=[3, 3], stride=2, depth=16),
+                 mobilenet_v1.DepthSepConv(kernel=[3, 3], stride=2, depth=32)]
+    assert mobilenet_v1.MOBILENETV1_CONV_DEFS[0] == mobilenet_v1.Conv(kernel=(3, 3), stride=2, depth=32)
+    with slim.arg_scope(mobilenet_v1.mobilenet_v1_arg_scope()):
+        logits, end_points = mobilenet_v1.mobilenet_v1(tf.placeholder(tf.float32, [1, 32, 32, 3]), num_classes=4,
+                                                       conv_defs=conv_defs)
+    assert end_points["Conv2d_1_pointwise"].shape.as_list() == [1, 8, 8, 32] and logits.shape.as_list() == [1, 4]

@@ -225,3 +225,9 @@ def test_nasnet_and_pnasnet_builders_stop_at_final_endpoint(graph):
         assert list(points) == ["Stem"] and stem.shape.as_list()[-1] == 5 * 4  # 5 x (8 / 2) filters
         with pytest.raises(ValueError, match="final_endpoint"):
             pnasnet.build_pnasnet_mobile(tf.placeholder(tf.float32, [1, 64, 64, 3]), 10, final_endpoint="Cell_99")
+
+
+def test_vgg_aliases():
+    from nets import vgg
+
+    assert vgg.vgg_d is vgg.vgg_16 and vgg.vgg_e is vgg.vgg_19
