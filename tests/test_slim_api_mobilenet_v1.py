@@ -78,10 +78,12 @@ def test_tf_slims_defaults_and_updates_collections(graph):
 
 
 def test_custom_conv_defs_the_tf_slim_way(graph):
-    conv_defs = [mobilenet_v1.Conv(kernel=[3, 3], stride=2, depth=16),
-                 mobilenet_v1.DepthSepConv(kernel=[3, 3], stride=2, depth=32)]
     assert mobilenet_v1.MOBILENETV1_CONV_DEFS[0] == mobilenet_v1.Conv(kernel=(3, 3), stride=2, depth=32)
+    conv_defs = list(mobilenet_v1.MOBILENETV1_CONV_DEFS)  # TF-Slim's body has all 14 layers (final_endpoint)
+    conv_defs[0] = mobilenet_v1.Conv(kernel=[3, 3], stride=2, depth=16)
+    conv_defs[13] = mobilenet_v1.DepthSepConv(kernel=[3, 3], stride=1, depth=40)
     with slim.arg_scope(mobilenet_v1.mobilenet_v1_arg_scope()):
         logits, end_points = mobilenet_v1.mobilenet_v1(tf.placeholder(tf.float32, [1, 32, 32, 3]), num_classes=4,
-                                                       conv_defs=conv_defs)
-    assert end_points["Conv2d_1_pointwise"].shape.as_list() == [1, 8, 8, 32] and logits.shape.as_list() == [1, 4]
+                                                       conv_defs=conv_defs, depth_multiplier=0.25)
+    assert end_points["Conv2d_0"].shape.as_list() == [1, 16, 16, 8]  # 16 x 0.25, at least min_depth 8
+    assert end_points["Conv2d_13_pointwise"].shape.as_list() == [1, 1, 1, 10] and logits.shape.as_list() == [1, 4]
