@@ -15,6 +15,8 @@ before the reduction cell. nasnet_large has drop path (keep 0.7) in training; na
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nets._cell_net import (
     Cell,
     Config,
@@ -28,7 +30,7 @@ from nets._cell_net import (
     register_cell_net,
     stem_steps,
 )
-from nets.compat import slim
+from nets.compat import slim, tf
 from nets.nasnet.nasnet_utils import HParams, to_config
 
 NORMAL_CELL = Cell(  # NASNet-A normal cell: output depth 6 x filters
@@ -150,18 +152,27 @@ def nasnet_mobile_arg_scope(weight_decay: float = 4e-5, batch_norm_decay: float 
     return nasnet_arg_scope(weight_decay, batch_norm_decay, batch_norm_epsilon)
 
 
-def _build(layout, base_config: Config, images, num_classes, is_training, final_endpoint, config, current_step):
+_Built = tuple[tf.Tensor, dict[str, tf.Tensor]]
+
+
+def _build(layout: Callable[[Config], list[Step]], base_config: Config, images: tf.Tensor, num_classes: int | None,
+           is_training: bool, final_endpoint: str | None, config: HParams | None,
+           current_step: tf.Tensor | None) -> _Built:
     zoo_config = to_config(config, base_config) if config is not None else base_config
     return build_classifier(images, zoo_config, layout(zoo_config), num_classes, is_training, current_step, None,
                             final_endpoint)
 
 
-def build_nasnet_mobile(images, num_classes, is_training=True, final_endpoint=None, config=None, current_step=None):
+def build_nasnet_mobile(images: tf.Tensor, num_classes: int | None, is_training: bool = True,
+                        final_endpoint: str | None = None, config: HParams | None = None,
+                        current_step: tf.Tensor | None = None) -> _Built:
     """TF-Slim's build_nasnet_mobile: (logits, end_points) of NASNet-A Mobile; config from mobile_imagenet_config()."""
     return _build(nasnet_layout, MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
 
 
-def build_nasnet_large(images, num_classes, is_training=True, final_endpoint=None, config=None, current_step=None):
+def build_nasnet_large(images: tf.Tensor, num_classes: int | None, is_training: bool = True,
+                        final_endpoint: str | None = None, config: HParams | None = None,
+                        current_step: tf.Tensor | None = None) -> _Built:
     """TF-Slim's build_nasnet_large: (logits, end_points) of NASNet-A Large; config from large_imagenet_config()."""
     return _build(nasnet_layout, LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
 

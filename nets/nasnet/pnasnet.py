@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from nets._cell_net import build_classifier
+from nets._cell_net import Config, build_classifier
+from nets.compat import tf
 from nets.nasnet.nasnet import nasnet_arg_scope
 from nets.nasnet.nasnet_utils import HParams, to_config
 from nets.pnasnet import CELL, LARGE_CONFIG, MOBILE_CONFIG, pnasnet_large, pnasnet_layout, pnasnet_mobile
@@ -36,18 +37,24 @@ def pnasnet_large_arg_scope(weight_decay: float = 4e-5, batch_norm_decay: float 
 pnasnet_mobile_arg_scope = pnasnet_large_arg_scope
 
 
-def _build(base, images, num_classes, is_training, final_endpoint, config):
+_Built = tuple[tf.Tensor, dict[str, tf.Tensor]]
+
+
+def _build(base: Config, images: tf.Tensor, num_classes: int | None, is_training: bool, final_endpoint: str | None,
+           config: HParams | None) -> _Built:
     zoo_config = to_config(config, base) if config is not None else base
     return build_classifier(images, zoo_config, pnasnet_layout(zoo_config), num_classes, is_training, None, None,
                             final_endpoint)
 
 
-def build_pnasnet_large(images, num_classes, is_training=True, final_endpoint=None, config=None):
+def build_pnasnet_large(images: tf.Tensor, num_classes: int | None, is_training: bool = True,
+                         final_endpoint: str | None = None, config: HParams | None = None) -> _Built:
     """TF-Slim's build_pnasnet_large: (logits, end_points) of PNASNet-5 Large."""
     return _build(LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config)
 
 
-def build_pnasnet_mobile(images, num_classes, is_training=True, final_endpoint=None, config=None):
+def build_pnasnet_mobile(images: tf.Tensor, num_classes: int | None, is_training: bool = True,
+                         final_endpoint: str | None = None, config: HParams | None = None) -> _Built:
     """TF-Slim's build_pnasnet_mobile: (logits, end_points) of PNASNet-5 Mobile."""
     return _build(MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config)
 
