@@ -11,6 +11,9 @@ drop path, auxiliary head, classifier) is in _cell_net.py. NASNet-A puts a reduc
 (`reduction_cell_0`, `_1`) before cells num_cells/3 and 2*num_cells/3 and doubles the filters there;
 each normal cell's "previous state" is the cell two back, or with skip_reduction_layer_input the one
 before the reduction cell. nasnet_large has drop path (keep 0.7) in training; nasnet_mobile none.
+
+TF-Slim's API is here too: `mobile_imagenet_config()` / `large_imagenet_config()` (HParams-style, see
+nasnet_utils.HParams), `build_nasnet_mobile` / `build_nasnet_large` and `nasnet_mobile_arg_scope`.
 """
 
 from __future__ import annotations
