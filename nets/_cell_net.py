@@ -324,13 +324,17 @@ def build_classifier(
     is_training: bool,
     current_step: tf.Tensor | None,
     total_training_steps: int | None,
+    final_endpoint: str | None = None,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """The whole net in TF-Slim's layout: cells, aux head (training), final_layer. See nasnet_mobile."""
+    """The whole net in TF-Slim's layout: cells, aux head (training), final_layer. See nasnet_mobile.
+    final_endpoint ('Stem', 'Cell_N', 'Reduction_Cell_N') stops after that cell and returns its output."""
     keep_probs = None
     if is_training:
         keep_probs = drop_path_keep_probs(config, len(layout), current_step, total_training_steps)
     with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training), _architecture_scope():
-        net, end_points = cells_base(images, config, layout, keep_probs=keep_probs)
+        net, end_points = cells_base(images, config, layout, final_endpoint, keep_probs=keep_probs)
+        if final_endpoint is not None:
+            return net, end_points
         aux = aux_cell(config)
         if is_training and num_classes and aux is not None:
             with tf.variable_scope(f"aux_{aux}"):

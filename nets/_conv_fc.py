@@ -9,7 +9,8 @@ features, `global_pool`, and an fc6 that fits any image (SAME padding where pool
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from nets.compat import slim, tf
@@ -67,7 +68,9 @@ def conv_fc_net(
     features (globally pooled when global_pool).
 
     fc_conv_padding defaults to TF-Slim's 'VALID', or 'SAME' where pool5 is smaller than fc6's kernel (an image
-    below the default size); global_pool defaults to True exactly when fc7's map is then not 1 x 1.
+    below the default size). global_pool=False (TF-Slim's default) keeps fc7's map: above the default size the
+    logits are a spatial map (squeeze it off with spatial_squeeze=False); True averages it; None averages it
+    exactly when it is not 1 x 1 (what the zoo's registry passes).
     fc6..fc8 get TF-Slim's initializers (weights N(0, 0.005) truncated, biases 0.1, fc8's biases 0).
     """
     with tf.variable_scope(scope, scope, [inputs], reuse=reuse) as sc:
@@ -121,14 +124,22 @@ def classifier_head(net: tf.Tensor, end_points: dict, scope_name: str, num_class
     return net, end_points
 
 
+def toolkit_variant(network_fn: Callable) -> Callable:
+    """`network_fn` with global_pool=None (pool fc7 exactly where its map is not 1 x 1), the toolkit's choice:
+    the network functions themselves default to TF-Slim's global_pool=False (a spatial map of logits above the
+    default size), and the registry passes None so fine-tuning at any image size gives [B, num_classes]."""
+    return functools.update_wrapper(functools.partial(network_fn, global_pool=None), network_fn)
+
+
 def register_net(network_fn, arg_scope_fn) -> None:
     """Register a net of this shape (alexnet_v2, overfeat, vgg): 1000 classes, vgg preprocessing, classifier
-    `<name>/fc8` (also the logits end point), no predictions end point."""
+    `<name>/fc8` (also the logits end point), no predictions end point; the registry's network function is
+    `toolkit_variant(network_fn)`."""
     name = network_fn.__name__
     register(
         NetSpec(
             name=name,
-            network_fn=network_fn,
+            network_fn=toolkit_variant(network_fn),
             arg_scope_fn=arg_scope_fn,
             image_size=network_fn.default_image_size,
             num_classes=1000,
@@ -152,7 +163,7 @@ def network(name: str, body: Sequence[Conv | MaxPool], fully_connected: FullyCon
         spatial_squeeze: bool = True,
         scope: str = name,
         fc_conv_padding: str | None = None,
-        global_pool: bool | None = None,
+        global_pool: bool | None = False,
         reuse: bool | None = None,
     ) -> tuple[tf.Tensor, dict]:
         return conv_fc_net(

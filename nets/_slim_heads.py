@@ -81,39 +81,23 @@ def classifier_head(
     return logits
 
 
-def resnet_with_head(slim_resnet: Callable) -> Callable:
-    """tf_slim's `resnet_vX_N` with a squeezable `logits` head; num_classes=0/None returns the pooled features.
+def resnet_head(
+    net: tf.Tensor, end_points: dict, scope_name: str, num_classes: int | None, global_pool: bool, spatial_squeeze: bool
+) -> tuple[tf.Tensor, dict]:
+    """TF-Slim's research-version ResNet head on a tf_slim.nets ResNet body, in the net's scope; returns
+    (logits, end_points), or with num_classes 0/None the body's (pooled) features.
 
-    End points as TF-Slim's research version ('<scope>/spatial_squeeze', 'predictions', 'global_pool'),
-    except that '<scope>/logits' is the returned logits, squeezed when spatial_squeeze (research: [B, 1, 1, C]).
+    End points as TF-Slim's research version ('global_pool', '<scope>/spatial_squeeze', 'predictions'), except
+    that '<scope>/logits' is the returned logits, squeezed when spatial_squeeze (research: [B, 1, 1, C]).
     """
-    default_scope = slim_resnet.__name__
-
-    def resnet(
-        inputs: tf.Tensor,
-        num_classes: int | None = None,
-        is_training: bool = True,
-        global_pool: bool = True,
-        output_stride: int | None = None,
-        spatial_squeeze: bool = True,
-        reuse: bool | None = None,
-        scope: str = default_scope,
-    ) -> tuple[tf.Tensor, dict]:
-        with tf.variable_scope(scope, default_scope, [inputs], reuse=reuse) as sc:
-            net, end_points = slim_resnet(inputs, None, is_training, global_pool, output_stride, reuse=reuse, scope=sc)
-            if global_pool:
-                end_points["global_pool"] = net
-            if not num_classes:
-                return net, end_points
-            logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="logits")
-            if spatial_squeeze:
-                logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
-                end_points[f"{sc.name}/spatial_squeeze"] = logits
-            end_points[f"{sc.name}/logits"] = logits
-            end_points["predictions"] = slim.softmax(logits, scope="predictions")
-        return logits, end_points
-
-    resnet.__name__ = resnet.__qualname__ = default_scope
-    resnet.__doc__ = f"{default_scope} of tf_slim.nets with TF-Slim's research-version head (see resnet_with_head)."
-    resnet.default_image_size = 224
-    return resnet
+    if global_pool:
+        end_points["global_pool"] = net
+    if not num_classes:
+        return net, end_points
+    logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None, scope="logits")
+    if spatial_squeeze:
+        logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
+        end_points[f"{scope_name}/spatial_squeeze"] = logits
+    end_points[f"{scope_name}/logits"] = logits
+    end_points["predictions"] = slim.softmax(logits, scope="predictions")
+    return logits, end_points

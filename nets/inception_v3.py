@@ -12,10 +12,12 @@ from tf_slim.nets import inception_v3 as slim_inception_v3
 
 from nets._slim_heads import HeadNames, average_to_one_by_one, classifier_head, reduced_kernel_size
 from nets.compat import slim, tf
+from nets.inception_utils import inception_arg_scope
 from nets.spec import NetSpec, register
 
 inception_v3_base = slim_inception_v3.inception_v3_base
-inception_v3_arg_scope = slim_inception_v3.inception_v3_arg_scope
+# TF-Slim's research version: the shared Inception arg scope (with batch_norm_scale, activation_fn, ...).
+inception_v3_arg_scope = inception_arg_scope
 
 _HEAD = HeadNames(pool="AvgPool_1a_{}x{}", dropout="Dropout_1b", logits="Conv2d_1c_1x1")
 

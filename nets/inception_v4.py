@@ -10,8 +10,6 @@ Reduction-B (Mixed_7a) and 3 x Inception-C (Mixed_7b-d). Every stage is an end p
 
 from __future__ import annotations
 
-from tf_slim.nets import inception_v3
-
 from nets._inception_common import (
     AuxScopes,
     AvgPool,
@@ -28,6 +26,7 @@ from nets._inception_common import (
     mixed,
 )
 from nets.compat import slim, tf
+from nets.inception_utils import inception_arg_scope
 from nets.spec import NetSpec, register
 
 MIXED_3A: tuple[Branch, ...] = (  # 73 x 73 x 160
@@ -177,10 +176,9 @@ def inception_v4(
 
 inception_v4.default_image_size = 299
 
-# TF-Slim's shared Inception arg scope (research/slim inception_utils.inception_arg_scope, which the
-# published inception_v4 was trained with) ships in tf_slim as inception_v3_arg_scope: L2 weight
-# decay, variance-scaling init, BatchNorm (decay 0.9997, epsilon 0.001) and ReLU after every conv.
-inception_v4_arg_scope = inception_v3.inception_v3_arg_scope
+# TF-Slim's shared Inception arg scope (nets/inception_utils.py, which the published inception_v4 was trained
+# with): L2 weight decay, variance-scaling init, BatchNorm (decay 0.9997, epsilon 0.001) and ReLU after every conv.
+inception_v4_arg_scope = inception_arg_scope
 
 
 register(

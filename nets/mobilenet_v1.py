@@ -53,6 +53,8 @@ CONV_DEFS: list[Conv | DepthSepConv] = [
     DepthSepConv((3, 3), stride=1, depth=1024),  # 7 x 7 x 1024
 ]
 
+MOBILENETV1_CONV_DEFS = CONV_DEFS  # TF-Slim's name
+
 FINAL_ENDPOINT = "Conv2d_13_pointwise"
 
 
@@ -62,18 +64,47 @@ def _check_rank(inputs: tf.Tensor) -> None:
 
 
 @contextlib.contextmanager
-def _architecture_scope() -> Iterator[None]:
-    """Settings that define the published body (ReLU6, BatchNorm with gamma), whatever the outer arg scope."""
-    with (
-        slim.arg_scope(
-            [slim.conv2d, slim.separable_conv2d],
-            activation_fn=tf.nn.relu6,
-            normalizer_fn=slim.batch_norm,
-            padding="SAME",
-        ),
-        slim.arg_scope([slim.batch_norm], center=True, scale=True),
+def _architecture_scope(padding: str) -> Iterator[None]:
+    """Settings that define the published body (ReLU6, BatchNorm after every conv) whatever the outer arg scope.
+
+    BatchNorm's own options (scale, center, decay, ...) follow the outer arg scope, as in TF-Slim:
+    mobilenet_v1_arg_scope sets scale=True, which the published checkpoints have.
+    """
+    with slim.arg_scope(
+        [slim.conv2d, slim.separable_conv2d],
+        activation_fn=tf.nn.relu6,
+        normalizer_fn=slim.batch_norm,
+        padding=padding,
     ):
         yield
+
+
+def _fixed_padding(inputs: tf.Tensor, kernel: Sequence[int], rate: int = 1) -> tf.Tensor:
+    """Pad height and width so that a VALID conv of `kernel` (dilated by `rate`) acts as SAME at any input size."""
+    pads = []
+    for k in kernel:
+        total = k + (k - 1) * (rate - 1) - 1
+        pads.append([total // 2, total - total // 2])
+    return tf.pad(inputs, [[0, 0], pads[0], pads[1], [0, 0]])
+
+
+class _Strides:
+    """TF-Slim's output_stride rule: once the running stride reaches output_stride, later strides become
+    atrous rates of the depthwise convolutions instead."""
+
+    def __init__(self, output_stride: int | None):
+        if output_stride is not None and output_stride not in (8, 16, 32):
+            raise ValueError(f"Only allowed output_stride values are 8, 16, 32, got {output_stride}")
+        self.output_stride, self.current, self.rate = output_stride, 1, 1
+
+    def next(self, stride: int) -> tuple[int, int]:
+        """(the layer's stride, its rate)."""
+        if self.output_stride is not None and self.current == self.output_stride:
+            layer_rate = self.rate
+            self.rate *= stride
+            return 1, layer_rate
+        self.current *= stride
+        return stride, 1
 
 
 def mobilenet_v1_base(
@@ -82,12 +113,16 @@ def mobilenet_v1_base(
     min_depth: int = 8,
     depth_multiplier: float = 1.0,
     conv_defs: Sequence[Conv | DepthSepConv] | None = None,
+    output_stride: int | None = None,
+    use_explicit_padding: bool = False,
     scope: str | tf.VariableScope | None = None,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """The convolutional body up to `final_endpoint` (e.g. 'Conv2d_0', 'Conv2d_5_depthwise').
 
     Returns the final end point's tensor and every end point built so far, by name. BatchNorm runs in
-    the mode the surrounding arg scope sets (mobilenet_v1 sets it from its is_training).
+    the mode the surrounding arg scope sets (mobilenet_v1 sets it from its is_training). output_stride
+    (8, 16 or 32) caps the body's stride, later layers dilating instead (TF-Slim's rule);
+    use_explicit_padding pads explicitly and convolves VALID (the same outputs as SAME, TF-Slim's option).
     """
     if depth_multiplier <= 0:
         raise ValueError(f"depth_multiplier must be greater than zero, got {depth_multiplier}")
@@ -96,29 +131,35 @@ def mobilenet_v1_base(
         return max(int(d * depth_multiplier), min_depth)
 
     end_points: dict[str, tf.Tensor] = {}
+    strides = _Strides(output_stride)
 
     def add(name: str, net: tf.Tensor) -> bool:
         """Record an end point; True when it is the last one asked for."""
         end_points[name] = net
         return name == final_endpoint
 
-    with tf.variable_scope(scope, "MobilenetV1", [inputs]), _architecture_scope():
+    def pad(net: tf.Tensor, kernel: Sequence[int], rate: int = 1) -> tf.Tensor:
+        return _fixed_padding(net, kernel, rate) if use_explicit_padding else net
+
+    with (
+        tf.variable_scope(scope, "MobilenetV1", [inputs]),
+        _architecture_scope("VALID" if use_explicit_padding else "SAME"),
+    ):
         net = inputs
         for i, conv_def in enumerate(conv_defs or CONV_DEFS):
+            stride, rate = strides.next(conv_def.stride)
             if isinstance(conv_def, Conv):
-                net = slim.conv2d(
-                    net, depth(conv_def.depth), conv_def.kernel, stride=conv_def.stride, scope=f"Conv2d_{i}"
-                )
+                net = slim.conv2d(pad(net, conv_def.kernel), depth(conv_def.depth), conv_def.kernel, stride=stride,
+                                  scope=f"Conv2d_{i}")
                 if add(f"Conv2d_{i}", net):
                     return net, end_points
                 continue
             # num_outputs=None: slim.separable_conv2d builds the depthwise part only.
-            net = slim.separable_conv2d(
-                net, None, conv_def.kernel, depth_multiplier=1, stride=conv_def.stride, scope=f"Conv2d_{i}_depthwise"
-            )
+            net = slim.separable_conv2d(pad(net, conv_def.kernel, rate), None, conv_def.kernel, depth_multiplier=1,
+                                        stride=stride, rate=rate, scope=f"Conv2d_{i}_depthwise")
             if add(f"Conv2d_{i}_depthwise", net):
                 return net, end_points
-            net = slim.conv2d(net, depth(conv_def.depth), [1, 1], scope=f"Conv2d_{i}_pointwise")
+            net = slim.conv2d(net, depth(conv_def.depth), [1, 1], stride=1, scope=f"Conv2d_{i}_pointwise")
             if add(f"Conv2d_{i}_pointwise", net):
                 return net, end_points
     raise ValueError(f"Unknown final_endpoint {final_endpoint!r}; valid: {', '.join(end_points)}")
@@ -126,7 +167,7 @@ def mobilenet_v1_base(
 
 def mobilenet_v1(
     inputs: tf.Tensor,
-    num_classes: int = 1001,
+    num_classes: int = 1000,
     dropout_keep_prob: float = 0.999,
     is_training: bool = True,
     min_depth: int = 8,
@@ -187,12 +228,15 @@ def mobilenet_v1_arg_scope(
     regularize_depthwise: bool = False,
     batch_norm_decay: float = 0.9997,
     batch_norm_epsilon: float = 0.001,
+    batch_norm_updates_collections: str | None = tf.GraphKeys.UPDATE_OPS,
 ) -> dict:
-    """TF-Slim's training settings for MobileNet v1: initializer, L2 weight decay, BatchNorm decay/epsilon.
+    """TF-Slim's training settings for MobileNet v1: initializer, L2 weight decay, BatchNorm decay/epsilon (and
+    where its moving-average updates go: None updates them in place).
 
     is_training=None leaves BatchNorm's mode to the network function (which always sets it).
     """
-    batch_norm_params = {"center": True, "scale": True, "decay": batch_norm_decay, "epsilon": batch_norm_epsilon}
+    batch_norm_params = {"center": True, "scale": True, "decay": batch_norm_decay, "epsilon": batch_norm_epsilon,
+                         "updates_collections": batch_norm_updates_collections}
     if is_training is not None:
         batch_norm_params["is_training"] = is_training
     regularizer = slim.l2_regularizer(weight_decay)

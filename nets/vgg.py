@@ -68,7 +68,7 @@ def _network_fn(name: str):
         spatial_squeeze: bool = True,
         scope: str = name,
         fc_conv_padding: str | None = None,
-        global_pool: bool | None = None,
+        global_pool: bool | None = False,
         reuse: bool | None = None,
     ) -> tuple[tf.Tensor, dict]:
         return _vgg(
@@ -89,9 +89,10 @@ def _network_fn(name: str):
         f"{name}: logits [B, num_classes] and end points ('{name}/fc8' is the logits; no predictions end point);\n"
         "num_classes=0 returns fc7's features [B, 1, 1, 4096].\n\n"
         "fc_conv_padding defaults to TF-Slim's 'VALID' at 224 px and above and to 'SAME' below, where fc6's 7x7\n"
-        "kernel no longer fits pool5. global_pool defaults to True wherever fc7 is not 1x1 (above 255 px the\n"
-        "fully-convolutional net gives a spatial map, below 224 px a SAME one): its mean feeds fc8, the same as\n"
-        "averaging the spatial logits. At 224 px it is TF-Slim's net; the weights are the same at any size."
+        "kernel no longer fits pool5. global_pool defaults to TF-Slim's False: above 255 px the logits are a\n"
+        "spatial map (spatial_squeeze=False keeps it). True averages fc7 before fc8 (the same as averaging the\n"
+        "spatial logits); None does so wherever fc7 is not 1x1 (the zoo registry's choice). At 224 px it is\n"
+        "TF-Slim's net; the weights are the same at any size."
     )
     vgg.default_image_size = 224
     return vgg
@@ -100,6 +101,8 @@ def _network_fn(name: str):
 vgg_a = _network_fn("vgg_a")
 vgg_16 = _network_fn("vgg_16")
 vgg_19 = _network_fn("vgg_19")
+vgg_d = vgg_16  # TF-Slim's aliases (not registered under these names)
+vgg_e = vgg_19
 
 for _network in (vgg_a, vgg_16, vgg_19):
     register_net(_network, vgg_arg_scope)

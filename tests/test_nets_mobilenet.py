@@ -156,7 +156,8 @@ def test_base_final_endpoint(graph):
 )
 def test_base_alone_builds_the_published_body(graph, name, base_fn):
     spec = nets_factory.get_spec(name)
-    base_fn(tf.placeholder(tf.float32, [1, 64, 64, 3]), depth_multiplier=spec.network_fn.keywords["depth_multiplier"])
+    with slim.arg_scope(spec.arg_scope_fn()):  # mobilenet_v1's BatchNorm scale follows the arg scope, as TF-Slim's
+        base_fn(tf.placeholder(tf.float32, [1, 64, 64, 3]), depth_multiplier=spec.network_fn.keywords["depth_multiplier"])
     body = {n: s for n, s in spec.published_variables().items() if not _under(n, spec.classifier_scopes)}
     assert variable_shapes() == body
 

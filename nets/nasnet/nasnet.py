@@ -11,9 +11,14 @@ drop path, auxiliary head, classifier) is in _cell_net.py. NASNet-A puts a reduc
 (`reduction_cell_0`, `_1`) before cells num_cells/3 and 2*num_cells/3 and doubles the filters there;
 each normal cell's "previous state" is the cell two back, or with skip_reduction_layer_input the one
 before the reduction cell. nasnet_large has drop path (keep 0.7) in training; nasnet_mobile none.
+
+TF-Slim's API is here too: `mobile_imagenet_config()` / `large_imagenet_config()` (HParams-style, see
+nasnet_utils.HParams), `build_nasnet_mobile` / `build_nasnet_large` and `nasnet_mobile_arg_scope`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from nets._cell_net import (
     Cell,
@@ -22,12 +27,14 @@ from nets._cell_net import (
     Pool,
     Separable,
     Step,
+    build_classifier,
     cell_net,
     reduction_indices,
     register_cell_net,
     stem_steps,
 )
-from nets.compat import slim
+from nets.compat import slim, tf
+from nets.nasnet.nasnet_utils import HParams, to_config
 
 NORMAL_CELL = Cell(  # NASNet-A normal cell: output depth 6 x filters
     combinations=(
@@ -121,3 +128,57 @@ def nasnet_large_arg_scope(weight_decay: float = 0.00005, **kwargs) -> dict:
 
 register_cell_net("nasnet_mobile", nasnet_mobile, nasnet_arg_scope, MOBILE_CONFIG)
 register_cell_net("nasnet_large", nasnet_large, nasnet_large_arg_scope, LARGE_CONFIG)
+
+
+# TF-Slim's API (research/slim nets/nasnet/nasnet.py): configs as HParams, build_* network functions.
+
+
+def mobile_imagenet_config() -> HParams:
+    """NASNet-A Mobile's hyper-parameters, as TF-Slim's (change them with set_hparam before building)."""
+    return HParams(stem_multiplier=1.0, dense_dropout_keep_prob=0.5, num_cells=12, filter_scaling_rate=2.0,
+                   drop_path_keep_prob=1.0, num_conv_filters=44, use_aux_head=1, num_reduction_layers=2,
+                   data_format="NHWC", skip_reduction_layer_input=0, total_training_steps=250000,
+                   use_bounded_activation=False)
+
+
+def large_imagenet_config() -> HParams:
+    """NASNet-A Large's hyper-parameters, as TF-Slim's."""
+    return HParams(stem_multiplier=3.0, dense_dropout_keep_prob=0.5, num_cells=18, filter_scaling_rate=2.0,
+                   num_conv_filters=168, drop_path_keep_prob=0.7, use_aux_head=1, num_reduction_layers=2,
+                   data_format="NHWC", skip_reduction_layer_input=1, total_training_steps=250000,
+                   use_bounded_activation=False)
+
+
+def nasnet_mobile_arg_scope(weight_decay: float = 4e-5, batch_norm_decay: float = 0.9997,
+                            batch_norm_epsilon: float = 0.001) -> dict:
+    """TF-Slim's nasnet_mobile_arg_scope (nasnet_arg_scope with weight decay 4e-5)."""
+    return nasnet_arg_scope(weight_decay, batch_norm_decay, batch_norm_epsilon)
+
+
+_Built = tuple[tf.Tensor, dict[str, tf.Tensor]]
+
+
+def _build(layout: Callable[[Config], list[Step]], base_config: Config, images: tf.Tensor, num_classes: int | None,
+           is_training: bool, final_endpoint: str | None, config: HParams | None,
+           current_step: tf.Tensor | None) -> _Built:
+    zoo_config = to_config(config, base_config) if config is not None else base_config
+    return build_classifier(images, zoo_config, layout(zoo_config), num_classes, is_training, current_step, None,
+                            final_endpoint)
+
+
+def build_nasnet_mobile(images: tf.Tensor, num_classes: int | None, is_training: bool = True,
+                        final_endpoint: str | None = None, config: HParams | None = None,
+                        current_step: tf.Tensor | None = None) -> _Built:
+    """TF-Slim's build_nasnet_mobile: (logits, end_points) of NASNet-A Mobile; config from mobile_imagenet_config()."""
+    return _build(nasnet_layout, MOBILE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
+
+
+def build_nasnet_large(images: tf.Tensor, num_classes: int | None, is_training: bool = True,
+                        final_endpoint: str | None = None, config: HParams | None = None,
+                        current_step: tf.Tensor | None = None) -> _Built:
+    """TF-Slim's build_nasnet_large: (logits, end_points) of NASNet-A Large; config from large_imagenet_config()."""
+    return _build(nasnet_layout, LARGE_CONFIG, images, num_classes, is_training, final_endpoint, config, current_step)
+
+
+build_nasnet_mobile.default_image_size = 224
+build_nasnet_large.default_image_size = 331
