@@ -135,7 +135,11 @@ def test_same_weights_give_the_reference_logits_and_aux_logits(graph, name):
         load_deterministic_values(session, [v for v in tf.global_variables() if v.op.name != "global_step"])
         got_logits, got_aux = session.run([logits, training_end_points["AuxLogits"]])
     np.testing.assert_allclose(got_logits, GOLDEN[name].logits, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(got_aux, GOLDEN[name].aux_logits, rtol=1e-4, atol=1e-5)
+    # The aux head runs in training mode: BatchNorm divides by the batch statistics of two images, which turns
+    # the convolution kernels' float rounding (oneDNN picks them per CPU) into ~1e-4 of the aux logits' scale
+    # (1.8e-4 on this AMD EPYC, against values up to 2.4); a wiring mistake moves them by their whole scale.
+    aux_scale = float(np.abs(GOLDEN[name].aux_logits).max())
+    np.testing.assert_allclose(got_aux, GOLDEN[name].aux_logits, rtol=0, atol=1e-3 * aux_scale)
 
 
 @pytest.mark.parametrize(
