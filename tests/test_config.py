@@ -29,8 +29,29 @@ def test_defaults_are_fine_tuning_defaults_resolved_once():
         "rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
 
 
+def test_without_a_checkpoint_every_layer_trains_by_default():
+    """Issue 18: no --ckpt and --trainable left out trained the classifier on a frozen random trunk (chance)."""
+    scratch = RunConfig(**BASE)
+    assert scratch.trainable == ("all",) and scratch.trainable_defaulted and scratch.learning_rate == 0.01
+    assert _parse().trainable == ("all",) and _parse("--ckpt", "ckpt").trainable == ("logits",)
+    assert scratch.replace(ckpt="ckpt").trainable == ("logits",)  # a defaulted --trainable resolves anew
+    assert not RunConfig(**BASE, trainable="all").trainable_defaulted
+    assert RunConfig(**BASE, trainable="MobilenetV1").trainable == ("MobilenetV1",)  # the whole net: fine
+
+
+@pytest.mark.parametrize("flags", [("--trainable", "logits"), ("--trainable", "Conv2d_13_pointwise,Logits")])
+def test_a_random_trunk_left_frozen_is_refused_unless_insisted(flags):
+    with pytest.raises(ValueError) as error:
+        _parse(*flags)
+    message = str(error.value)
+    assert message.startswith(f"--trainable {flags[1]} without --ckpt leaves ") and "\n" not in message
+    assert "frozen at their random values" in message and "--allow-random-trunk" in message
+    assert _parse(*flags, "--allow-random-trunk").trainable == tuple(flags[1].split(","))
+    assert _parse(*flags, "--ckpt", "ckpt").trainable == tuple(flags[1].split(","))
+
+
 def test_flags_round_trip_to_fields():
-    c = _parse("--trainable", "Conv2d_13_pointwise, Logits", "--lr-multiplier", "MobilenetV1/Logits=10",
+    c = _parse("--ckpt", "ckpt", "--trainable", "Conv2d_13_pointwise, Logits", "--lr-multiplier", "MobilenetV1/Logits=10",
                "--lr-multiplier", "MobilenetV1/Conv2d_13_pointwise=2", "--exclude-scopes", "A,B/",
                "--ckpt-rename", "Old:New", "--clip-grad-norm", "5", "--xla", "--learning-rate", "0.05",
                "--max-steps", "7", "--train-bn-stats", "--background-class", "drop")
@@ -65,9 +86,9 @@ def test_the_namespace_holds_exactly_the_flags_given():
 
 
 def test_python_values_are_parsed_like_flags():
-    written = RunConfig(**BASE, trainable="Conv2d_13_pointwise, Logits", exclude_scopes="A,B/",
+    written = RunConfig(**BASE, ckpt="ckpt", trainable="Conv2d_13_pointwise, Logits", exclude_scopes="A,B/",
                         ckpt_rename=("Old:New",), lr_multiplier=("Logits=10",))
-    flags = _parse("--trainable", "Conv2d_13_pointwise,Logits", "--exclude-scopes", "A,B", "--ckpt-rename",
+    flags = _parse("--ckpt", "ckpt", "--trainable", "Conv2d_13_pointwise,Logits", "--exclude-scopes", "A,B", "--ckpt-rename",
                    "Old:New", "--lr-multiplier", "Logits=10")
     assert written == flags
     assert written.restore_options.exclude_scopes == ("A", "B")

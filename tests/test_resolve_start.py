@@ -28,10 +28,11 @@ def test_resolve_decides_the_run_once_and_prints_each_decision(dataset, tmp_path
     assert run.spec is spec and run.num_classes == 2 and run.image_size == 32 and run.input_range is None
     assert (run.steps_per_epoch, run.max_steps) == (3, 5)  # 12 training images, batch 4
     assert run.places == ["/cpu:0"] and run.chief and run.precision.name == "float32"
-    assert run.scopes.trainable == spec.classifier_scopes and run.scopes.net == (spec.scope,)
+    # no --ckpt: every layer trains (issue 18: a classifier on a frozen random trunk learns nothing)
+    assert run.scopes.trainable == (spec.scope,) and run.scopes.net == (spec.scope,)
     assert run.scopes.trains("MobilenetV1/Logits/Conv2d_1c_1x1/weights")
-    assert not run.scopes.trains("MobilenetV1/Conv2d_13_pointwise/weights")
-    assert not run.use_cache and run.cache_reason == lines[-1] and "augmented" in run.cache_reason
+    assert run.scopes.trains("MobilenetV1/Conv2d_13_pointwise/weights")
+    assert not run.use_cache and run.cache_reason == lines[-1] and "more than the classifier" in run.cache_reason
     assert lines[0].startswith(f"finetune: {NET} on ") and len(lines) == 3
     record = run.record()
     assert record["image_size"] == 32 and record["labels"] == ["plus", "x"] and record["input_range"] is None
@@ -46,7 +47,7 @@ def test_a_run_computes_its_scopes_once_and_the_graph_takes_them(dataset, tmp_pa
                         lambda spec, trainable: calls.append(tuple(trainable)) or scopes_of(spec, trainable))
     monkeypatch.setattr(train, "build_train_graph", lambda *a, **k: given.append(k) or build(*a, **k))
     summary = train.train(RunConfig(dataset=str(dataset), train_dir=str(tmp_path), trainable="Conv2d_13_pointwise,logits",
-                                    max_steps=1, **SMALL), verbose=False)
+                                    allow_random_trunk=True, max_steps=1, **SMALL), verbose=False)
     assert summary["final_step"] == 1
     # no `validate` given (finetune.serve.evaluate.validation_accuracy): no final validation, no eval dir
     assert summary["validation_accuracy"] is None and not (tmp_path / "eval_validation").exists()
@@ -60,7 +61,13 @@ def test_starts_without_a_checkpoint(dataset, tmp_path):
     run = resolve.resolve(RunConfig(dataset=str(dataset), train_dir=str(tmp_path), max_steps=5, **SMALL),
                           say=lambda line: None)
     scratch = start.begin(run, [], None, str(tmp_path))
-    assert isinstance(scratch, start.Scratch) and scratch.text == f"No --ckpt: {NET} trains from scratch."
+    assert isinstance(scratch, start.Scratch)
+    assert scratch.text == f"No --ckpt: {NET} trains from scratch, every layer (--trainable all, the default without --ckpt)."
+    insisted = resolve.resolve(RunConfig(dataset=str(dataset), trainable="logits", allow_random_trunk=True, max_steps=5,
+                                         **SMALL), say=lambda line: None)
+    assert start.begin(insisted, [], None, str(tmp_path)).text == (
+        f"No --ckpt: {NET} trains from scratch, --trainable logits (--allow-random-trunk: the layers outside it stay "
+        "at their random initial values).")
     assert scratch.report is None and scratch.init_fn() is None and scratch.init_op() is None
     assert scratch.start_step == 0 and scratch.checkpoint is None
     resume = start.begin(run, [], str(tmp_path / "model.ckpt-3"), str(tmp_path))

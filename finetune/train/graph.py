@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from checkpoints import scopes
-from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, RunConfig
+from finetune.config import TRAINABLE_ALL, RunConfig, trainable_scopes  # trainable_scopes: the run's rule, here too
 from finetune.train import cluster as clusters
 from finetune.train import devices, optim
 from finetune.train.precision import Precision
@@ -36,14 +36,6 @@ _MODE_LAYERS = ("batch_norm", "dropout")
 
 # ---------------------------------------------------------------------------------------------
 # Scopes: what trains
-
-
-def trainable_scopes(spec: nets_factory.NetSpec, trainable: Sequence[str]) -> tuple[str, ...]:
-    """The scopes `--trainable` names: 'logits' is the net's classifier scopes, 'all' the net's scope;
-    other scopes stay as written (checkpoints.scopes: absolute or relative to the net's scope). A net without
-    a top scope (NASNet: spec.scope '') takes scopes as written; its 'all' is every top-level scope."""
-    keywords = {TRAINABLE_LOGITS: spec.classifier_scopes, TRAINABLE_ALL: (spec.scope or "[^/]+",)}
-    return tuple(dict.fromkeys(s for scope in trainable for s in keywords.get(scope, (scope,))))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -116,7 +116,18 @@ def begin(run, model_variables: Sequence[tf.Variable], resume_from: str | None, 
         return WarmStart(text=plan.table(), report=restore_report(plan), plan=plan)
     if hub.is_hub(config.net):
         return hub_backbone(config.net, model_variables)
-    return Scratch(text=f"No --ckpt: {config.net} trains from scratch.")
+    return Scratch(text=scratch_text(run))
+
+
+def scratch_text(run) -> str:
+    """The line of a start from scratch: what trains, and why (RunConfig: every layer unless --trainable says)."""
+    config, frozen = run.config, set(run.scopes.net) - set(run.scopes.trainable)
+    if config.trainable_defaulted:
+        return f"No --ckpt: {config.net} trains from scratch, every layer (--trainable all, the default without --ckpt)."
+    text = f"No --ckpt: {config.net} trains from scratch, --trainable {','.join(config.trainable)}"
+    if config.allow_random_trunk and frozen:
+        return text + " (--allow-random-trunk: the layers outside it stay at their random initial values)."
+    return text + "."
 
 
 def restore_report(plan) -> dict:
