@@ -1,8 +1,15 @@
 """A run is resolved once (finetune.train.resolve) and starts one way (finetune.train.start): the scopes are
 computed once per run and the graph builder takes them; the final validation is the caller's. (The restore reports' one schema: test_hub.py.)"""
 
-import pytest
+import glob
+import json
+import shutil
 
+import numpy as np
+import pytest
+from helpers.runs import checkpoint_values
+
+from finetune import weights
 from finetune.config import RunConfig
 from finetune.data import synthetic
 from finetune.train import graph as train_graph
@@ -73,3 +80,43 @@ def test_starts_without_a_checkpoint(dataset, tmp_path):
     resume = start.begin(run, [], str(tmp_path / "model.ckpt-3"), str(tmp_path))
     assert isinstance(resume, start.Resume) and resume.start_step == 3 and resume.report is None
     assert resume.text.startswith(f"Resuming from {tmp_path / 'model.ckpt-3'} (step 3 of 5)")
+
+
+def _folded_copy(pretrained: str, directory, image_size: int = 40) -> str:
+    """A copy of the pretrained checkpoint with a conversion record (finetune.weights') saying its BatchNorm is
+    folded, as `convert-weights --from tflite` writes one."""
+    directory.mkdir()
+    for path in glob.glob(glob.escape(pretrained) + ".*"):
+        shutil.copy(path, directory / ("model.ckpt" + path[len(pretrained):]))
+    record = {"net": NET, "image_size": image_size, "format": "tflite", "batch_norm_folded": True}
+    (directory / f"model.ckpt{weights.CONVERSION_SUFFIX}").write_text(json.dumps(record))
+    return str(directory / "model.ckpt")
+
+
+def test_a_folded_checkpoint_trains_with_every_batch_norm_frozen_and_its_runs_pass_that_on(dataset, pretrained,
+                                                                                            tmp_path):
+    """Issue 18: the conversion record beside --ckpt says BatchNorm is folded; training every layer then keeps every
+    BatchNorm in inference mode (statistics as restored), takes the converted image size, and a warm start from the
+    run's train dir (a recipe's next stage) does the same."""
+    assert resolve.CONVERSION_SUFFIX == weights.CONVERSION_SUFFIX
+    ckpt = _folded_copy(pretrained, tmp_path / "converted")
+    lines = []
+    values = {**SMALL, "image_size": None, "trainable": "all", "max_steps": 2, "skip_eval": True}
+    run = resolve.resolve(RunConfig(dataset=str(dataset), ckpt=ckpt, **values), say=lines.append)
+    assert run.scopes.freeze_batch_norm and run.image_size == 40 and run.record()["batch_norm_folded"] is True
+    assert lines[0].startswith(f"BatchNorm frozen: {ckpt} has BatchNorm folded") and len(lines) == 5
+    assert lines[1] == f"image size 40: the converted model's ({ckpt}{weights.CONVERSION_SUFFIX})."
+    summary = train.train(RunConfig(dataset=str(dataset), ckpt=ckpt, train_dir=str(tmp_path / "run"), **values),
+                          verbose=False)
+    before, after = checkpoint_values(ckpt), checkpoint_values(summary["checkpoint"])
+    statistics = [name for name in before if name.endswith(("/moving_mean", "/moving_variance"))]
+    assert len(statistics) == 2 * 27 and all(np.array_equal(before[n], after[n]) for n in statistics)
+    trunk = "MobilenetV1/Conv2d_13_pointwise/weights"
+    assert not np.array_equal(before[trunk], after[trunk])  # the trunk trains, its BatchNorm in inference mode
+    again = resolve.resolve(RunConfig(dataset=str(dataset), ckpt=str(tmp_path / "run"), **values), say=lines.append)
+    assert again.scopes.freeze_batch_norm and again.image_size == 40 and lines[5].startswith("BatchNorm frozen: ")
+    with pytest.raises(ValueError, match=r"^--train-bn-stats: .* folded into its convolutions") as error:
+        resolve.resolve(RunConfig(dataset=str(dataset), ckpt=ckpt, train_bn_stats=True, **values), say=print)
+    assert "\n" not in str(error.value)
+    plain = resolve.resolve(RunConfig(dataset=str(dataset), ckpt=pretrained, **values), say=lambda line: None)
+    assert not plain.scopes.freeze_batch_norm and plain.image_size == 224 and "batch_norm_folded" not in plain.record()

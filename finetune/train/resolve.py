@@ -80,6 +80,8 @@ class ResolvedRun:
             "moving_average_decay": self.config.moving_average_decay,
             "config": self.config.to_dict(),
             "input_range": self.input_range,
+            # a checkpoint of this run has its BatchNorm folded too: warm starts from it keep it frozen
+            **({"batch_norm_folded": True} if self.scopes.freeze_batch_norm else {}),
         }
 
 
@@ -124,20 +126,26 @@ def resolve(config: RunConfig, cluster: clusters.Cluster | None = None,
 
 
 def conversion_record(ckpt: str | None) -> tuple[str, dict] | None:
-    """(path, content) of the conversion record beside the local checkpoint --ckpt names, or None."""
+    """(path, content) of the record saying what the local checkpoint --ckpt names was converted from: the
+    conversion record beside it, or the run_config.json of its train dir when that run trained from such a
+    checkpoint (its "batch_norm_folded"; e.g. a recipe's later stage); None otherwise."""
     try:
         prefix = find_checkpoint(ckpt) if ckpt else None
     except (OSError, ValueError):  # not a checkpoint: the warm start refuses it, in its words
         return None
-    path = f"{prefix}{CONVERSION_SUFFIX}"
-    if prefix is None or not os.path.isfile(path):
+    if prefix is None:
+        return None
+    conversion, run_config = f"{prefix}{CONVERSION_SUFFIX}", os.path.join(os.path.dirname(prefix), "run_config.json")
+    path = conversion if os.path.isfile(conversion) else run_config
+    if not os.path.isfile(path):
         return None
     try:
         with open(path) as file:
-            return path, json.load(file)
+            record = json.load(file)
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path} (the conversion record of --ckpt {ckpt}) does not read ({error}): convert the "
-                         "weights again (`finetune convert-weights --overwrite`).") from None
+        raise ValueError(f"{path} (the record of --ckpt {ckpt}) does not read ({error}): convert the weights "
+                         "again (`finetune convert-weights --overwrite`) or give another --ckpt.") from None
+    return (path, record) if path == conversion or record.get("batch_norm_folded") else None
 
 
 def converted_checkpoint(config: RunConfig, net: str, say: Callable[[str], None]) -> tuple[int | None, bool]:
