@@ -202,8 +202,7 @@ class RunConfig:
         "SyncReplicasOptimizer) instead of asynchronous updates; no effect in one process", group="devices"))
 
     def __post_init__(self):
-        from nets.hub import handle_of, is_hub  # after _validate has loaded the nets (and TensorFlow)
-
+        from nets.hub import default_train_dir, is_hub  # after _validate has loaded the nets (and TensorFlow)
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: resolve once)
         _parse_python_values(self, set_)
         pretrained = bool(self.ckpt) or is_hub(self.net)  # a hub backbone comes with its weights
@@ -212,19 +211,17 @@ class RunConfig:
             set_("trainable", (TRAINABLE_LOGITS,) if pretrained else (TRAINABLE_ALL,))
         _validate(self)
         if not self.train_dir:
-            set_("train_dir", f"runs/{self.net}" if not is_hub(self.net) else
-                 "runs/hub_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in handle_of(self.net)).strip("_"))
-        if self.learning_rate is None:
-            more_than_logits = pretrained and self.trainable != (TRAINABLE_LOGITS,)
-            set_("learning_rate", ALL_LAYERS_LEARNING_RATE if more_than_logits else LOGITS_LEARNING_RATE)
+            set_("train_dir", default_train_dir(self.net) if is_hub(self.net) else f"runs/{self.net}")
+        if self.learning_rate is None:  # the lower rate when more than the classifier of a pretrained net trains
+            set_("learning_rate", ALL_LAYERS_LEARNING_RATE if pretrained and self.trainable != (TRAINABLE_LOGITS,)
+                 else LOGITS_LEARNING_RATE)
         if self.max_steps is None and self.epochs is None:
             set_("epochs", DEFAULT_EPOCHS)
 
     @property
     def optimizer_params(self) -> dict[str, float]:
         """The resolved parameters of the chosen optimizer (TF-Slim's defaults where not given)."""
-        return choice_names.optimizer_params(self.optimizer,
-                                             **{k: getattr(self, k) for k in choice_names.OPTIMIZER_DEFAULTS})
+        return choice_names.optimizer_params(self.optimizer, **{k: getattr(self, k) for k in choice_names.OPTIMIZER_DEFAULTS})
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with some fields changed, validated again; a defaulted --trainable resolves anew."""
@@ -277,6 +274,8 @@ def _validate(c: RunConfig) -> None:
     spec = nets_factory.get_spec(c.net)
     if hub.is_hub(c.net):
         hub.run_input(c.net, c.image_size, c.input_range)
+        trained = trainable_scopes(spec, c.trainable)  # a backbone that cannot train: refused before any run
+        hub.check_backbone_trains(c.net, default_text(c.trainable), trained, lambda n: scopes.matching_scope(n, trained, spec.scope))
     elif c.input_range is not None:
         raise ValueError(f"--input-range is for hub:PATH nets; {spec.name} takes its own preprocessing: drop the flag.")
     if not c.dataset:
