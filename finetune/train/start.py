@@ -143,8 +143,9 @@ def hub_backbone(net: str, model_variables: Sequence[tf.Variable]) -> HubBackbon
     model = hub.inspect(hub.handle_of(net))
     restored = [v for v in model_variables if scopes.scope_matches(hub.BACKBONE_SCOPE, v.op.name)]
     new = [v for v in model_variables if v not in restored]
-    unlisted = [v for v in tf.global_variables() if scopes.scope_matches(hub.BACKBONE_SCOPE, v.op.name)
-                and v not in restored]
+    unlisted = [v for v in tf.global_variables() if model.unlisted and v not in restored  # not optimizer slots:
+                and scopes.scope_matches(hub.BACKBONE_SCOPE, v.op.name)       # `<listed variable>/Momentum`
+                and not scopes.matching_scope(v.op.name, [r.op.name for r in restored])]
 
     def entry(variable: tf.Variable, status: str) -> dict:
         note = {"restored": {}, "new": {"reason": "not in the hub SavedModel"},
