@@ -92,7 +92,7 @@ class RunConfig:
     # restore
     ckpt: str | None = field(default=None, metadata=_flag(
         "pretrained checkpoint: prefix, directory, checkpoint file or registry name (`finetune download`); "
-        "without it the net trains from scratch", str, group="restore"))
+        "without it the net trains from scratch, every layer by default", str, group="restore"))
     exclude_scopes: tuple[str, ...] | None = field(default=None, metadata=_flag(
         "comma-separated scopes not restored from --ckpt (default: the classifier when the class count differs); "
         "names or regexes, absolute or relative to the net's scope; a variable under any of them is not restored",
