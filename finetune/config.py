@@ -233,16 +233,16 @@ class RunConfig:
         return restore_options(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """The values as JSON types (rename rules as their text)."""
+        """The values as JSON types (rename rules as their text; allow_random_trunk only when set)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["ckpt_rename"] = [rule.text for rule in self.ckpt_rename]
+        if not self.allow_random_trunk:  # it only lifts a refusal: records written before it (plan.json) still compare
+            del values["allow_random_trunk"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
     def resolved_values(self) -> str:
         """The resolved values, one `name: value` per line, for the start of a run."""
-        values = self.to_dict()
-        for key in choice_names.OPTIMIZER_DEFAULTS:
-            values.pop(key)
+        values = {key: value for key, value in self.to_dict().items() if key not in choice_names.OPTIMIZER_DEFAULTS}
         values["optimizer"] = f"{self.optimizer} {json.dumps(self.optimizer_params)}" if self.optimizer_params \
             else self.optimizer
         width = max(map(len, values))

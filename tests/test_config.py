@@ -48,6 +48,8 @@ def test_a_random_trunk_left_frozen_is_refused_unless_insisted(flags):
     assert "frozen at their random values" in message and "--allow-random-trunk" in message
     assert _parse(*flags, "--allow-random-trunk").trainable == tuple(flags[1].split(","))
     assert _parse(*flags, "--ckpt", "ckpt").trainable == tuple(flags[1].split(","))
+    assert _parse(*flags, "--allow-random-trunk").to_dict()["allow_random_trunk"] is True
+    assert "allow_random_trunk" not in _parse().to_dict()  # records written before the flag still compare equal
 
 
 def test_flags_round_trip_to_fields():

@@ -243,6 +243,8 @@ def test_the_demo_stages_train_what_they_trained(tmp_path):
     assert [(s.name, s.config.trainable, s.sources["trainable"].kind) for s in resolved.stages] == [
         ("pretrain", ("all",), "pool"), ("from_scratch", ("all",), "pool"), ("logits", ("logits",), "pool"),
         ("all", ("all",), "pool")]
+    # plan.json's compared values as before the flag existed: a source stage recorded then is still reused
+    assert not any("allow_random_trunk" in s.compared_values() for s in resolved.stages)
 
 
 def test_an_empty_recipe_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, dataset, pretrained, capsys):
