@@ -16,7 +16,7 @@ A SavedModel lists its variables in `variables` / `trainable_variables` attribut
 SavedModel; Keras models saved with tf.saved_model.save have them). One that does not (e.g. a plain
 tf.Module) still runs on its saved weights, but hub.KerasLayer sees none of them: its backbone cannot
 train (`HubModel.trainable` is False, the layer is built frozen) and its weights are counted from the
-SavedModel's variables file (`saved_variables`, `saved_parameters`).
+SavedModel's variables file (`saved_variables`, `num_parameters`).
 
 A model is accepted when its `__call__` takes one float image batch [B, H, W, 3] and returns one float
 tensor [B, D]. The image size comes from its signature when H and W are fixed; the input range from
