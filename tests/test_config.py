@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from finetune import config
+from finetune import cli, config
 from finetune.config import RunConfig
 
 BASE = {"net": "mobilenet_v1_025", "dataset": "data"}
@@ -138,3 +138,35 @@ def test_bad_flag_values_are_rejected_by_the_parser_in_one_line(capsys, flags, s
         _parse(*flags)
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert says in error
+
+
+FROZEN_TRUNK_RECIPE = '''from finetune.recipe.types import Model, Recipe, Stage, Training
+
+RECIPE = Recipe(
+    description="a stage from scratch",
+    model=Model(net="mobilenet_v1_025"),
+    stages=(Stage("first", start="scratch", training=Training(max_steps=1)),
+            Stage("second", start="scratch", training=Training({second}max_steps=1))),
+)
+'''
+
+
+def test_a_recipe_stage_from_scratch_leaving_a_random_trunk_frozen_is_refused_at_its_line(tmp_path, capsys):
+    """Issue 18: RunConfig's rule for --trainable without --ckpt applies to a recipe's stage from scratch, before
+    anything runs; left to default, such a stage trains every layer."""
+    from finetune.recipe import runner
+
+    path, data = tmp_path / "frozen.py", tmp_path / "data"
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+    path.write_text(FROZEN_TRUNK_RECIPE.format(second="trainable='logits', "))
+    assert cli.main(["--recipe", str(path), "--dataset", str(data), "--train-dir", str(tmp_path / "plan")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"{path}:7: stage 'second', trainable: --trainable logits without " \
+        "--ckpt leaves" in error and "--allow-random-trunk" in error, error
+    assert not (tmp_path / "plan").exists()
+    path.write_text(FROZEN_TRUNK_RECIPE.format(second="trainable='logits', allow_random_trunk=True, "))
+    assert cli.main(["--recipe", str(path), "--dataset", str(data), "--dry-run"]) == 0
+    path.write_text(FROZEN_TRUNK_RECIPE.format(second=""))
+    stages = runner.resolve(runner.load_recipe(str(path)), str(tmp_path / "plan"), {"dataset": str(data)}).stages
+    assert [s.config.trainable for s in stages] == [("all",), ("all",)]

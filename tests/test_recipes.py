@@ -216,27 +216,6 @@ def test_a_bad_recipe_is_refused_before_anything_runs_naming_the_key_and_line(
     assert not (tmp_path / "plan").exists()
 
 
-def test_a_stage_from_scratch_leaving_a_random_trunk_frozen_is_refused_before_anything_runs(
-        tmp_path, dataset, pretrained, capsys):
-    """Issue 18: RunConfig's rule for --trainable without --ckpt applies to a recipe's stage from scratch."""
-    path = tmp_path / "frozen.py"
-    second = 'Stage("second", start="scratch", training=Training(max_steps=1))'
-    text = BAD.format(ckpt=pretrained, first="Training(max_steps=1)", second_start="scratch")
-    path.write_text(text.replace(second, second.replace("Training(", "Training(trainable='logits', ")))
-    assert cli.main(["--recipe", str(path), "--dataset", dataset, "--train-dir", str(tmp_path / "plan")]) == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and f"{path}:9: stage 'second', trainable: --trainable logits without " \
-        "--ckpt leaves" in error and "--allow-random-trunk" in error, error
-    assert not (tmp_path / "plan").exists()
-    path.write_text(text.replace(second, second.replace("Training(", "Training(trainable='logits', "
-                                                                     "allow_random_trunk=True, ")))
-    assert cli.main(["--recipe", str(path), "--dataset", dataset, "--dry-run"]) == 0
-    path.write_text(text)  # left to default, a stage from scratch trains every layer
-    stages = recipe_runner.resolve(recipe_runner.load_recipe(str(path)), str(tmp_path / "plan"),
-                                   {"dataset": dataset}).stages
-    assert [s.config.trainable for s in stages] == [("logits",), ("all",)]
-
-
 def test_the_demo_stages_train_what_they_trained(tmp_path):
     """Its stage from scratch names --trainable all itself: issue 18's default changes none of its stages."""
     resolved = _resolved(tmp_path)
