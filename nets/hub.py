@@ -12,6 +12,12 @@ the graph's model-variable and trainable collections, so scopes, the restore pla
 treat them like a zoo net's. The backbone runs in training mode (its BatchNorm updating) only when
 `backbone_training` is true; the caller decides that from the trainable scopes.
 
+A SavedModel lists its variables in `variables` / `trainable_variables` attributes (TF Hub's reusable
+SavedModel; Keras models saved with tf.saved_model.save have them). One that does not (e.g. a plain
+tf.Module) still runs on its saved weights, but hub.KerasLayer sees none of them: its backbone cannot
+train (`HubModel.trainable` is False, the layer is built frozen) and its weights are counted from the
+SavedModel's variables file (`saved_variables`, `num_parameters`).
+
 A model is accepted when its `__call__` takes one float image batch [B, H, W, 3] and returns one float
 tensor [B, D]. The image size comes from its signature when H and W are fixed; the input range from
 `assets.extra/finetune_hub.json` (`{"image_size": S, "input_range": [lo, hi]}`, which `finetune export
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +65,19 @@ class HubModel:
     input_range: tuple[float, float] | None  # stated in its metadata
     feature_dim: int | None
     num_parameters: int = 0  # of the SavedModel's variables
+    listed_variables: int = 0  # how many it lists (its `variables` attribute)
+    trainable_variables: int = 0  # how many it lists as trainable (its `trainable_variables` attribute)
+    saved_variables: int = 0  # how many its variables file holds, listed or not
+
+    @property
+    def trainable(self) -> bool:
+        """Its backbone can train: it lists trainable variables (hub.KerasLayer trains only those)."""
+        return self.trainable_variables > 0
+
+    @property
+    def unlisted(self) -> bool:
+        """It holds variables it does not list: they run as saved, and hub.KerasLayer cannot train them."""
+        return self.saved_variables > self.listed_variables
 
 
 def parse_range(text) -> tuple[float, float]:
@@ -106,7 +126,9 @@ def inspect(handle: str) -> HubModel:
         args = functions[0].structured_input_signature[0]
         inputs = args[0] if args else None
         outputs = functions[0].structured_outputs
-        num_parameters = sum(v.shape.num_elements() or 0 for v in getattr(obj, "variables", []))
+        listed, trainable = list(getattr(obj, "variables", [])), list(getattr(obj, "trainable_variables", []))
+    saved = _saved_variables(path)
+    num_parameters = sum(saved.values()) if saved else sum(v.shape.num_elements() or 0 for v in listed)
     if not isinstance(inputs, tf.TensorSpec) or inputs.shape.rank != 4 or not inputs.dtype.is_floating \
             or inputs.shape[-1] not in (3, None):
         raise ValueError(f"hub model {handle!r} is not an image feature vector: it takes {_describe(inputs)}, not "
@@ -123,7 +145,18 @@ def inspect(handle: str) -> HubModel:
         size = size or stated.get("image_size")
         stated_range = parse_range(stated["input_range"]) if stated.get("input_range") else None
     return HubModel(handle=handle, path=path, image_size=size, input_range=stated_range,
-                    feature_dim=outputs.shape[1], num_parameters=num_parameters)
+                    feature_dim=outputs.shape[1], num_parameters=num_parameters, listed_variables=len(listed),
+                    trainable_variables=len(trainable), saved_variables=len(saved))
+
+
+def _saved_variables(path: str) -> dict[str, int]:
+    """The SavedModel's variables (checkpoint key -> element count), from its variables file: {} without one."""
+    try:
+        reader = tf.train.load_checkpoint(str(Path(path) / "variables" / "variables"))
+    except (tf.errors.OpError, ValueError):
+        return {}
+    shapes = reader.get_variable_to_shape_map()
+    return {key: math.prod(shape) for key, shape in shapes.items() if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
 def _describe(value) -> str:
@@ -156,6 +189,24 @@ def run_input(name: str, image_size: int | None, input_range) -> tuple[int, tupl
     return resolve_input(inspect(handle_of(name)), image_size, input_range)
 
 
+def check_backbone_trains(name: str, trainable: str, scope_list, trains) -> None:
+    """One-line ValueError when the trainable scopes (`scope_list`, and `trains(name)`: whether a variable
+    `name` trains) ask the backbone of `hub:PATH` to train but its SavedModel lists no trainable variables."""
+    model = inspect(handle_of(name))
+    asked = trains(f"{BACKBONE_SCOPE}/kernel") or any(
+        scope.startswith((f"{BACKBONE_SCOPE}/", f"{BACKBONE}/")) for scope in scope_list)
+    if asked and not model.trainable:
+        raise ValueError(f"--trainable {trainable} asks the backbone of hub model {model.handle} to train, but its "
+                         "SavedModel lists no trainable variables (no `trainable_variables` attribute), so nothing "
+                         "of it can train: use --trainable logits, or re-save the model with its variables tracked "
+                         "(`variables` and `trainable_variables` attributes, as a Keras model saved whole has).")
+
+
+def default_train_dir(name: str) -> str:
+    """runs/hub_<PATH as one file name> for the net `hub:PATH`."""
+    return "runs/hub_" + "".join(c if c.isalnum() or c in "._-" else "_" for c in handle_of(name)).strip("_")
+
+
 def net_kwargs(name: str, input_range, backbone_training: bool = False) -> dict:
     """The network function's extra arguments for the net `name` ({} for a zoo net): its input range, and
     whether the backbone runs in training mode (the caller decides, from its trainable scopes)."""
@@ -177,6 +228,8 @@ _LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # graph -> {va
 
 
 def _backbone_layer(path: str):
+    """The hub.KerasLayer of the SavedModel at `path`, trainable when it lists trainable variables (a layer
+    with none would only log Keras' "trainable but has zero trainable weights" at every build)."""
     import tensorflow_hub as hub
 
     scope = tf.get_variable_scope().name
@@ -184,7 +237,7 @@ def _backbone_layer(path: str):
     if scope not in layers or not tf.get_variable_scope().reuse:
         # The SavedModel's variables take the name scope's names: make it the variable scope's (no tower_i/).
         with tf.name_scope(f"{scope}/"):
-            layers[scope] = hub.KerasLayer(path, trainable=True, name=BACKBONE)
+            layers[scope] = hub.KerasLayer(path, trainable=inspect(path).trainable, name=BACKBONE)
     return layers[scope]
 
 

@@ -110,7 +110,7 @@ def test_help_shows_each_default_once_as_typed(command, capsys, monkeypatch):
 def test_help_shows_the_defaults_a_user_types(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")
     train = _flag_entries(_help([], capsys))
-    assert train["--trainable"].endswith("(default: logits)")
+    assert train["--trainable"].endswith("(default: 'logits' with --ckpt or a hub:PATH net, 'all' from scratch)")
     assert train["--optimizer"].endswith("(default: momentum)")  # "defaults" in its help is no default
     assert train["--seed"].endswith("(default: 0)")
     assert train["--recipe"].endswith("continues where it stopped")

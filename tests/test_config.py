@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from finetune import config
+from finetune import cli, config
 from finetune.config import RunConfig
 
 BASE = {"net": "mobilenet_v1_025", "dataset": "data"}
@@ -29,8 +29,31 @@ def test_defaults_are_fine_tuning_defaults_resolved_once():
         "rmsprop_decay": 0.9, "rmsprop_momentum": 0.9, "opt_epsilon": 1.0}
 
 
+def test_without_a_checkpoint_every_layer_trains_by_default():
+    """Issue 18: no --ckpt and --trainable left out trained the classifier on a frozen random trunk (chance)."""
+    scratch = RunConfig(**BASE)
+    assert scratch.trainable == ("all",) and scratch.trainable_defaulted and scratch.learning_rate == 0.01
+    assert _parse().trainable == ("all",) and _parse("--ckpt", "ckpt").trainable == ("logits",)
+    assert scratch.replace(ckpt="ckpt").trainable == ("logits",)  # a defaulted --trainable resolves anew
+    assert not RunConfig(**BASE, trainable="all").trainable_defaulted
+    assert RunConfig(**BASE, trainable="MobilenetV1").trainable == ("MobilenetV1",)  # the whole net: fine
+
+
+@pytest.mark.parametrize("flags", [("--trainable", "logits"), ("--trainable", "Conv2d_13_pointwise,Logits")])
+def test_a_random_trunk_left_frozen_is_refused_unless_insisted(flags):
+    with pytest.raises(ValueError) as error:
+        _parse(*flags)
+    message = str(error.value)
+    assert message.startswith(f"--trainable {flags[1]} without --ckpt leaves ") and "\n" not in message
+    assert "frozen at their random values" in message and "--allow-random-trunk" in message
+    assert _parse(*flags, "--allow-random-trunk").trainable == tuple(flags[1].split(","))
+    assert _parse(*flags, "--ckpt", "ckpt").trainable == tuple(flags[1].split(","))
+    assert _parse(*flags, "--allow-random-trunk").to_dict()["allow_random_trunk"] is True
+    assert "allow_random_trunk" not in _parse().to_dict()  # records written before the flag still compare equal
+
+
 def test_flags_round_trip_to_fields():
-    c = _parse("--trainable", "Conv2d_13_pointwise, Logits", "--lr-multiplier", "MobilenetV1/Logits=10",
+    c = _parse("--ckpt", "ckpt", "--trainable", "Conv2d_13_pointwise, Logits", "--lr-multiplier", "MobilenetV1/Logits=10",
                "--lr-multiplier", "MobilenetV1/Conv2d_13_pointwise=2", "--exclude-scopes", "A,B/",
                "--ckpt-rename", "Old:New", "--clip-grad-norm", "5", "--xla", "--learning-rate", "0.05",
                "--max-steps", "7", "--train-bn-stats", "--background-class", "drop")
@@ -65,9 +88,9 @@ def test_the_namespace_holds_exactly_the_flags_given():
 
 
 def test_python_values_are_parsed_like_flags():
-    written = RunConfig(**BASE, trainable="Conv2d_13_pointwise, Logits", exclude_scopes="A,B/",
+    written = RunConfig(**BASE, ckpt="ckpt", trainable="Conv2d_13_pointwise, Logits", exclude_scopes="A,B/",
                         ckpt_rename=("Old:New",), lr_multiplier=("Logits=10",))
-    flags = _parse("--trainable", "Conv2d_13_pointwise,Logits", "--exclude-scopes", "A,B", "--ckpt-rename",
+    flags = _parse("--ckpt", "ckpt", "--trainable", "Conv2d_13_pointwise,Logits", "--exclude-scopes", "A,B", "--ckpt-rename",
                    "Old:New", "--lr-multiplier", "Logits=10")
     assert written == flags
     assert written.restore_options.exclude_scopes == ("A", "B")
@@ -115,3 +138,35 @@ def test_bad_flag_values_are_rejected_by_the_parser_in_one_line(capsys, flags, s
         _parse(*flags)
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert says in error
+
+
+FROZEN_TRUNK_RECIPE = '''from finetune.recipe.types import Model, Recipe, Stage, Training
+
+RECIPE = Recipe(
+    description="a stage from scratch",
+    model=Model(net="mobilenet_v1_025"),
+    stages=(Stage("first", start="scratch", training=Training(max_steps=1)),
+            Stage("second", start="scratch", training=Training({second}max_steps=1))),
+)
+'''
+
+
+def test_a_recipe_stage_from_scratch_leaving_a_random_trunk_frozen_is_refused_at_its_line(tmp_path, capsys):
+    """Issue 18: RunConfig's rule for --trainable without --ckpt applies to a recipe's stage from scratch, before
+    anything runs; left to default, such a stage trains every layer."""
+    from finetune.recipe import runner
+
+    path, data = tmp_path / "frozen.py", tmp_path / "data"
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+    path.write_text(FROZEN_TRUNK_RECIPE.format(second="trainable='logits', "))
+    assert cli.main(["--recipe", str(path), "--dataset", str(data), "--train-dir", str(tmp_path / "plan")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"{path}:7: stage 'second', trainable: --trainable logits without " \
+        "--ckpt leaves" in error and "--allow-random-trunk" in error, error
+    assert not (tmp_path / "plan").exists()
+    path.write_text(FROZEN_TRUNK_RECIPE.format(second="trainable='logits', allow_random_trunk=True, "))
+    assert cli.main(["--recipe", str(path), "--dataset", str(data), "--dry-run"]) == 0
+    path.write_text(FROZEN_TRUNK_RECIPE.format(second=""))
+    stages = runner.resolve(runner.load_recipe(str(path)), str(tmp_path / "plan"), {"dataset": str(data)}).stages
+    assert [s.config.trainable for s in stages] == [("all",), ("all",)]

@@ -303,3 +303,64 @@ def _check_report_schema(report: dict) -> None:
             assert isinstance(entry["variable"], str) and isinstance(entry["shape"], list), entry
             assert isinstance(entry["status"], str) and isinstance(entry["size"], int), entry
     assert isinstance(report["renamed"], list) and isinstance(report["unused"], list)
+
+
+_MAKE_UNLISTED = textwrap.dedent("""
+    import sys
+    import numpy as np, tensorflow as tf
+
+    class Features(tf.Module):  # a plain tf.Module: no `variables` / `trainable_variables` attributes are saved
+        def __init__(self):
+            super().__init__()
+            self.kernel = tf.Variable(tf.random.stateless_normal([3, 3, 3, 4], [1, 2]) * 0.3, name="kernel")
+            self.bias = tf.Variable(tf.random.stateless_normal([4], [3, 4]) * 0.1, name="bias")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32)])
+        def __call__(self, images):
+            return tf.reduce_mean(tf.nn.relu(tf.nn.conv2d(images, self.kernel, 2, "VALID") + self.bias), axis=[1, 2])
+
+    module = Features()
+    tf.saved_model.save(module, sys.argv[1])
+    np.savez(sys.argv[1] + ".npz", kernel=module.kernel.numpy(), bias=module.bias.numpy())
+""")
+
+
+@pytest.fixture(scope="module")
+def unlisted_model(tmp_path_factory):
+    """A hub feature vector whose SavedModel does not list its (two) variables, and their values."""
+    path = tmp_path_factory.mktemp("hub") / "unlisted"
+    result = subprocess.run([sys.executable, "-c", _MAKE_UNLISTED, str(path)], capture_output=True, text=True,
+                            env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(f"{path}.npz") as values:
+        return path, {name: values[name] for name in values.files}
+
+
+@pytest.mark.slow  # the SavedModel written by a fresh TF2 process; a run with its evaluation
+def test_a_saved_model_that_lists_no_variables(unlisted_model, dataset, tmp_path, capsys, caplog):
+    """Issue 18: such a model said '0 of 2 variables restored', logged Keras' 'trainable but has zero trainable
+    weights' twice with --trainable logits, and with --trainable all its backbone silently did not train."""
+    from nets import hub
+    from nets.compat import tf
+
+    path, saved = unlisted_model
+    model = hub.inspect(str(path))
+    assert (model.listed_variables, model.trainable_variables, model.saved_variables) == (0, 0, 2)
+    assert model.num_parameters == 3 * 3 * 3 * 4 + 4 and model.unlisted and not model.trainable
+    common = ["--net", f"hub:{path}", "--dataset", str(dataset), "--batch-size", "4", "--max-steps", "2"]
+    assert cli.main([*common, "--trainable", "logits", "--train-dir", str(tmp_path / "logits")]) == 0
+    out = capsys.readouterr().out
+    assert f"2 of 4 variables restored from the hub SavedModel {path}; it does not list 2 of them (112 parameters" in out
+    assert "zero trainable weights" not in caplog.text + out  # the backbone is built frozen: nothing to warn about
+    report = json.loads((tmp_path / "logits" / "restore_report.json").read_text())
+    assert sorted(e["variable"] for e in report["restored"]) == ["HubNet/backbone/bias", "HubNet/backbone/kernel"]
+    assert all("does not list" in e["reason"] for e in report["restored"]) and len(report["fresh"]) == 2
+    reader = tf.train.load_checkpoint(str(tmp_path / "logits"))
+    for name, value in saved.items():  # the backbone ran on the SavedModel's weights, unchanged
+        assert np.array_equal(reader.get_tensor(f"HubNet/backbone/{name}"), value)
+    for trainable in ("all", "backbone", "HubNet/backbone"):
+        assert cli.main([*common, "--trainable", trainable, "--train-dir", str(tmp_path / "refused")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--trainable {trainable} asks the backbone of hub model" in err[0], err
+        assert "lists no trainable variables" in err[0] and "use --trainable logits, or re-save" in err[0]
+        assert not (tmp_path / "refused").exists()

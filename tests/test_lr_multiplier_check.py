@@ -19,7 +19,7 @@ RECIPE = Recipe(
     description="a multiplier the run refuses",
     model=Model(net="mobilenet_v1_025"),
     stages=(Stage("only", start="scratch", training=Training(max_steps=1, trainable="logits",
-                                                           lr_multiplier={multipliers})),),
+                                                           allow_random_trunk=True, lr_multiplier={multipliers})),),
 )
 '''
 FROZEN = (("Conv2d_13_pointwise", 2.0),)  # a frozen scope: nothing trained under it
@@ -31,7 +31,7 @@ SHADOWED = (("Logits", 10.0), ("Logits/Conv2d_1c_1x1", 5.0))  # 'Logits' takes n
 def test_the_scopes_the_run_refuses(multipliers, refused):
     from finetune.train.graph import trainable_scopes
 
-    c = RunConfig(net="mobilenet_v1_025", dataset="data", lr_multiplier=multipliers)
+    c = RunConfig(net="mobilenet_v1_025", dataset="data", ckpt="ckpt", lr_multiplier=multipliers)
     spec = nets_factory.get_spec(c.net)
     trained = [n for n in spec.published_variables() if scopes.matching_scope(n, trainable_scopes(spec, c.trainable),
                                                                               spec.scope)]
@@ -55,7 +55,8 @@ def shapes(tmp_path_factory):
 def test_dry_run_refuses_in_one_line_what_the_run_refuses(tmp_path, shapes, capsys, multipliers, refused):
     words = f"--lr-multiplier scope(s) {refused} match no trained variable"
     flags = ["--net", "mobilenet_v1_025", "--dataset", shapes, "--batch-size", "2", "--image-size", "32",
-             "--max-steps", "1", "--trainable", "logits", "--skip-eval", "--train-dir", str(tmp_path / "run")]
+             "--max-steps", "1", "--trainable", "logits", "--allow-random-trunk", "--skip-eval", "--train-dir",
+             str(tmp_path / "run")]
     for scope, factor in multipliers:
         flags += ["--lr-multiplier", f"{scope}={factor}"]
     assert cli.main(flags) == 2  # the run builds its graph, then refuses

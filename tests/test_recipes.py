@@ -216,6 +216,16 @@ def test_a_bad_recipe_is_refused_before_anything_runs_naming_the_key_and_line(
     assert not (tmp_path / "plan").exists()
 
 
+def test_the_demo_stages_train_what_they_trained(tmp_path):
+    """Its stage from scratch names --trainable all itself: issue 18's default changes none of its stages."""
+    resolved = _resolved(tmp_path)
+    assert [(s.name, s.config.trainable, s.sources["trainable"].kind) for s in resolved.stages] == [
+        ("pretrain", ("all",), "pool"), ("from_scratch", ("all",), "pool"), ("logits", ("logits",), "pool"),
+        ("all", ("all",), "pool")]
+    # plan.json's compared values as before the flag existed: a source stage recorded then is still reused
+    assert not any("allow_random_trunk" in s.compared_values() for s in resolved.stages)
+
+
 def test_an_empty_recipe_and_a_flag_of_the_wrong_kind_are_refused(tmp_path, dataset, pretrained, capsys):
     path = tmp_path / "empty.py"
     path.write_text(BAD.format(ckpt=pretrained, first="()", second_start="first").replace(

@@ -229,7 +229,7 @@ def bench_train(net: str, *, image_size: int | None = None, batch_size: int = 8,
     spec = nets_factory.get_spec(net)
     size = image_size or spec.image_size
     config = RunConfig(net=net, dataset="(random images)", batch_size=batch_size, image_size=size,
-                       trainable=trainable, max_steps=steps + 2)
+                       trainable=trainable, allow_random_trunk=True, max_steps=steps + 2)
     places = devices.select_devices(config.num_devices)
     with tempfile.TemporaryDirectory(prefix="finetune-bench-") as workdir:
         checkpoint = random_checkpoint(net, num_classes, size, workdir)
@@ -339,7 +339,7 @@ def bench_precision(net: str, *, image_size: int | None = None, batch_size: int 
         for name in contenders:
             precision = "mixed_bfloat16" if name.startswith("mixed_bfloat16") else "float32"
             config = RunConfig(net=net, dataset="(random images)", batch_size=batch_size, image_size=size,
-                               trainable=trainable, precision=precision, max_steps=10**6)
+                               trainable=trainable, allow_random_trunk=True, precision=precision, max_steps=10**6)
             with tf.Graph().as_default() as graph:
                 tf.set_random_seed(0)
                 model = build_train_graph(config, spec, tf.constant(images), tf.constant(labels), num_classes,

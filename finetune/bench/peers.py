@@ -116,6 +116,7 @@ def _finetune_step(net: str, mode: str, batch: tuple, num_classes: int, clip: fl
     spec = nets_factory.get_spec(net)
     size = batch[0].shape[1]
     config = RunConfig(net=net, dataset="(random images)", batch_size=len(batch[1]), image_size=size, trainable=mode,
+                       allow_random_trunk=True,  # random weights: a benchmark, not a run
                        learning_rate=LEARNING_RATE, lr_schedule="fixed", weight_decay=0.0, clip_grad_norm=clip,
                        max_steps=10**6, precision=precision)
     places = devices.select_devices(1)

@@ -136,6 +136,7 @@ class Training(_Values):
     replaces the other of the layers below it."""
 
     trainable: str | tuple[str, ...] | None = None  # 'logits', 'all', or scopes
+    allow_random_trunk: bool | None = None
     train_bn_stats: bool | None = None
     optimizer: str | None = None
     learning_rate: float | None = None

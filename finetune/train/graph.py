@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from checkpoints import scopes
-from finetune.config import TRAINABLE_ALL, TRAINABLE_LOGITS, RunConfig
+from finetune.config import TRAINABLE_ALL, RunConfig, trainable_scopes  # trainable_scopes: the run's rule, here too
 from finetune.train import cluster as clusters
 from finetune.train import devices, optim
 from finetune.train.precision import Precision
@@ -38,14 +38,6 @@ _MODE_LAYERS = ("batch_norm", "dropout")
 # Scopes: what trains
 
 
-def trainable_scopes(spec: nets_factory.NetSpec, trainable: Sequence[str]) -> tuple[str, ...]:
-    """The scopes `--trainable` names: 'logits' is the net's classifier scopes, 'all' the net's scope;
-    other scopes stay as written (checkpoints.scopes: absolute or relative to the net's scope). A net without
-    a top scope (NASNet: spec.scope '') takes scopes as written; its 'all' is every top-level scope."""
-    keywords = {TRAINABLE_LOGITS: spec.classifier_scopes, TRAINABLE_ALL: (spec.scope or "[^/]+",)}
-    return tuple(dict.fromkeys(s for scope in trainable for s in keywords.get(scope, (scope,))))
-
-
 @dataclasses.dataclass(frozen=True)
 class RunScopes:
     """What trains, resolved once from --trainable: the trainable scopes and the net's own scopes (the net
@@ -54,10 +46,12 @@ class RunScopes:
     trainable: tuple[str, ...]
     net: tuple[str, ...]
     root: str
+    freeze_batch_norm: bool = False  # every BatchNorm in inference mode, also in trainable scopes (folded BatchNorm)
 
     @classmethod
-    def of(cls, spec: nets_factory.NetSpec, trainable: Sequence[str]) -> RunScopes:
-        return cls(trainable_scopes(spec, trainable), trainable_scopes(spec, (TRAINABLE_ALL,)), spec.scope)
+    def of(cls, spec: nets_factory.NetSpec, trainable: Sequence[str], freeze_batch_norm: bool = False) -> RunScopes:
+        return cls(trainable_scopes(spec, trainable), trainable_scopes(spec, (TRAINABLE_ALL,)), spec.scope,
+                   freeze_batch_norm)
 
     def trains(self, name: str) -> bool:
         """True when the variable or layer `name` lies under a trainable scope."""
@@ -80,10 +74,12 @@ def select_trainable(variables: Sequence[tf.Variable], scope_list: Sequence[str]
 
 
 @contextlib.contextmanager
-def _layer_modes(scope_list: Sequence[str] | None, root: str, batch_norm_decay: float | None
-                 ) -> Iterator[list[str]]:
+def _layer_modes(scope_list: Sequence[str] | None, root: str, batch_norm_decay: float | None,
+                 freeze_batch_norm: bool = False) -> Iterator[list[str]]:
     """While building a net: slim.batch_norm and slim.dropout outside `scope_list` (relative to `root`) get
-    is_training=False (None: every layer keeps the net's mode), and batch_norm gets `decay` when given.
+    is_training=False (None: every layer keeps the net's mode), and batch_norm gets `decay` when given;
+    freeze_batch_norm: every batch_norm gets is_training=False (its statistics neither used from the batch nor
+    updated), whatever the scopes.
 
     Yields the list (filled as the net builds) of the BatchNorm layers left in training mode.
     """
@@ -91,7 +87,8 @@ def _layer_modes(scope_list: Sequence[str] | None, root: str, batch_norm_decay: 
     originals = {layer: getattr(modules[-1], layer) for layer in _MODE_LAYERS}
     training_bn: list[str] = []
     in_training = None if scope_list is None else (lambda name: scopes.matching_scope(name, scope_list, root))
-    wrapped = {"batch_norm": _scoped_mode(originals["batch_norm"], "BatchNorm", in_training, training_bn,
+    bn_in_training = (lambda name: False) if freeze_batch_norm else in_training
+    wrapped = {"batch_norm": _scoped_mode(originals["batch_norm"], "BatchNorm", bn_in_training, training_bn,
                                           {} if batch_norm_decay is None else {"decay": batch_norm_decay}),
                "dropout": _scoped_mode(originals["dropout"], "Dropout", in_training, [], {})}
     try:
@@ -152,8 +149,10 @@ class TrainGraph:
 
 def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int, scope_list: Sequence[str], *,
                  weight_decay: float, train_bn_stats: bool, batch_norm_decay: float | None = None,
-                 total_steps: int | None = None, input_range=None) -> tuple[tf.Tensor, dict]:
-    """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats).
+                 total_steps: int | None = None, input_range=None, freeze_batch_norm: bool = False
+                 ) -> tuple[tf.Tensor, dict]:
+    """The net in training mode inside `scopes`, inference mode outside (unless train_bn_stats); with
+    freeze_batch_norm every BatchNorm in inference mode (a checkpoint whose BatchNorm is folded).
 
     batch_norm_decay overrides the net's BatchNorm moving-average decay (e.g. for short runs from scratch).
     total_steps: the run's length, for nets whose regularisation follows training progress (NASNet's drop path).
@@ -162,7 +161,8 @@ def build_logits(spec: nets_factory.NetSpec, images: tf.Tensor, num_classes: int
                                              total_training_steps=total_steps)
     # a hub backbone runs in training mode only when it trains (or with train_bn_stats)
     backbone_training = train_bn_stats or bool(scopes.matching_scope(hub.BACKBONE_SCOPE, scope_list, spec.scope))
-    with _layer_modes(None if train_bn_stats else scope_list, spec.scope, batch_norm_decay) as training_bn:
+    with _layer_modes(None if train_bn_stats else scope_list, spec.scope, batch_norm_decay,
+                      freeze_batch_norm) as training_bn:
         logits, end_points = network_fn(images, **hub.net_kwargs(spec.name, input_range, backbone_training))
     if not train_bn_stats:
         _check_frozen_batch_norm(images.graph, images.graph.get_name_scope(), training_bn)
@@ -212,7 +212,7 @@ def build_train_graph(config: RunConfig, spec: nets_factory.NetSpec, images: tf.
             logits, end_points = build_logits(spec, precision.cast(tower_images), num_classes, scope_list,
                                               weight_decay=config.weight_decay, train_bn_stats=config.train_bn_stats,
                                               batch_norm_decay=config.batch_norm_decay, total_steps=max_steps,
-                                              input_range=input_range)
+                                              input_range=input_range, freeze_batch_norm=run_scopes.freeze_batch_norm)
         end_points = {k: tf.cast(v, tf.float32) for k, v in end_points.items() if k == AUX_LOGITS}
         logits = tf.cast(logits, tf.float32)
         loss = classification_loss(logits, end_points, tower_labels, num_classes, config.label_smoothing)

@@ -116,7 +116,18 @@ def begin(run, model_variables: Sequence[tf.Variable], resume_from: str | None, 
         return WarmStart(text=plan.table(), report=restore_report(plan), plan=plan)
     if hub.is_hub(config.net):
         return hub_backbone(config.net, model_variables)
-    return Scratch(text=f"No --ckpt: {config.net} trains from scratch.")
+    return Scratch(text=scratch_text(run))
+
+
+def scratch_text(run) -> str:
+    """The line of a start from scratch: what trains, and why (RunConfig: every layer unless --trainable says)."""
+    config, frozen = run.config, set(run.scopes.net) - set(run.scopes.trainable)
+    if config.trainable_defaulted:
+        return f"No --ckpt: {config.net} trains from scratch, every layer (--trainable all, the default without --ckpt)."
+    text = f"No --ckpt: {config.net} trains from scratch, --trainable {','.join(config.trainable)}"
+    if config.allow_random_trunk and frozen:
+        return text + " (--allow-random-trunk: the layers outside it stay at their random initial values)."
+    return text + "."
 
 
 def restore_report(plan) -> dict:
@@ -126,20 +137,32 @@ def restore_report(plan) -> dict:
 
 def hub_backbone(net: str, model_variables: Sequence[tf.Variable]) -> HubBackbone:
     """The start of a hub:PATH net: the backbone from the SavedModel, the rest freshly initialized; its report
-    in the warm start's schema."""
-    path = hub.inspect(hub.handle_of(net)).path
+    in the warm start's schema. A SavedModel that does not list its variables (nets.hub) still brings them: they
+    are the graph's variables under the backbone's scope that are no model variables, reported as restored (their
+    initializers read the SavedModel) with a note that they stay frozen."""
+    model = hub.inspect(hub.handle_of(net))
     restored = [v for v in model_variables if scopes.scope_matches(hub.BACKBONE_SCOPE, v.op.name)]
     new = [v for v in model_variables if v not in restored]
+    unlisted = [v for v in tf.global_variables() if model.unlisted and v not in restored  # not optimizer slots:
+                and scopes.scope_matches(hub.BACKBONE_SCOPE, v.op.name)       # `<listed variable>/Momentum`
+                and not scopes.matching_scope(v.op.name, [r.op.name for r in restored])]
 
     def entry(variable: tf.Variable, status: str) -> dict:
-        return {"variable": variable.op.name, "shape": variable.shape.as_list(), "status": status,
-                **({} if status == "restored" else {"reason": "not in the hub SavedModel"}),
+        note = {"restored": {}, "new": {"reason": "not in the hub SavedModel"},
+                "unlisted": {"reason": "the SavedModel does not list it: it runs as saved, frozen"}}[status]
+        return {"variable": variable.op.name, "shape": variable.shape.as_list(),
+                "status": "restored" if status == "unlisted" else status, **note,
                 "size": variable.shape.num_elements() or 0}
 
-    summary = f"{len(restored)} of {len(model_variables)} variables restored from the hub SavedModel {path}"
-    values = {"checkpoint": path, "source": SOURCE_HUB, "summary": summary, "options": {}, "rules": [],
-              "restored": [entry(v, "restored") for v in restored], "renamed": [], "skipped": [],
-              "fresh": [entry(v, "new") for v in new], "errors": [], "unused": []}
+    total = len(restored) + len(unlisted) + len(new)
+    summary = f"{len(restored) + len(unlisted)} of {total} variables restored from the hub SavedModel {model.path}"
+    if unlisted:
+        summary += (f"; it does not list {len(unlisted)} of them ({sum(v.shape.num_elements() or 0 for v in unlisted)} "
+                    "parameters; no `variables`/`trainable_variables` attributes): the backbone runs on them as "
+                    "saved and cannot train")
+    values = {"checkpoint": model.path, "source": SOURCE_HUB, "summary": summary, "options": {}, "rules": [],
+              "restored": [entry(v, "restored") for v in restored] + [entry(v, "unlisted") for v in unlisted],
+              "renamed": [], "skipped": [], "fresh": [entry(v, "new") for v in new], "errors": [], "unused": []}
     report = {key: values[key] for key in REPORT_KEYS}
     text = "\n".join([summary, *(f"  new       {v.op.name} {v.shape.as_list()}" for v in new)])
     return HubBackbone(text=text, report=report)

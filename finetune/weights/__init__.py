@@ -27,6 +27,8 @@ from finetune.runs.files import write_json
 FORMATS = choices.WEIGHT_FORMATS
 NUM_CHECK_IMAGES = 2
 CONVERSION_SUFFIX = ".conversion.json"  # beside a checkpoint convert-weights wrote: what it was verified against
+# ... which training reads (finetune.train.resolve): "net", "image_size" (the size verified at, the source's) and
+# "batch_norm_folded" (true: BatchNorm must stay in inference mode, its statistics identity placeholders)
 _CHECKPOINT_FILE = re.compile(r"\.(index|data-\d+-of-\d+)$")
 
 
@@ -59,6 +61,7 @@ class Source:
     net_kwargs: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     absent_scopes: tuple[str, ...] = ()  # net scopes the file has no weights for: not written (they start fresh)
+    batch_norm_folded: bool = False  # BatchNorm written as identity around a folded bias: exact only while frozen
 
 
 @dataclass
@@ -289,7 +292,8 @@ def convert(source_format: str, path: str, net: str, output: str, image_paths: S
         _remove_checkpoint(staging)
     result = dataclasses.replace(result, checkpoint=output)
     write_json(output + CONVERSION_SUFFIX,
-               dict(result.__dict__) | {"source": str(path), "format": source_format})
+               dict(result.__dict__) | {"source": str(path), "format": source_format,
+                                        "batch_norm_folded": source.batch_norm_folded})
     return result
 
 

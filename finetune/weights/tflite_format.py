@@ -194,11 +194,13 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
         end_point="Logits" if logits is not None else "Predictions",
         tolerance=TOLERANCE_STEPS * step if step else 1e-4,
         relative=not step,
+        batch_norm_folded=True,
         notes=[
             "BatchNorm is folded in the source: it is written as identity (gamma 1, mean 0, variance 1 - epsilon, "
-            "beta = the folded bias); fine-tune with BatchNorm frozen (no --train-bn-stats, BatchNorm outside "
-            "--trainable).",
-            f"the source was trained at {height} px: give --image-size {height} to train, eval and export.",
+            "beta = the folded bias); training keeps BatchNorm frozen (in inference mode, also in --trainable "
+            "scopes; no --train-bn-stats), as this record says (batch_norm_folded).",
+            f"the source was trained at {height} px: training takes {height} px from this record unless "
+            "--image-size says otherwise.",
             f"dequantized from {input_detail['dtype'].__name__} weights: logits match the TFLite runtime up to "
             f"its activation rounding ({TOLERANCE_TEXT}).",
         ],
