@@ -246,7 +246,8 @@ def _pair(keras_unit: _Unit, slim_unit: _Unit, shapes: dict, epsilons: dict, net
     return {name: np.asarray(value, np.float32) for name, value in values.items()}
 
 
-def read(path: str, spec, image_size: int | None = None) -> Source:
+def _family(spec, image_size: int | None):
+    """(keras.applications family, image size) of a zoo net; ConversionError when Keras has none or too small."""
     if spec.name in REFUSED:
         raise ConversionError(f"--from keras cannot give {spec.name}: {REFUSED[spec.name]}.")
     if spec.name not in FAMILIES:
@@ -256,15 +257,14 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     size = image_size or spec.image_size
     if size < family.min_size:
         raise ConversionError(f"--image-size {size} is too small for {spec.name}: give at least {family.min_size}.")
-    model, include_top, creation_order = _model(family, path, size, spec.name)
-    num_classes = int(model.output.shape[-1]) if include_top else 0
-    if include_top and family.bgr and size != 224:
-        raise ConversionError(f"{spec.name} with its classifier runs at 224 px only (fc6 is a 7x7 convolution): "
-                              f"drop --image-size or give 224.")
-    net_kwargs = dict(family.net_kwargs) if num_classes else {}
+    return family, size
+
+
+def _values(path: str, spec, family, model, creation_order, num_classes: int, size: int, net_kwargs: dict,
+            absent: tuple) -> dict[str, np.ndarray]:
+    """The slim variables' values, Keras' layers paired in creation order with the net's units."""
     shapes = _net_variables(spec.name, num_classes, size, net_kwargs)
     epsilons = batch_norm_epsilons(spec.name, num_classes, size, net_kwargs)
-    absent = () if include_top else family.notop_absent
     keras_units = _keras_units(model, creation_order)
     slim_units = [u for u in _slim_units(shapes) if scopes.matching_scope(u.name, absent) is None]
     if len(keras_units) != len(slim_units):
@@ -277,9 +277,12 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     first = slim_units[0].kernel
     if family.bgr:
         values[first] = values[first][:, :, ::-1, :].copy()  # the net takes RGB where Keras took BGR
+    return values
 
-    keras = _keras()
-    preprocess = getattr(keras.applications, family.module).preprocess_input
+
+def _runtime(family, model):
+    """(net_inputs, reference): Keras' preprocessing as the slim net's inputs, and Keras' outputs."""
+    preprocess = getattr(_keras().applications, family.module).preprocess_input
 
     def keras_inputs(images: np.ndarray) -> np.ndarray:
         return np.asarray(preprocess(images.astype(np.float32).copy()), np.float32)
@@ -291,6 +294,10 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
     def reference(images: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(keras_inputs(images), verbose=0), np.float64)
 
+    return net_inputs, reference
+
+
+def _notes(family, num_classes: int, absent: tuple, net_kwargs: dict) -> list[str]:
     notes = []
     if num_classes:
         notes.append(f"Keras' classifier has {num_classes} classes (no background class): build and fine-tune "
@@ -307,6 +314,21 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
         notes.append("Keras' VGG takes BGR minus (103.939, 116.779, 123.68); the first convolution's input channels "
                      "are reversed so the net takes RGB; the zoo's vgg preprocessing subtracts (123.68, 116.78, "
                      "103.94), 0.001 off Keras' in two channels.")
+    return notes
+
+
+def read(path: str, spec, image_size: int | None = None) -> Source:
+    family, size = _family(spec, image_size)
+    model, include_top, creation_order = _model(family, path, size, spec.name)
+    num_classes = int(model.output.shape[-1]) if include_top else 0
+    if include_top and family.bgr and size != 224:
+        raise ConversionError(f"{spec.name} with its classifier runs at 224 px only (fc6 is a 7x7 convolution): "
+                              f"drop --image-size or give 224.")
+    net_kwargs = dict(family.net_kwargs) if num_classes else {}
+    absent = () if include_top else family.notop_absent
+    values = _values(path, spec, family, model, creation_order, num_classes, size, net_kwargs, absent)
+    net_inputs, reference = _runtime(family, model)
+    notes = _notes(family, num_classes, absent, net_kwargs)
     return Source(
         values=values,
         num_classes=num_classes,

@@ -107,61 +107,77 @@ def _layer_scope(name: str, net_scope: str) -> str:
     return scope[len(net_scope) + 1:] if scope.startswith(net_scope + "/") else scope
 
 
-def read(path: str, spec, image_size: int | None = None) -> Source:
-    interpreter = _interpreter(path)
-    tensors = _Tensors(interpreter)
+def _image_input(path: str, interpreter, image_size: int | None) -> tuple[dict, int]:
+    """(the input's detail, its size) of a TFLite model with one square image input; ConversionError otherwise."""
     inputs = interpreter.get_input_details()
     if len(inputs) != 1 or len(inputs[0]["shape"]) != 4:
         raise ConversionError(f"{path}: want one image input [1, H, W, 3], got {[list(d['shape']) for d in inputs]}.")
-    input_detail = inputs[0]
-    _, height, width, _ = (int(d) for d in input_detail["shape"])
+    _, height, width, _ = (int(d) for d in inputs[0]["shape"])
     if height != width:
         raise ConversionError(f"{path}: input is {height}x{width}; only square inputs are supported.")
     if image_size and image_size != height:
         raise ConversionError(f"{path} runs at {height} px only: drop --image-size or give {height}.")
+    return inputs[0], height
 
+
+def _classifier(path: str, interpreter, tensors: _Tensors) -> tuple[int, dict | None]:
+    """(the class count, the logits tensor's detail or None): the logits are the [1, classes] activation that
+    feeds the output softmax (not the output itself)."""
     classifier = tensors.find(tuple("Logits/Conv2d_1c_1x1/" + s for s in _WEIGHT_SUFFIXES))
     if classifier is None:
         raise ConversionError(f"{path} has no TF-Slim classifier tensor (Logits/Conv2d_1c_1x1/weights_quant): "
                               f"it is not a TF-Slim net converted to TFLite.")
     num_classes = int(classifier["shape"][0])
-    # The logits: the [1, classes] activation that feeds the output softmax (not the output itself).
     output_index = interpreter.get_output_details()[0]["index"]
     logits = next((d for d in tensors.details if list(d["shape"]) == [1, num_classes] and d["dtype"] != np.int32
                    and d["index"] != output_index), None)
+    return num_classes, logits
 
-    published = spec.published_variables()
+
+def _variable_values(path: str, spec, interpreter, tensors: _Tensors, num_classes: int,
+                     height: int) -> dict[str, np.ndarray]:
+    """Every published variable of `spec` from the model's tensors: weights dequantized into slim's layout,
+    biases, and folded BatchNorm written as identity with the folded bias as beta."""
     epsilons = batch_norm_epsilons(spec.name, num_classes, height)
     values: dict[str, np.ndarray] = {}
     unmatched = []
-    for name, shape in published.items():
+    for name, shape in spec.published_variables().items():
         if spec.num_classes != num_classes and scopes.scope_matches("Logits", name, spec.scope):
             shape = shape[:-1] + (num_classes,)
-        layer = _layer_scope(name, spec.scope)
-        leaf = name.rsplit("/", 1)[1]
-        if leaf in ("weights", "depthwise_weights"):
-            detail = tensors.find(tuple(f"{layer}/{s}" for s in _WEIGHT_SUFFIXES))
-            if detail is not None:
-                values[name] = _to_slim_layout(_dequantize(interpreter, detail), shape, name, spec.name)
-        elif leaf in ("biases", "beta"):
-            ending = f"{layer}/BatchNorm_Fold/bias" if leaf == "beta" else f"{layer}/biases"
-            detail = tensors.find((ending,))
-            if detail is not None:
-                values[name] = _dequantize(interpreter, detail).reshape(shape)
-        elif leaf == "gamma":
-            values[name] = np.ones(shape, np.float32)
-        elif leaf == "moving_mean":
-            values[name] = np.zeros(shape, np.float32)
-        elif leaf == "moving_variance":
-            epsilon = epsilons.get(name.rsplit("/", 1)[0])
-            if epsilon is not None:
-                values[name] = np.full(shape, 1.0, np.float32) - np.float32(epsilon)
-        if name not in values:
+        value = _variable_value(name, shape, spec, interpreter, tensors, epsilons)
+        if value is None:
             unmatched.append(name)
+        else:
+            values[name] = value
     if unmatched:
         raise ConversionError(f"{path} has no tensor for {len(unmatched)} variables of {spec.name} "
                               f"(e.g. {unmatched[0]}): it is not a quantized {spec.name} (check --net).")
+    return values
 
+
+def _variable_value(name: str, shape: tuple, spec, interpreter, tensors: _Tensors,
+                    epsilons: dict[str, float]) -> np.ndarray | None:
+    layer = _layer_scope(name, spec.scope)
+    leaf = name.rsplit("/", 1)[1]
+    if leaf in ("weights", "depthwise_weights"):
+        detail = tensors.find(tuple(f"{layer}/{s}" for s in _WEIGHT_SUFFIXES))
+        return None if detail is None else _to_slim_layout(_dequantize(interpreter, detail), shape, name, spec.name)
+    if leaf in ("biases", "beta"):
+        detail = tensors.find((f"{layer}/BatchNorm_Fold/bias" if leaf == "beta" else f"{layer}/biases",))
+        return None if detail is None else _dequantize(interpreter, detail).reshape(shape)
+    if leaf == "gamma":
+        return np.ones(shape, np.float32)
+    if leaf == "moving_mean":
+        return np.zeros(shape, np.float32)
+    if leaf == "moving_variance":
+        epsilon = epsilons.get(name.rsplit("/", 1)[0])
+        return None if epsilon is None else np.full(shape, 1.0, np.float32) - np.float32(epsilon)
+    return None
+
+
+def _runtime(interpreter, input_detail: dict, output: dict):
+    """(net_inputs, reference): the source's input convention as the slim net's inputs, and the TFLite runtime's
+    dequantized outputs of images [N, H, W, 3] in [0, 255]."""
     in_params = input_detail["quantization_parameters"]
     in_scale = float(in_params["scales"][0]) if in_params["scales"].size else 1.0
     in_zero = float(in_params["zero_points"][0]) if in_params["zero_points"].size else 0.0
@@ -170,8 +186,6 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
         if input_detail["dtype"] == np.uint8:
             return ((images.astype(np.float32) - in_zero) * in_scale).astype(np.float32)
         return images.astype(np.float32) / 127.5 - 1.0
-
-    output = logits if logits is not None else interpreter.get_output_details()[0]
 
     def reference(images: np.ndarray) -> np.ndarray:
         rows = []
@@ -183,6 +197,17 @@ def read(path: str, spec, image_size: int | None = None) -> Source:
             rows.append(_dequantize(interpreter, output).reshape(-1))
         return np.stack(rows)
 
+    return net_inputs, reference
+
+
+def read(path: str, spec, image_size: int | None = None) -> Source:
+    interpreter = _interpreter(path)
+    tensors = _Tensors(interpreter)
+    input_detail, height = _image_input(path, interpreter, image_size)
+    num_classes, logits = _classifier(path, interpreter, tensors)
+    values = _variable_values(path, spec, interpreter, tensors, num_classes, height)
+    output = logits if logits is not None else interpreter.get_output_details()[0]
+    net_inputs, reference = _runtime(interpreter, input_detail, output)
     params = output["quantization_parameters"]
     step = float(params["scales"][0]) if params["scales"].size else 0.0
     return Source(
