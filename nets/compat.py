@@ -48,17 +48,12 @@ def _flush_stderr() -> None:
 
 
 @contextlib.contextmanager
-def quiet_startup():
-    """Hold file descriptor 2 in a temporary file for the block, then write back every line but the
-    start-up chatter above (errors, tracebacks and anything else come through, in order).
-
-    Off when TF_CPP_MIN_LOG_LEVEL is below 2 (the user asked for TensorFlow's INFO or WARNING lines).
-    """
+def _filtered_stderr(drop):
+    """Hold file descriptor 2 (the C++ runtime's stderr, which Python's sys.stderr cannot catch) in a temporary
+    file for the block, then write back its text less the lines `drop(line, text)` says to drop."""
     try:
-        saved = os.dup(2) if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "2" else None
+        saved = os.dup(2)
     except OSError:  # no stderr at all (a closed fd 2): nothing to filter
-        saved = None
-    if saved is None:
         yield
         return
     _flush_stderr()
@@ -72,13 +67,25 @@ def quiet_startup():
                 os.dup2(saved, 2)
                 held.seek(0)
                 text = held.read().decode(errors="replace")
-                no_driver = _NO_CUDA_DRIVER in text
-                kept = "".join(line for line in text.splitlines(keepends=True) if not _startup_chatter(line, no_driver))
-                data = kept.encode()
+                data = "".join(line for line in text.splitlines(keepends=True) if not drop(line, text)).encode()
                 while data:
                     data = data[os.write(2, data):]
     finally:
         os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_startup():
+    """Every line the block writes to file descriptor 2 but the start-up chatter above (errors, tracebacks and
+    anything else come through, in order).
+
+    Off when TF_CPP_MIN_LOG_LEVEL is below 2 (the user asked for TensorFlow's INFO or WARNING lines).
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "2":
+        yield
+        return
+    with _filtered_stderr(lambda line, text: _startup_chatter(line, _NO_CUDA_DRIVER in text)):
+        yield
 
 
 with quiet_startup():
@@ -139,30 +146,10 @@ TFLITE_DELEGATE_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate"
 
 @contextlib.contextmanager
 def without_stderr_lines(prefixes: tuple[str, ...] = (TFLITE_DELEGATE_NOTICE,)):
-    """What the block writes to file descriptor 2 (the C++ runtime's stderr, which Python's sys.stderr cannot
-    catch), written back after it less the lines starting with one of `prefixes` (by default the TFLite
-    runtime's notice that it made its default XNNPACK delegate)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to filter
+    """What the block writes to file descriptor 2, less the lines starting with one of `prefixes` (by default
+    the TFLite runtime's notice that it made its default XNNPACK delegate)."""
+    with _filtered_stderr(lambda line, text: line.startswith(prefixes)):
         yield
-        return
-    _flush_stderr()
-    try:
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                yield
-            finally:
-                _flush_stderr()
-                os.dup2(saved, 2)
-                held.seek(0)
-                lines = held.read().decode(errors="replace").splitlines(keepends=True)
-                data = "".join(line for line in lines if not line.startswith(prefixes)).encode()
-                while data:
-                    data = data[os.write(2, data):]
-    finally:
-        os.close(saved)
 
 
 __all__ = ["apply", "slim", "tf", "without_stderr_lines"]

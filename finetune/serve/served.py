@@ -98,7 +98,38 @@ def encode(pixels: np.ndarray, image_format: str) -> bytes:
     return buffer.getvalue()
 
 
-class ServedModel:
+class ImageModel:
+    """What predict and bench use of a loaded model, whatever runs it: `run_images` (the subclass's),
+    `probabilities`, evaluation's decoder, and closing."""
+
+    _decoder: Decoder | None = None
+
+    def run_images(self, images: Sequence) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def probabilities(self, images: Sequence) -> np.ndarray:
+        """Probabilities [N, classes] of model inputs in order, whatever their sizes."""
+        return self.run_images(images)["probabilities"]
+
+    def decode(self, encoded: bytes) -> np.ndarray:
+        """An image file's bytes as evaluation decodes them: uint8 [h, w, 3]."""
+        if self._decoder is None:
+            self._decoder = Decoder()
+        return self._decoder(encoded)
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ServedModel(ImageModel):
     """An exported .pb or SavedModel directory loaded as a client loads it, in its own graph and session,
     with its class names."""
 
@@ -164,26 +195,9 @@ class ServedModel:
                 rows[index] = {name: value[position] for name, value in outputs.items()}
         return {name: np.stack([row[name] for row in rows]) for name in OUTPUTS}
 
-    def probabilities(self, images: Sequence) -> np.ndarray:
-        """Probabilities [N, classes] of model inputs in order, whatever their sizes."""
-        return self.run_images(images)["probabilities"]
-
-    def decode(self, encoded: bytes) -> np.ndarray:
-        """An image file's bytes as evaluation decodes them: uint8 [h, w, 3]."""
-        if self._decoder is None:
-            self._decoder = Decoder()
-        return self._decoder(encoded)
-
     def close(self) -> None:
-        if self._decoder is not None:
-            self._decoder.close()
+        super().close()
         self.session.close()
-
-    def __enter__(self) -> ServedModel:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class Decoder:

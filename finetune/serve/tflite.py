@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune.serve.graph import INPUT, OUTPUTS
-from finetune.serve.served import Decoder, model_labels
+from finetune.serve.served import ImageModel, model_labels
 from nets.compat import tf, without_stderr_lines
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
@@ -110,7 +110,7 @@ def fit(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize((size, size), Image.BILINEAR), np.uint8)
 
 
-class TFLiteModel:
+class TFLiteModel(ImageModel):
     """A .tflite that `finetune export --tflite` wrote, with ServedModel's interface (see the module docstring)."""
 
     input_type = "float"  # fed decoded pixels, as a float-input .pb
@@ -129,7 +129,6 @@ class TFLiteModel:
         self.outputs = {name: outputs[name] for name in OUTPUTS}
         self.image_size = shape[1]
         self.num_classes = int(self.outputs["probabilities"]["shape"][-1])
-        self._decoder = None
 
     @property
     def labels(self) -> list[str]:
@@ -156,22 +155,3 @@ class TFLiteModel:
     def run_images(self, images: Sequence) -> dict[str, np.ndarray]:
         """The outputs for decoded images of any sizes, in order, each resized to the model's size (`fit`)."""
         return self.run(np.stack([fit(image, self.image_size) for image in images]))
-
-    def probabilities(self, images: Sequence) -> np.ndarray:
-        return self.run_images(images)["probabilities"]
-
-    def decode(self, encoded: bytes) -> np.ndarray:
-        """An image file's bytes as evaluation decodes them: uint8 [h, w, 3]."""
-        if self._decoder is None:
-            self._decoder = Decoder()
-        return self._decoder(encoded)
-
-    def close(self) -> None:
-        if self._decoder is not None:
-            self._decoder.close()
-
-    def __enter__(self) -> TFLiteModel:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
