@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.runs import QUICK_NET as NET
+from helpers.runs import assert_frozen_bit_equal as _assert_frozen_bit_equal
+from helpers.runs import checkpoint_steps as _steps
 from helpers.runs import checkpoint_values as _values
 
 from finetune import cli
@@ -55,19 +57,6 @@ def base_run(dataset, source, tmp_path_factory) -> Path:
 
 def _copy(run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(run, tmp_path / "run"))
-
-
-def _assert_frozen_bit_equal(checkpoint: str, source: str) -> None:
-    """Every variable outside the classifier equals the source checkpoint's, bit for bit."""
-    pretrained, trained = _values(source), _values(checkpoint)
-    frozen = [n for n in pretrained if not n.startswith("MobilenetV1/Logits") and n != "global_step"]
-    assert len(frozen) > 100 and any(n.endswith("moving_variance") for n in frozen)
-    for name in frozen:
-        np.testing.assert_array_equal(trained[name], pretrained[name], err_msg=name)
-
-
-def _steps(train_dir: Path) -> list[int]:
-    return sorted(int(p.name[len("model.ckpt-"):-len(".index")]) for p in train_dir.glob("model.ckpt-*.index"))
 
 
 def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:

@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from helpers.runs import QUICK_NET as NET
-from helpers.runs import checkpoint_values as _values
+from helpers.runs import assert_frozen_bit_equal as _assert_frozen_bit_equal
+from helpers.runs import checkpoint_steps as _steps
 
 from nets.compat import tf
 
@@ -30,19 +30,6 @@ SUBPROCESS_TIMEOUT = 240
 def source(pretrained) -> str:
     """The 'pretrained' checkpoint: the net with 1001 classes and random, physically valid values (conftest)."""
     return pretrained
-
-
-def _assert_frozen_bit_equal(checkpoint: str, source: str) -> None:
-    """Every variable outside the classifier equals the source checkpoint's, bit for bit."""
-    pretrained, trained = _values(source), _values(checkpoint)
-    frozen = [n for n in pretrained if not n.startswith("MobilenetV1/Logits") and n != "global_step"]
-    assert len(frozen) > 100 and any(n.endswith("moving_variance") for n in frozen)
-    for name in frozen:
-        np.testing.assert_array_equal(trained[name], pretrained[name], err_msg=name)
-
-
-def _steps(train_dir: Path) -> list[int]:
-    return sorted(int(p.name[len("model.ckpt-"):-len(".index")]) for p in train_dir.glob("model.ckpt-*.index"))
 
 
 def _command(dataset: str, source: str, run: Path, max_steps: int, keep: int = 3,

@@ -25,6 +25,20 @@ def checkpoint_values(checkpoint: str) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
+def checkpoint_steps(train_dir: Path) -> list[int]:
+    """The steps of the model.ckpt-N checkpoints in `train_dir`, sorted."""
+    return sorted(int(p.name[len("model.ckpt-"):-len(".index")]) for p in Path(train_dir).glob("model.ckpt-*.index"))
+
+
+def assert_frozen_bit_equal(checkpoint: str, source: str, classifier: str = "MobilenetV1/Logits") -> None:
+    """Every variable outside the classifier equals the source checkpoint's, bit for bit."""
+    pretrained, trained = checkpoint_values(source), checkpoint_values(checkpoint)
+    frozen = [n for n in pretrained if not n.startswith(classifier) and n != "global_step"]
+    assert len(frozen) > 100 and any(n.endswith("moving_variance") for n in frozen)
+    for name in frozen:
+        np.testing.assert_array_equal(trained[name], pretrained[name], err_msg=name)
+
+
 def make_train_dir(train_dir: Path, dataset: Path, *, net: str = QUICK_NET, image_size: int = IMAGE_SIZE,
                    class_names=CLASSES, step: int = 7, seed: int = 0) -> Path:
     """A train dir as training writes it: a random-weight checkpoint model.ckpt-STEP, run_config.json, labels.txt.
