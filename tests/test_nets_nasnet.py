@@ -219,9 +219,9 @@ def _same_image_batch(size: int = 64, batch: int = 8) -> tf.Tensor:
 
 def _rows_identical(features: np.ndarray) -> bool:
     """Every row equals the first up to float rounding: oneDNN's kernels on some CPUs (this AMD EPYC) give copies
-    of one image ~1e-6 apart in a batch; a dropped path changes a row by the path's whole contribution."""
+    of one image up to ~1e-4 apart in a batch (after training-mode BatchNorm); a dropped path changes a row by the path's whole contribution."""
     scale = float(np.abs(features).max())
-    return bool(np.allclose(features, features[:1], rtol=1e-4, atol=1e-5 * scale))
+    return bool(np.allclose(features, features[:1], rtol=1e-3, atol=1e-3 * scale))
 
 
 @pytest.mark.slow

@@ -82,7 +82,7 @@ def test_weights_are_the_dequantized_tensors_and_batch_norm_is_identity():
 def test_converted_checkpoint_restores_every_variable_and_says_batch_norm_is_frozen(converted):
     checkpoint, stdout = converted
     assert "137 variables of mobilenet_v1_025" in stdout and "top-1 agreement 100%" in stdout
-    assert "BatchNorm frozen" in stdout and "--image-size 128" in stdout
+    assert "BatchNorm frozen" in stdout and "128 px" in stdout
     info = json.loads(Path(checkpoint + ".conversion.json").read_text())
     assert info["max_difference"] <= info["tolerance"] and info["images"] == len(PHOTOS)
     inspected = _cli("inspect", checkpoint, "--net", NET)
